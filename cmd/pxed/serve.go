@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"pxed/internal/bootfs"
+	"pxed/internal/config"
+	"pxed/internal/httpboot"
+	"pxed/internal/tftp"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// serveFlags binds every `pxed serve` flag to a config key. A flag the user
+// sets overrides the config file; one left alone does not.
+type serveFlags struct {
+	fs         *flag.FlagSet
+	configFile string
+	apply      map[string]func(*config.Config) // flag name -> override
+	keys       map[string]string               // flag name -> config key, for errors
+}
+
+func newServeFlags(stderr io.Writer) *serveFlags {
+	f := &serveFlags{fs: flag.NewFlagSet("serve", flag.ContinueOnError), apply: map[string]func(*config.Config){}, keys: map[string]string{}}
+	f.fs.SetOutput(stderr)
+	d := config.Default()
+	f.fs.StringVar(&f.configFile, "config", "", "native YAML config `file` (optional; flags override it)")
+
+	str := func(name, key, def, help string, set func(*config.Config, string)) {
+		v := f.fs.String(name, def, help)
+		f.keys[name] = key
+		f.apply[name] = func(c *config.Config) { set(c, *v) }
+	}
+	integer := func(name, key string, def int, help string, set func(*config.Config, int)) {
+		v := f.fs.Int(name, def, help)
+		f.keys[name] = key
+		f.apply[name] = func(c *config.Config) { set(c, *v) }
+	}
+	boolean := func(name, key string, def bool, help string, set func(*config.Config, bool)) {
+		v := f.fs.Bool(name, def, help)
+		f.keys[name] = key
+		f.apply[name] = func(c *config.Config) { set(c, *v) }
+	}
+	duration := func(name, key string, def time.Duration, help string, set func(*config.Config, time.Duration)) {
+		v := f.fs.Duration(name, def, help)
+		f.keys[name] = key
+		f.apply[name] = func(c *config.Config) { set(c, *v) }
+	}
+
+	str("tftp-root", "tftp.root", d.TFTP.Root, "boot tree `dir`ectory served by TFTP and HTTP (a jail, like tftp-hpa --secure)",
+		func(c *config.Config, v string) { c.TFTP.Root = v })
+	str("tftp-addr", "tftp.addr", d.TFTP.Addr, "TFTP listen `HOST:PORT` (empty disables TFTP)",
+		func(c *config.Config, v string) { c.TFTP.Addr = v })
+	str("http-addr", "http.addr", d.HTTP.Addr, "HTTP listen `HOST:PORT` (empty disables HTTP)",
+		func(c *config.Config, v string) { c.HTTP.Addr = v })
+	str("state-dir", "state-dir", d.StateDir, "`dir`ectory for durable state (leases, host states)",
+		func(c *config.Config, v string) { c.StateDir = v })
+	str("dhcpd-conf", "dhcp.dhcpd-conf", "", "ISC dhcpd.conf `file` to serve DHCP from (DHCP is not in this release yet)",
+		func(c *config.Config, v string) { c.DHCP.DHCPDConf = v })
+	boolean("tftp-single-port", "tftp.single-port", d.TFTP.SinglePort, "serve every TFTP transfer from the listening port (for NAT and firewalls)",
+		func(c *config.Config, v bool) { c.TFTP.SinglePort = v })
+	integer("tftp-max-blksize", "tftp.max-blksize", d.TFTP.MaxBlksize, "largest TFTP block size granted (8..65464)",
+		func(c *config.Config, v int) { c.TFTP.MaxBlksize = v })
+	boolean("tftp-mtu-clamp", "tftp.mtu-clamp", d.TFTP.MTUClamp, "clamp TFTP block size to the MTU of the interface the request came in on",
+		func(c *config.Config, v bool) { c.TFTP.MTUClamp = v })
+	integer("tftp-max-windowsize", "tftp.max-windowsize", d.TFTP.MaxWindowsize, "largest RFC 7440 window granted (1..65535)",
+		func(c *config.Config, v int) { c.TFTP.MaxWindowsize = v })
+	duration("tftp-timeout", "tftp.timeout", d.TFTP.Timeout, "TFTP retransmission timeout when the client does not negotiate one",
+		func(c *config.Config, v time.Duration) { c.TFTP.Timeout = v })
+	integer("tftp-retries", "tftp.retries", d.TFTP.Retries, "TFTP retransmissions before a transfer is abandoned",
+		func(c *config.Config, v int) { c.TFTP.Retries = v })
+	integer("tftp-max-transfers", "tftp.max-transfers", d.TFTP.MaxTransfers, "concurrent TFTP transfers before new requests are refused",
+		func(c *config.Config, v int) { c.TFTP.MaxTransfers = v })
+	duration("shutdown-grace", "shutdown-grace", d.ShutdownGrace, "on SIGTERM/SIGINT, how long in-flight transfers may finish",
+		func(c *config.Config, v time.Duration) { c.ShutdownGrace = v })
+	str("log-level", "log.level", d.Log.Level, "debug, info, warn or error",
+		func(c *config.Config, v string) { c.Log.Level = v })
+	str("log-format", "log.format", d.Log.Format, "text or json",
+		func(c *config.Config, v string) { c.Log.Format = v })
+
+	ifaces := &stringList{}
+	f.fs.Var(ifaces, "interface", "network interface `name` to serve DHCP on (repeatable; DHCP is not in this release yet)")
+	f.keys["interface"] = "dhcp.interfaces"
+	f.apply["interface"] = func(c *config.Config) { c.DHCP.Interfaces = append([]string(nil), (*ifaces)...) }
+	return f
+}
+
+// load parses args and returns the configuration they and the config file describe.
+func (f *serveFlags) load(args []string) (*config.Config, error) {
+	if err := f.fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if f.fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
+	}
+	c := config.Default()
+	if f.configFile != "" {
+		var err error
+		if c, err = config.Load(f.configFile); err != nil {
+			return nil, err
+		}
+	}
+	f.fs.Visit(func(fl *flag.Flag) {
+		if apply, ok := f.apply[fl.Name]; ok {
+			apply(c)
+			c.SetByFlag(f.keys[fl.Name])
+		}
+	})
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func newLogger(c *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdServe(args []string, stderr io.Writer) int {
+	f := newServeFlags(stderr)
+	c, err := f.load(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "pxed serve: %v\n", err)
+		return 2
+	}
+	log := newLogger(c, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, c, log, nil); err != nil {
+		log.Error("pxed serve failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// listening reports the addresses serve bound; tests use it with port 0.
+type listening struct {
+	TFTP, HTTP net.Addr
+}
+
+// serve runs the configured servers until ctx ends, then shuts them down
+// gracefully. Every socket is bound before any server starts, so a bad
+// address fails the whole command instead of leaving half a server running.
+func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(listening)) error {
+	if err := os.MkdirAll(c.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state directory: %w (set --state-dir)", err)
+	}
+	if c.DHCP.DHCPDConf != "" || len(c.DHCP.Interfaces) > 0 {
+		log.Warn("DHCP is not implemented in this release: --dhcpd-conf and --interface are accepted and ignored; serving TFTP/HTTP only",
+			"dhcpd-conf", c.DHCP.DHCPDConf, "interfaces", c.DHCP.Interfaces)
+	} else {
+		log.Info("DHCP off: no subnet configured")
+	}
+	if c.TFTP.Addr == "" && c.HTTP.Addr == "" {
+		return errors.New("nothing to serve: both --tftp-addr and --http-addr are empty")
+	}
+	tree, err := bootfs.Open(c.TFTP.Root)
+	if err != nil {
+		return fmt.Errorf("%w (set --tftp-root)", err)
+	}
+	defer tree.Close()
+
+	var ln listening
+	var tftpConn *net.UDPConn
+	if c.TFTP.Addr != "" {
+		network := "udp4"
+		if host, _, _ := net.SplitHostPort(c.TFTP.Addr); strings.Contains(host, ":") {
+			network = "udp6"
+		}
+		ua, err := net.ResolveUDPAddr(network, c.TFTP.Addr)
+		if err != nil {
+			return fmt.Errorf("tftp address: %w", err)
+		}
+		if tftpConn, err = net.ListenUDP(network, ua); err != nil {
+			return fmt.Errorf("tftp: %w", err)
+		}
+		ln.TFTP = tftpConn.LocalAddr()
+	}
+	var httpLn net.Listener
+	if c.HTTP.Addr != "" {
+		if httpLn, err = net.Listen("tcp", c.HTTP.Addr); err != nil {
+			if tftpConn != nil {
+				tftpConn.Close()
+			}
+			return fmt.Errorf("http: %w", err)
+		}
+		ln.HTTP = httpLn.Addr()
+	}
+
+	// A server that fails stops the others: half a boot server is worse than none.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	fail := func(err error) { errs <- err; cancel() }
+	if tftpConn != nil {
+		srv := &tftp.Server{
+			FS:            tree,
+			Root:          tree.Dir(),
+			Logger:        log,
+			SinglePort:    c.TFTP.SinglePort,
+			MaxBlksize:    c.TFTP.MaxBlksize,
+			NoMTUClamp:    !c.TFTP.MTUClamp,
+			MaxWindowsize: c.TFTP.MaxWindowsize,
+			Timeout:       c.TFTP.Timeout,
+			Retries:       c.TFTP.Retries,
+			MaxTransfers:  c.TFTP.MaxTransfers,
+			Grace:         c.ShutdownGrace,
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ctx, tftpConn); err != nil {
+				fail(err)
+			}
+		}()
+		log.Info("tftp listening", "addr", ln.TFTP.String(), "root", tree.Dir(), "single-port", c.TFTP.SinglePort)
+	}
+	if httpLn != nil {
+		hs := &http.Server{
+			Handler:           &httpboot.Files{FS: tree, Logger: log},
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fail(fmt.Errorf("http: %w", err))
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
+			defer cancel()
+			if err := hs.Shutdown(sctx); err != nil {
+				hs.Close()
+			}
+		}()
+		log.Info("http listening", "addr", ln.HTTP.String(), "root", tree.Dir())
+	}
+	if ready != nil {
+		ready(ln)
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "grace", c.ShutdownGrace)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}

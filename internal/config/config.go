@@ -1,0 +1,287 @@
+// Package config is pxed's native YAML configuration: the model, its
+// defaults, and validation whose errors name file:line:column.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything `pxed serve` needs. Its YAML form uses the same names
+// as the command-line flags.
+type Config struct {
+	StateDir      string        `yaml:"state-dir"`
+	ShutdownGrace time.Duration `yaml:"shutdown-grace"`
+	Log           Log           `yaml:"log"`
+	TFTP          TFTP          `yaml:"tftp"`
+	HTTP          HTTP          `yaml:"http"`
+	DHCP          DHCP          `yaml:"dhcp"`
+
+	// file is where the config came from, for messages; empty for defaults.
+	file     string
+	root     *yaml.Node
+	fromFlag map[string]bool
+}
+
+// SetByFlag records that the value at a dotted key path ("tftp.addr") came
+// from a command-line flag, so that errors about it do not point into the file.
+func (c *Config) SetByFlag(path string) {
+	if c.fromFlag == nil {
+		c.fromFlag = map[string]bool{}
+	}
+	c.fromFlag[path] = true
+}
+
+// Log selects the log format and level.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// TFTP configures the TFTP server.
+type TFTP struct {
+	Root          string        `yaml:"root"`
+	Addr          string        `yaml:"addr"` // empty disables TFTP
+	SinglePort    bool          `yaml:"single-port"`
+	MaxBlksize    int           `yaml:"max-blksize"`
+	MTUClamp      bool          `yaml:"mtu-clamp"`
+	MaxWindowsize int           `yaml:"max-windowsize"`
+	Timeout       time.Duration `yaml:"timeout"`
+	Retries       int           `yaml:"retries"`
+	MaxTransfers  int           `yaml:"max-transfers"`
+}
+
+// HTTP configures the HTTP boot server.
+type HTTP struct {
+	Addr string `yaml:"addr"` // empty disables HTTP
+}
+
+// DHCP configures the DHCP server (implemented by a later release; accepted
+// now so that configs and scripts can name it).
+type DHCP struct {
+	DHCPDConf  string   `yaml:"dhcpd-conf"`
+	Interfaces []string `yaml:"interfaces"`
+}
+
+// Default returns the configuration used when neither a file nor a flag says
+// otherwise.
+func Default() *Config {
+	return &Config{
+		StateDir:      "/var/lib/pxed",
+		ShutdownGrace: 5 * time.Second,
+		Log:           Log{Level: "info", Format: "text"},
+		TFTP: TFTP{
+			Root:          "/srv/tftp",
+			Addr:          ":69",
+			MaxBlksize:    65464,
+			MTUClamp:      true,
+			MaxWindowsize: 64,
+			Timeout:       time.Second,
+			Retries:       5,
+			MaxTransfers:  10000,
+		},
+		HTTP: HTTP{Addr: ":8080"},
+	}
+}
+
+// Error is a configuration error with its position.
+type Error struct {
+	File         string
+	Line, Column int // 0 when unknown
+	Msg          string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.File == "" && e.Line == 0:
+		return e.Msg
+	case e.Line == 0:
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	default:
+		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
+	}
+}
+
+// Errors is a list of configuration errors, reported together.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	var b strings.Builder
+	for i, e := range es {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// Load reads a YAML config file over the defaults. Unknown keys, wrong types
+// and invalid values are errors that name file:line:column.
+func Load(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(file, data)
+}
+
+var yamlLineRe = regexp.MustCompile(`^\s*line (\d+): (.*)$`)
+
+// Parse is Load on bytes already read; file names them in errors.
+func Parse(file string, data []byte) (*Config, error) {
+	c := Default()
+	c.file = file
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return c, nil // an empty file is the defaults
+		}
+		return nil, yamlError(file, err)
+	}
+	c.root = &root
+	dec = yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, yamlError(file, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// yamlError turns yaml.v3's messages ("yaml: line 3: ...", or a TypeError
+// with one "line N: ..." per problem) into positioned Errors.
+func yamlError(file string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var es Errors
+		for _, m := range te.Errors {
+			es = append(es, positioned(file, m))
+		}
+		return es
+	}
+	return Errors{positioned(file, strings.TrimPrefix(err.Error(), "yaml: "))}
+}
+
+func positioned(file, msg string) *Error {
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Column: 1, Msg: m[2]}
+	}
+	return &Error{File: file, Msg: msg}
+}
+
+// Validate checks values that YAML types cannot: addresses, ranges. It is
+// called by Load and must be called again after flags override a Config.
+func (c *Config) Validate() error {
+	var es Errors
+	bad := func(path string, format string, args ...any) {
+		line, col := c.position(path)
+		file := c.file
+		if line == 0 {
+			file = "" // set by a flag, not by the file
+		}
+		es = append(es, &Error{File: file, Line: line, Column: col, Msg: fmt.Sprintf(path+": "+format, args...)})
+	}
+	checkAddr := func(path, addr string) {
+		if addr == "" {
+			return
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			bad(path, "%q is not HOST:PORT (%v)", addr, err)
+			return
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad(path, "port %q is not a number in 0..65535", port)
+		}
+		if host != "" && net.ParseIP(strings.Trim(host, "[]")) == nil {
+			bad(path, "host %q must be an IP address (or empty for all addresses)", host)
+		}
+	}
+	if c.StateDir == "" {
+		bad("state-dir", "must not be empty")
+	}
+	if c.ShutdownGrace < 0 {
+		bad("shutdown-grace", "must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	checkAddr("tftp.addr", c.TFTP.Addr)
+	checkAddr("http.addr", c.HTTP.Addr)
+	if (c.TFTP.Addr != "" || c.HTTP.Addr != "") && c.TFTP.Root == "" {
+		bad("tftp.root", "must be set when TFTP or HTTP is enabled")
+	}
+	if c.TFTP.MaxBlksize < 8 || c.TFTP.MaxBlksize > 65464 {
+		bad("tftp.max-blksize", "%d is outside 8..65464 (RFC 2348)", c.TFTP.MaxBlksize)
+	}
+	if c.TFTP.MaxWindowsize < 1 || c.TFTP.MaxWindowsize > 65535 {
+		bad("tftp.max-windowsize", "%d is outside 1..65535 (RFC 7440)", c.TFTP.MaxWindowsize)
+	}
+	if c.TFTP.Timeout < 10*time.Millisecond || c.TFTP.Timeout > 255*time.Second {
+		bad("tftp.timeout", "%s is outside 10ms..255s", c.TFTP.Timeout)
+	}
+	if c.TFTP.Retries < 1 || c.TFTP.Retries > 100 {
+		bad("tftp.retries", "%d is outside 1..100", c.TFTP.Retries)
+	}
+	if c.TFTP.MaxTransfers < 1 {
+		bad("tftp.max-transfers", "must be at least 1")
+	}
+	for i, ifname := range c.DHCP.Interfaces {
+		if ifname == "" {
+			bad(fmt.Sprintf("dhcp.interfaces[%d]", i), "empty interface name")
+		}
+	}
+	if len(es) > 0 {
+		return es
+	}
+	return nil
+}
+
+// position finds the line and column of a dotted key path ("tftp.addr") in
+// the YAML the config came from; 0, 0 when the key is not in the file.
+func (c *Config) position(path string) (int, int) {
+	path, _, _ = strings.Cut(path, "[")
+	if c.root == nil || len(c.root.Content) == 0 || c.fromFlag[path] {
+		return 0, 0
+	}
+	n := c.root.Content[0]
+	for _, key := range strings.Split(path, ".") {
+		if n.Kind != yaml.MappingNode {
+			return 0, 0
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return 0, 0
+		}
+		n = next
+	}
+	return n.Line, n.Column
+}

@@ -1,0 +1,138 @@
+// Package httpboot serves the boot tree over HTTP: the same files and the same
+// jail rules as TFTP, with Range requests, Content-Length and Last-Modified,
+// and no directory listings.
+package httpboot
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"pxed/internal/bootfs"
+)
+
+// Files is an http.Handler for a boot tree.
+type Files struct {
+	FS     fs.FS
+	Logger *slog.Logger
+}
+
+func (h *Files) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ServeHTTP answers GET and HEAD for files in the tree.
+func (h *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &recorder{ResponseWriter: w}
+	status, reason := h.serve(rw, r)
+	if rw.status == 0 {
+		rw.status = status
+	}
+	attrs := []any{
+		"client", r.RemoteAddr, "method", r.Method, "path", r.URL.Path,
+		"status", rw.status, "bytes", rw.bytes, "duration", time.Since(start).Round(time.Microsecond),
+	}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	level := slog.LevelInfo
+	if rw.status >= 400 {
+		level = slog.LevelWarn
+	}
+	h.logger().Log(r.Context(), level, "http request", attrs...)
+}
+
+func (h *Files) serve(w http.ResponseWriter, r *http.Request) (int, string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return http.StatusMethodNotAllowed, ""
+	}
+	name, err := bootfs.CleanName(r.URL.Path, "")
+	if err != nil {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return http.StatusForbidden, err.Error()
+	}
+	f, err := h.FS.Open(name)
+	if err != nil {
+		return h.fail(w, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return h.fail(w, err)
+	}
+	if fi.IsDir() {
+		http.Error(w, "not found", http.StatusNotFound)
+		return http.StatusNotFound, "is a directory (no listings)"
+	}
+	rs, ok := f.(io.ReadSeeker)
+	if !ok {
+		ra, ok := f.(io.ReaderAt)
+		if !ok {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return http.StatusInternalServerError, "file supports neither Seek nor ReadAt"
+		}
+		rs = io.NewSectionReader(ra, 0, fi.Size())
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// ServeContent handles Range, If-Modified-Since, If-Range, HEAD and
+	// Content-Length; it never lists directories.
+	http.ServeContent(w, r, name, fi.ModTime(), rs)
+	return http.StatusOK, ""
+}
+
+func (h *Files) fail(w http.ResponseWriter, err error) (int, string) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		http.Error(w, "not found", http.StatusNotFound)
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, fs.ErrPermission):
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return http.StatusForbidden, err.Error()
+	default:
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return http.StatusInternalServerError, err.Error()
+	}
+}
+
+// recorder notes the status and body size for the log line.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps sendfile(2) working through the wrapper.
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := io.Copy(r.ResponseWriter, src)
+	r.bytes += n
+	return n, err
+}
