@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
-
-	"pxed/internal/bootfs"
 )
 
 // Defaults for the zero values of Server's fields.
@@ -26,10 +24,18 @@ const (
 	DefaultMaxTransfers  = 10000
 	DefaultGrace         = 5 * time.Second
 	maxNetasciiSize      = 32 << 20
+	// timerTick is how often retransmission deadlines are checked. It bounds
+	// how late a retransmission can be, not how early.
+	timerTick = 10 * time.Millisecond
 )
 
 // Server serves read requests from an fs.FS. Its zero value is not usable: FS
 // must be set. Fields must not change once Serve has been called.
+//
+// Transfers are not a goroutine each: a few event loops (one per CPU) drive
+// every transfer as a small state machine, woken by epoll when an ACK
+// arrives. A transfer holds no buffer while it waits for an ACK, so memory
+// stays flat with thousands of clients.
 type Server struct {
 	// FS is the tree to serve. Names from requests are cleaned with
 	// bootfs.CleanName before they reach it.
@@ -92,17 +98,45 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	if s.FS == nil {
 		return errors.New("tftp: Server.FS is nil")
 	}
-	l := &listener{srv: s, conn: conn, transfers: map[netip.AddrPort]*transfer{}}
+	l := &listener{srv: s, conn: conn, peers: map[netip.AddrPort]*transfer{}}
 	l.localAddr, _ = netip.ParseAddrPort(conn.LocalAddr().String())
 	l.p4 = ipv4.NewPacketConn(conn)
-	if err := l.p4.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err == nil {
-		l.haveCM = true
+	if l.localAddr.Addr().IsUnspecified() {
+		// Bound to every address: each packet says which address and
+		// interface it came in on, so replies leave from the address the
+		// client wrote to and blksize can be clamped to that interface.
+		if err := l.p4.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err == nil {
+			l.haveCM = true
+		}
+	} else {
+		l.ifidx = interfaceOf(l.localAddr.Addr())
 	}
-
-	// abort ends transfers that outlive the grace period.
 	abortCtx, abort := context.WithCancel(context.Background())
 	defer abort()
 	l.abortCtx = abortCtx
+
+	if !s.SinglePort {
+		n := runtime.GOMAXPROCS(0)
+		for range n {
+			w, err := newWorker(s, l)
+			if err != nil {
+				for _, w := range l.workers {
+					w.close()
+				}
+				conn.Close()
+				return fmt.Errorf("tftp: %w", err)
+			}
+			l.workers = append(l.workers, w)
+		}
+		for _, w := range l.workers {
+			go w.run(abortCtx)
+		}
+		defer func() {
+			for _, w := range l.workers {
+				w.stop()
+			}
+		}()
+	}
 
 	readDone := make(chan error, 1)
 	go func() { readDone <- l.readLoop(ctx) }()
@@ -111,8 +145,9 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	select {
 	case <-ctx.Done():
 	case err = <-readDone:
-		// The socket failed or was closed under us: nothing more can be sent
-		// on it in single-port mode, but ephemeral transfers may go on.
+		// The socket failed or was closed under us. Ephemeral transfers may
+		// go on; single-port ones ended with the loop.
+		readDone = nil
 	}
 	l.closing.Store(true)
 
@@ -124,45 +159,62 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	case <-done:
 		timer.Stop()
 	case <-timer.C:
-		n := s.active.Load()
-		s.logger().Warn("tftp: grace period over, aborting transfers", "transfers", n, "grace", grace)
+		s.logger().Warn("tftp: grace period over, aborting transfers", "transfers", s.active.Load(), "grace", grace)
 		abort()
 		<-done
 	}
 	conn.Close()
-	if err == nil {
+	if readDone != nil {
 		<-readDone
 	}
 	return err
 }
 
-// listener owns the listening socket.
+// listener owns the listening socket. In single-port mode it also drives
+// every transfer, since all their packets arrive on its socket.
 type listener struct {
 	srv       *Server
 	conn      *net.UDPConn
 	p4        *ipv4.PacketConn
 	haveCM    bool
 	localAddr netip.AddrPort
+	ifidx     int // interface of localAddr when bound to one address
 	abortCtx  context.Context
 	closing   atomic.Bool
 
-	mu        sync.Mutex
-	transfers map[netip.AddrPort]*transfer // active, by client address
+	workers []*worker // ephemeral mode
+	next    int       // round-robin over workers
+
+	// peers maps client addresses to their transfer. In ephemeral mode it
+	// only serves to ignore retransmitted requests, and workers delete from
+	// it; in single-port mode it is the demultiplexer.
+	mu    sync.Mutex
+	peers map[netip.AddrPort]*transfer
 }
 
 // readLoop reads the listening socket: requests start transfers; in
-// single-port mode everything else is routed to the transfer it belongs to.
+// single-port mode everything else goes to the transfer it belongs to.
 func (l *listener) readLoop(ctx context.Context) error {
-	// Stop reading when ctx ends, unless single-port transfers still need the
-	// socket: then it stays open until Serve closes it.
-	go func() {
-		<-ctx.Done()
-		if !l.srv.SinglePort {
-			l.conn.SetReadDeadline(time.Now())
-		}
-	}()
+	single := l.srv.SinglePort
+	if !single {
+		// Wake the blocked read when ctx ends.
+		stop := context.AfterFunc(ctx, func() { l.conn.SetReadDeadline(time.Now()) })
+		defer stop()
+	}
 	buf := make([]byte, maxRequestSize)
+	var nextTick time.Time
 	for {
+		if single {
+			now := time.Now()
+			if !now.Before(nextTick) {
+				l.tick(now)
+				nextTick = now.Add(timerTick)
+				l.conn.SetReadDeadline(nextTick)
+			}
+			if l.closing.Load() && len(l.peers) == 0 {
+				return nil
+			}
+		}
 		var (
 			n     int
 			src   net.Addr
@@ -174,14 +226,20 @@ func (l *listener) readLoop(ctx context.Context) error {
 		if l.haveCM {
 			n, cm, src, err = l.p4.ReadFrom(buf)
 		} else {
-			n, src, err = l.conn.ReadFrom(buf)
+			var ap netip.AddrPort
+			n, ap, err = l.conn.ReadFromUDPAddrPort(buf)
+			src = net.UDPAddrFromAddrPort(ap)
+			ifidx = l.ifidx
 		}
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-				return nil
-			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if single && errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if single {
+				l.abortAll(errAborted)
+			}
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
 				return nil
 			}
 			return fmt.Errorf("tftp: read: %w", err)
@@ -203,19 +261,21 @@ func (l *listener) readLoop(ctx context.Context) error {
 		pkt := buf[:n]
 
 		l.mu.Lock()
-		t := l.transfers[peer]
+		t := l.peers[peer]
 		l.mu.Unlock()
 		if t != nil {
-			if t.inbox != nil { // single-port: hand the packet to its transfer
-				t.deliver(pkt)
+			if single {
+				if t.onPacket(pkt, time.Now()) {
+					l.remove(t)
+				}
 			}
-			// Otherwise a retransmitted request for a transfer already under
-			// way on its own port: ignore it, that transfer answers.
+			// In ephemeral mode: a retransmitted request for a transfer
+			// already under way on its own port; that transfer answers.
 			continue
 		}
-		if len(pkt) >= 2 && (pkt[1] == byte(opACK) || pkt[1] == byte(opERROR) || pkt[1] == byte(opDATA)) && pkt[0] == 0 {
-			// A late packet of a finished transfer: RFC 1350 answers strangers
-			// with "unknown transfer ID"; for an ERROR, stay silent.
+		if n >= 2 && pkt[0] == 0 && (pkt[1] == byte(opACK) || pkt[1] == byte(opDATA) || pkt[1] == byte(opERROR)) {
+			// A late packet of a finished transfer. RFC 1350 answers
+			// strangers with "unknown transfer ID"; never answer an ERROR.
 			if pkt[1] != byte(opERROR) {
 				l.sendTo(appendError(nil, ErrUnknownTID, "unknown transfer ID"), peer, local)
 			}
@@ -229,6 +289,32 @@ func (l *listener) readLoop(ctx context.Context) error {
 	}
 }
 
+// tick runs single-port retransmission timers and the abort.
+func (l *listener) tick(now time.Time) {
+	if l.abortCtx.Err() != nil {
+		l.abortAll(errAborted)
+		return
+	}
+	for _, t := range l.peers {
+		if !now.Before(t.deadline) && t.onTimer(now) {
+			l.remove(t)
+		}
+	}
+}
+
+func (l *listener) abortAll(err error) {
+	for _, t := range l.peers {
+		t.fail(err)
+		l.remove(t)
+	}
+}
+
+func (l *listener) remove(t *transfer) {
+	l.mu.Lock()
+	delete(l.peers, t.peer)
+	l.mu.Unlock()
+}
+
 // sendTo sends b from the listening socket, from the local address the
 // client wrote to when the socket is bound to a wildcard address.
 func (l *listener) sendTo(b []byte, peer netip.AddrPort, local netip.Addr) error {
@@ -240,49 +326,94 @@ func (l *listener) sendTo(b []byte, peer netip.AddrPort, local netip.Addr) error
 	return err
 }
 
+// listenerSender sends a single-port transfer's packets.
+type listenerSender struct {
+	l     *listener
+	peer  netip.AddrPort
+	local netip.Addr
+}
+
+func (s *listenerSender) send(b []byte) error { return s.l.sendTo(b, s.peer, s.local) }
+func (s *listenerSender) close()              {}
+
 func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Addr, ifidx int) {
 	s := l.srv
 	log := s.logger()
 	req, err := parseRequest(pkt)
 	if err != nil {
-		log.Warn("tftp: bad request", "client", peer, "error", err)
+		log.Warn("tftp: bad request", "client", peer.String(), "error", err)
 		l.sendTo(appendError(nil, ErrIllegalOp, err.Error()), peer, local)
 		return
 	}
 	if req.op == opWRQ {
-		log.Warn("tftp: write refused", "client", peer, "file", req.filename, "reason", "writes are disabled")
+		log.Warn("tftp: write refused", "client", peer.String(), "file", req.filename, "reason", "writes are disabled")
 		l.sendTo(appendError(nil, ErrAccess, "writes are disabled on this server"), peer, local)
 		return
 	}
 	if req.mode == "mail" {
+		log.Warn("tftp: bad request", "client", peer.String(), "file", req.filename, "error", "mail mode")
 		l.sendTo(appendError(nil, ErrIllegalOp, "mail mode is not supported"), peer, local)
 		return
 	}
 	if max := orDefault(s.MaxTransfers, DefaultMaxTransfers); s.active.Load() >= int64(max) {
-		log.Warn("tftp: too many transfers, request refused", "client", peer, "file", req.filename, "limit", max)
+		log.Warn("tftp: too many transfers, request refused", "client", peer.String(), "file", req.filename, "limit", max)
 		l.sendTo(appendError(nil, ErrUndefined, "server busy, try again later"), peer, local)
 		return
 	}
-
-	t := &transfer{srv: s, l: l, req: req, peer: peer, local: local, start: time.Now()}
-	if s.SinglePort {
-		t.inbox = make(chan inPacket, 4)
-	} else {
-		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), net.UDPAddrFromAddrPort(peer))
-		if err != nil {
-			log.Error("tftp: cannot open transfer socket", "client", peer, "file", req.filename, "error", err)
-			l.sendTo(appendError(nil, ErrUndefined, "server cannot open a socket"), peer, local)
-			return
-		}
-		t.conn = c
-	}
-	t.mtu = s.pathMTU(ifidx)
-	l.mu.Lock()
-	l.transfers[peer] = t
-	l.mu.Unlock()
+	t := &transfer{srv: s, req: req, peer: peer, start: time.Now(), mtu: s.pathMTU(ifidx)}
 	s.active.Add(1)
 	s.transfers.Add(1)
-	go t.run()
+	l.mu.Lock()
+	l.peers[peer] = t
+	l.mu.Unlock()
+
+	if s.SinglePort {
+		// Everything for this transfer happens on this goroutine: the file
+		// is opened here (local disk, fast) and the first packet sent.
+		t.out = &listenerSender{l: l, peer: peer, local: local}
+		if t.begin(time.Now()) {
+			l.remove(t)
+		}
+		return
+	}
+	// Ephemeral: the transfer's own socket, from the address the client
+	// wrote to, connected to the client so the kernel filters strangers.
+	w := l.workers[l.next%len(l.workers)]
+	l.next++
+	go func() {
+		out, err := newConnSender(local, peer)
+		if err != nil {
+			log.Error("tftp: cannot open transfer socket", "client", peer.String(), "file", req.filename, "error", err)
+			l.sendTo(appendError(nil, ErrUndefined, "server cannot open a socket"), peer, local)
+			t.out = &listenerSender{l: l, peer: peer, local: local}
+			t.finish(err)
+			l.remove(t)
+			return
+		}
+		t.out = out
+		t.onDone = func() { l.remove(t) }
+		w.add(t)
+	}()
+}
+
+// interfaceOf returns the index of the interface that holds addr, or 0.
+func interfaceOf(addr netip.Addr) int {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return 0
+	}
+	for _, ifi := range ifs {
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == addr.Unmap() {
+				return ifi.Index
+			}
+		}
+	}
+	return 0
 }
 
 // pathMTU returns the MTU of interface ifidx, or 0 when unknown.
@@ -301,8 +432,8 @@ func (s *Server) pathMTU(ifidx int) int {
 	return ifi.MTU
 }
 
-// Buffers come from three pools by size, so a thousand transfers hold a
-// thousand small buffers at most while they wait, never a window each.
+// Buffers come from three pools by size, so a thousand transfers hold no
+// buffer at all while they wait for ACKs.
 var bufClasses = [3]int{2048, 16384, 65536}
 
 func (s *Server) getBuf(n int) *[]byte {
@@ -326,405 +457,4 @@ func (s *Server) putBuf(b *[]byte) {
 			return
 		}
 	}
-}
-
-// inPacket is a packet routed to a single-port transfer. ACKs are four bytes
-// and errors are only read for their code and a short message, so a fixed
-// array avoids an allocation per packet.
-type inPacket struct {
-	n int
-	b [128]byte
-}
-
-// transfer is one read request being served.
-type transfer struct {
-	srv   *Server
-	l     *listener
-	req   *request
-	peer  netip.AddrPort
-	local netip.Addr
-	mtu   int
-	start time.Time
-
-	conn  *net.UDPConn  // ephemeral mode
-	inbox chan inPacket // single-port mode
-	timer *time.Timer   // single-port mode
-
-	// negotiated
-	blksize    int
-	windowsize int
-	timeout    time.Duration
-
-	bytes       int64
-	retransmits int
-}
-
-func (t *transfer) deliver(pkt []byte) {
-	var p inPacket
-	p.n = copy(p.b[:], pkt)
-	select {
-	case t.inbox <- p:
-	default: // the transfer is not keeping up; the client will retransmit
-	}
-}
-
-func (t *transfer) send(b []byte) error {
-	if t.conn != nil {
-		_, err := t.conn.Write(b)
-		return err
-	}
-	return t.l.sendTo(b, t.peer, t.local)
-}
-
-var errTimeout = errors.New("timed out")
-
-// recv waits for the next packet from the client until deadline. It returns
-// the packet in buf.
-func (t *transfer) recv(buf []byte, deadline time.Time) (int, error) {
-	if t.conn != nil {
-		t.conn.SetReadDeadline(deadline)
-		n, err := t.conn.Read(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				if t.l.abortCtx.Err() != nil {
-					return 0, errAborted
-				}
-				return 0, errTimeout
-			}
-			return 0, fmt.Errorf("client unreachable: %w", err)
-		}
-		return n, nil
-	}
-	d := time.Until(deadline)
-	if t.timer == nil {
-		t.timer = time.NewTimer(d)
-	} else {
-		t.timer.Reset(d)
-	}
-	select {
-	case p := <-t.inbox:
-		t.timer.Stop()
-		return copy(buf, p.b[:p.n]), nil
-	case <-t.timer.C:
-		return 0, errTimeout
-	case <-t.l.abortCtx.Done():
-		return 0, errAborted
-	}
-}
-
-var errAborted = errors.New("aborted: server shutting down")
-
-// transferError is a failure that is reported to the client with a code.
-type transferError struct {
-	code uint16
-	msg  string
-	err  error // for the log; msg when nil
-}
-
-func (e *transferError) Error() string {
-	if e.err != nil {
-		return e.err.Error()
-	}
-	return e.msg
-}
-
-func (t *transfer) run() {
-	s := t.srv
-	defer func() {
-		t.l.mu.Lock()
-		delete(t.l.transfers, t.peer)
-		t.l.mu.Unlock()
-		if t.conn != nil {
-			t.conn.Close()
-			// Abort: in ephemeral mode the read deadline is how a blocked
-			// transfer notices; see recv.
-		}
-		s.active.Add(-1)
-		s.transfers.Done()
-	}()
-	if t.conn != nil {
-		// Wake a transfer blocked in Read when the server aborts.
-		stop := context.AfterFunc(t.l.abortCtx, func() { t.conn.SetReadDeadline(time.Now()) })
-		defer stop()
-	}
-
-	err := t.serveRead()
-	result := "ok"
-	level := slog.LevelInfo
-	if err != nil {
-		result = err.Error()
-		level = slog.LevelWarn
-		var te *transferError
-		var pe *PeerError
-		switch {
-		case errors.As(err, &te):
-			t.send(appendError(nil, te.code, te.msg))
-		case errors.As(err, &pe), errors.Is(err, errTimeout):
-			// The client gave up or went silent: nothing to tell it.
-		default:
-			t.send(appendError(nil, ErrUndefined, "transfer aborted"))
-		}
-	}
-	s.logger().Log(context.Background(), level, "tftp transfer",
-		"client", t.peer.String(),
-		"file", t.req.filename,
-		"mode", t.req.mode,
-		"bytes", t.bytes,
-		"duration", time.Since(t.start).Round(time.Microsecond),
-		"blksize", t.blksize,
-		"windowsize", t.windowsize,
-		"retransmits", t.retransmits,
-		"result", result)
-}
-
-// serveRead opens the file, negotiates and sends it.
-func (t *transfer) serveRead() error {
-	s := t.srv
-	name, err := bootfs.CleanName(t.req.filename, s.Root)
-	if err != nil {
-		return &transferError{code: ErrAccess, msg: "access violation", err: err}
-	}
-	f, err := s.FS.Open(name)
-	if err != nil {
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return &transferError{code: ErrNotFound, msg: "file not found", err: err}
-		case errors.Is(err, fs.ErrPermission):
-			return &transferError{code: ErrAccess, msg: "access violation", err: err}
-		default:
-			return &transferError{code: ErrUndefined, msg: "cannot open file", err: err}
-		}
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return &transferError{code: ErrUndefined, msg: "cannot open file", err: err}
-	}
-	if fi.IsDir() {
-		return &transferError{code: ErrNotFound, msg: "file not found", err: fmt.Errorf("%s is a directory", name)}
-	}
-	size := fi.Size()
-	var ra io.ReaderAt
-	if t.req.mode == "netascii" {
-		data, err := readNetascii(f, maxNetasciiSize)
-		if err != nil {
-			return &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
-		}
-		ra, size = bytesReaderAt(data), int64(len(data))
-	} else if r, ok := f.(io.ReaderAt); ok {
-		ra = r
-	} else {
-		data, err := io.ReadAll(io.LimitReader(f, size+1))
-		if err != nil {
-			return &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
-		}
-		ra, size = bytesReaderAt(data), int64(len(data))
-	}
-
-	oack, terr := t.negotiate(size)
-	if terr != nil {
-		return terr
-	}
-	if len(oack) > 0 {
-		if err := t.sendOACK(oack); err != nil {
-			return err
-		}
-	}
-	return t.sendData(ra, size)
-}
-
-// negotiate applies the request's options (RFC 2347) and returns the ones to
-// acknowledge, in the client's order.
-func (t *transfer) negotiate(size int64) ([]option, error) {
-	s := t.srv
-	t.blksize = defaultBlksize
-	t.windowsize = 1
-	t.timeout = orDefault(s.Timeout, DefaultTimeout)
-	var oack []option
-	refuse := func(o option, why string) error {
-		return &transferError{code: ErrOptionRefused, msg: fmt.Sprintf("option %s=%q refused: %s", o.name, o.value, why)}
-	}
-	seen := map[string]bool{}
-	for _, o := range t.req.options {
-		if seen[o.name] {
-			continue // the first of a repeated option wins
-		}
-		seen[o.name] = true
-		switch o.name {
-		case "blksize":
-			v, ok := atoiBounded(o.value)
-			if !ok || v < minBlksize {
-				return nil, refuse(o, "block size must be 8..65464")
-			}
-			v = min(v, maxBlksize, orDefault(s.MaxBlksize, maxBlksize))
-			if t.mtu > 0 {
-				// IPv4 header (20) + UDP header (8) + TFTP header (4).
-				v = min(v, max(t.mtu-32, minBlksize))
-			}
-			t.blksize = v
-			oack = append(oack, option{o.name, itoa(v)})
-		case "windowsize":
-			v, ok := atoiBounded(o.value)
-			if !ok || v < 1 {
-				return nil, refuse(o, "window size must be 1..65535")
-			}
-			v = min(v, maxWindowsize, orDefault(s.MaxWindowsize, DefaultMaxWindowsize))
-			t.windowsize = v
-			oack = append(oack, option{o.name, itoa(v)})
-		case "timeout":
-			v, ok := atoiBounded(o.value)
-			if !ok || v < 1 || v > 255 {
-				return nil, refuse(o, "timeout must be 1..255 seconds")
-			}
-			t.timeout = time.Duration(v) * time.Second
-			oack = append(oack, option{o.name, o.value})
-		case "tsize":
-			if _, ok := atoiBounded(o.value); !ok {
-				return nil, refuse(o, "transfer size must be a number")
-			}
-			oack = append(oack, option{o.name, itoa64(size)})
-		}
-		// Unknown options are ignored, as RFC 2347 says.
-	}
-	return oack, nil
-}
-
-// sendOACK sends the OACK and waits for the client's ACK of block 0.
-func (t *transfer) sendOACK(opts []option) error {
-	s := t.srv
-	pkt := appendOACK(make([]byte, 0, 128), opts)
-	var buf [512]byte
-	for try := 0; ; try++ {
-		if try > 0 {
-			t.retransmits++
-		}
-		if err := t.send(pkt); err != nil {
-			return fmt.Errorf("send OACK: %w", err)
-		}
-		deadline := time.Now().Add(t.timeout)
-		for {
-			n, err := t.recv(buf[:], deadline)
-			if errors.Is(err, errTimeout) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			block, perr, err := parseAck(buf[:n])
-			if err != nil {
-				return &transferError{code: ErrIllegalOp, msg: "expected ACK", err: err}
-			}
-			if perr != nil {
-				return perr
-			}
-			if block == 0 {
-				return nil
-			}
-			// Any other block number is stale: keep waiting.
-		}
-		if try >= orDefault(s.Retries, DefaultRetries) {
-			return fmt.Errorf("no ACK for OACK after %d tries: %w", try+1, errTimeout)
-		}
-	}
-}
-
-// sendData sends the file in blocks of t.blksize, t.windowsize blocks at a
-// time, and returns when the last block has been acknowledged. Internally
-// blocks are numbered from 1 without limit; on the wire the number wraps from
-// 65535 to 0, as tftp-hpa, curl and PXE ROMs expect for files larger than
-// 65535 blocks.
-func (t *transfer) sendData(ra io.ReaderAt, size int64) error {
-	s := t.srv
-	bs := int64(t.blksize)
-	last := size/bs + 1 // the last block is short, possibly empty
-	maxRetries := orDefault(s.Retries, DefaultRetries)
-	var rbuf [512]byte
-
-	base := int64(1) // first block not yet acknowledged
-	retries := 0
-	for {
-		end := min(base+int64(t.windowsize)-1, last)
-		if err := t.sendWindow(ra, size, base, end); err != nil {
-			return err
-		}
-		// Wait for an ACK that moves the window. Duplicate and stale ACKs
-		// are ignored so that they never trigger sends of their own (the
-		// Sorcerer's Apprentice bug, RFC 1123 4.2.3.1); only a timeout, or,
-		// with a window, one ACK of the block before it (the client saying
-		// it lost the start of the window, RFC 7440), resends.
-		deadline := time.Now().Add(t.timeout)
-		nacked := false
-	wait:
-		for {
-			n, err := t.recv(rbuf[:], deadline)
-			if errors.Is(err, errTimeout) {
-				retries++
-				if retries > maxRetries {
-					return fmt.Errorf("no ACK for block %d after %d retransmissions: %w", base, maxRetries, errTimeout)
-				}
-				t.retransmits++
-				break wait
-			}
-			if err != nil {
-				return err
-			}
-			block, perr, err := parseAck(rbuf[:n])
-			if err != nil {
-				return &transferError{code: ErrIllegalOp, msg: "expected ACK", err: err}
-			}
-			if perr != nil {
-				return perr
-			}
-			// Map the 16-bit number onto [base-1, end].
-			delta := int64(uint16(block - uint16(base-1)))
-			if delta > end-(base-1) {
-				continue // stale, from an earlier window or a wrapped number
-			}
-			acked := base - 1 + delta
-			if acked == base-1 {
-				if t.windowsize > 1 && !nacked {
-					nacked = true
-					t.retransmits++
-					break wait
-				}
-				continue
-			}
-			retries = 0
-			t.bytes = min(acked*bs, size)
-			if acked == last {
-				return nil
-			}
-			base = acked + 1
-			break wait
-		}
-	}
-}
-
-// sendWindow sends blocks first..last, reading each from ra into one pooled
-// buffer that is released before the transfer waits for an ACK.
-func (t *transfer) sendWindow(ra io.ReaderAt, size int64, first, last int64) error {
-	bs := int64(t.blksize)
-	bp := t.srv.getBuf(t.blksize + 4)
-	defer t.srv.putBuf(bp)
-	buf := *bp
-	for b := first; b <= last; b++ {
-		off := (b - 1) * bs
-		want := min(bs, size-off)
-		pkt := buf[:4+want]
-		putDataHeader(pkt, uint16(b))
-		if want > 0 {
-			n, err := ra.ReadAt(pkt[4:], off)
-			if int64(n) < want {
-				if err == nil || err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return &transferError{code: ErrUndefined, msg: "read error", err: fmt.Errorf("read block %d: %w (file changed during transfer?)", b, err)}
-			}
-		}
-		if err := t.send(pkt); err != nil {
-			return fmt.Errorf("send block %d: %w", b, err)
-		}
-	}
-	return nil
 }

@@ -1,0 +1,357 @@
+package tftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"pxed/internal/bootfs"
+)
+
+// sender carries a transfer's packets to its client.
+type sender interface {
+	send(b []byte) error
+	close()
+}
+
+// transfer is one read request being served: a state machine driven by
+// begin, onPacket and onTimer, each returning true once the transfer is over
+// (logged, file closed, socket released). Exactly one goroutine drives a
+// transfer at a time.
+type transfer struct {
+	srv    *Server
+	req    *request
+	peer   netip.AddrPort
+	mtu    int
+	start  time.Time
+	out    sender
+	onDone func()
+
+	file io.Closer
+	ra   io.ReaderAt
+	size int64
+
+	// negotiated
+	blksize    int
+	windowsize int
+	timeout    time.Duration
+
+	// progress
+	oack     []byte // the OACK while it awaits ACK 0, else nil
+	base     int64  // first block not yet acknowledged (blocks count from 1, unwrapped)
+	end      int64  // last block of the window in flight
+	last     int64  // the final block (short, possibly empty)
+	deadline time.Time
+	retries  int  // consecutive timeouts
+	nacked   bool // an ACK of base-1 already caused a resend of this window
+
+	bytes       int64
+	retransmits int
+	done        bool
+}
+
+var (
+	errTimeout = errors.New("timed out")
+	errAborted = errors.New("aborted: server shutting down")
+)
+
+// transferError is a failure that is reported to the client with a code.
+type transferError struct {
+	code uint16
+	msg  string
+	err  error // for the log; msg when nil
+}
+
+func (e *transferError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return e.msg
+}
+
+// begin opens the file, negotiates options and sends the OACK or the first
+// window.
+func (t *transfer) begin(now time.Time) bool {
+	oack, err := t.open()
+	if err != nil {
+		return t.fail(err)
+	}
+	if len(oack) > 0 {
+		t.oack = appendOACK(make([]byte, 0, 64), oack)
+		return t.sendOACK(now)
+	}
+	return t.startData(now)
+}
+
+func (t *transfer) open() ([]option, error) {
+	s := t.srv
+	name, err := bootfs.CleanName(t.req.filename, s.Root)
+	if err != nil {
+		return nil, &transferError{code: ErrAccess, msg: "access violation", err: err}
+	}
+	f, err := s.FS.Open(name)
+	if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, &transferError{code: ErrNotFound, msg: "file not found", err: err}
+		case errors.Is(err, fs.ErrPermission):
+			return nil, &transferError{code: ErrAccess, msg: "access violation", err: err}
+		default:
+			return nil, &transferError{code: ErrUndefined, msg: "cannot open file", err: err}
+		}
+	}
+	t.file = f
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, &transferError{code: ErrUndefined, msg: "cannot open file", err: err}
+	}
+	if fi.IsDir() {
+		return nil, &transferError{code: ErrNotFound, msg: "file not found", err: fmt.Errorf("%s is a directory", name)}
+	}
+	t.size = fi.Size()
+	switch r, ok := f.(io.ReaderAt); {
+	case t.req.mode == "netascii":
+		data, err := readNetascii(f, maxNetasciiSize)
+		if err != nil {
+			return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
+		}
+		t.ra, t.size = bytesReaderAt(data), int64(len(data))
+	case ok:
+		t.ra = r
+	default:
+		data, err := io.ReadAll(io.LimitReader(f, t.size+1))
+		if err != nil {
+			return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
+		}
+		t.ra, t.size = bytesReaderAt(data), int64(len(data))
+	}
+	return t.negotiate()
+}
+
+// negotiate applies the request's options (RFC 2347) and returns the ones to
+// acknowledge, in the client's order.
+func (t *transfer) negotiate() ([]option, error) {
+	s := t.srv
+	t.blksize = defaultBlksize
+	t.windowsize = 1
+	t.timeout = orDefault(s.Timeout, DefaultTimeout)
+	var oack []option
+	refuse := func(o option, why string) error {
+		return &transferError{code: ErrOptionRefused, msg: fmt.Sprintf("option %s=%q refused: %s", o.name, o.value, why)}
+	}
+	seen := map[string]bool{}
+	for _, o := range t.req.options {
+		if seen[o.name] {
+			continue // the first of a repeated option wins
+		}
+		seen[o.name] = true
+		switch o.name {
+		case "blksize":
+			v, ok := atoiBounded(o.value)
+			if !ok || v < minBlksize {
+				return nil, refuse(o, "block size must be 8..65464")
+			}
+			v = min(v, maxBlksize, orDefault(s.MaxBlksize, maxBlksize))
+			if t.mtu > 0 {
+				// IPv4 header (20) + UDP header (8) + TFTP header (4).
+				v = min(v, max(t.mtu-32, minBlksize))
+			}
+			t.blksize = v
+			oack = append(oack, option{o.name, itoa(v)})
+		case "windowsize":
+			v, ok := atoiBounded(o.value)
+			if !ok || v < 1 {
+				return nil, refuse(o, "window size must be 1..65535")
+			}
+			v = min(v, maxWindowsize, orDefault(s.MaxWindowsize, DefaultMaxWindowsize))
+			t.windowsize = v
+			oack = append(oack, option{o.name, itoa(v)})
+		case "timeout":
+			v, ok := atoiBounded(o.value)
+			if !ok || v < 1 || v > 255 {
+				return nil, refuse(o, "timeout must be 1..255 seconds")
+			}
+			t.timeout = time.Duration(v) * time.Second
+			oack = append(oack, option{o.name, itoa(v)})
+		case "tsize":
+			if _, ok := atoiBounded(o.value); !ok {
+				return nil, refuse(o, "transfer size must be a number")
+			}
+			oack = append(oack, option{o.name, itoa64(t.size)})
+		}
+		// Unknown options are ignored, as RFC 2347 says.
+	}
+	return oack, nil
+}
+
+func (t *transfer) sendOACK(now time.Time) bool {
+	if err := t.out.send(t.oack); err != nil {
+		return t.fail(fmt.Errorf("send OACK: %w", err))
+	}
+	t.deadline = now.Add(t.timeout)
+	return false
+}
+
+func (t *transfer) startData(now time.Time) bool {
+	t.oack = nil
+	t.retries = 0
+	t.last = t.size/int64(t.blksize) + 1
+	t.base = 1
+	return t.sendWindow(now)
+}
+
+// sendWindow sends blocks base..end, reading each from the file into one
+// pooled buffer that is released before the transfer waits for an ACK.
+// Internally blocks are numbered from 1 without limit; on the wire the
+// number wraps from 65535 to 0, as tftp-hpa, curl and PXE ROMs expect for
+// files of more than 65535 blocks.
+func (t *transfer) sendWindow(now time.Time) bool {
+	t.end = min(t.base+int64(t.windowsize)-1, t.last)
+	t.nacked = false
+	bs := int64(t.blksize)
+	bp := t.srv.getBuf(t.blksize + 4)
+	defer t.srv.putBuf(bp)
+	buf := *bp
+	for b := t.base; b <= t.end; b++ {
+		off := (b - 1) * bs
+		want := min(bs, t.size-off)
+		pkt := buf[:4+want]
+		putDataHeader(pkt, uint16(b))
+		if want > 0 {
+			n, err := t.ra.ReadAt(pkt[4:], off)
+			if int64(n) < want {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return t.fail(&transferError{code: ErrUndefined, msg: "read error",
+					err: fmt.Errorf("read block %d: %w (file changed during transfer?)", b, err)})
+			}
+		}
+		if err := t.out.send(pkt); err != nil {
+			return t.fail(fmt.Errorf("send block %d: %w", b, err))
+		}
+	}
+	t.deadline = now.Add(t.timeout)
+	return false
+}
+
+// onPacket handles a packet from the client.
+//
+// Duplicate and stale ACKs are ignored so that they never trigger sends of
+// their own (the Sorcerer's Apprentice bug, RFC 1123 4.2.3.1). Only a
+// timeout resends, or, with a window, the first ACK of the block before it:
+// the client saying it lost the start of the window (RFC 7440).
+func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
+	if t.done {
+		return true
+	}
+	block, perr, err := parseAck(pkt)
+	if err != nil {
+		return t.fail(&transferError{code: ErrIllegalOp, msg: "expected ACK", err: err})
+	}
+	if perr != nil {
+		return t.fail(perr)
+	}
+	if t.oack != nil {
+		if block != 0 {
+			return false // stale: keep waiting for ACK 0
+		}
+		return t.startData(now)
+	}
+	// Map the 16-bit number onto [base-1, end].
+	delta := int64(uint16(block - uint16(t.base-1)))
+	if delta > t.end-(t.base-1) {
+		return false // stale, from an earlier window or a wrapped number
+	}
+	acked := t.base - 1 + delta
+	if acked == t.base-1 {
+		if t.windowsize > 1 && !t.nacked {
+			t.retransmits++
+			t.sendWindow(now)
+			t.nacked = true
+		}
+		return t.done
+	}
+	t.retries = 0
+	t.bytes = min(acked*int64(t.blksize), t.size)
+	if acked == t.last {
+		return t.finish(nil)
+	}
+	t.base = acked + 1
+	return t.sendWindow(now)
+}
+
+// onTimer is called when the deadline has passed without progress.
+func (t *transfer) onTimer(now time.Time) bool {
+	if t.done {
+		return true
+	}
+	t.retries++
+	if t.retries > orDefault(t.srv.Retries, DefaultRetries) {
+		what := fmt.Sprintf("block %d", t.base)
+		if t.oack != nil {
+			what = "OACK"
+		}
+		return t.fail(fmt.Errorf("no ACK for %s after %d retransmissions: %w", what, t.retries-1, errTimeout))
+	}
+	t.retransmits++
+	if t.oack != nil {
+		return t.sendOACK(now)
+	}
+	return t.sendWindow(now)
+}
+
+// fail ends the transfer with err, telling the client when it should know.
+func (t *transfer) fail(err error) bool {
+	if t.done {
+		return true
+	}
+	var te *transferError
+	var pe *PeerError
+	switch {
+	case errors.As(err, &te):
+		t.out.send(appendError(nil, te.code, te.msg))
+	case errors.As(err, &pe), errors.Is(err, errTimeout), errors.Is(err, errUnreachable):
+		// The client gave up, went silent or went away: nothing to tell it.
+	default:
+		t.out.send(appendError(nil, ErrUndefined, "transfer aborted"))
+	}
+	return t.finish(err)
+}
+
+// finish logs the transfer and releases everything it holds.
+func (t *transfer) finish(err error) bool {
+	if t.done {
+		return true
+	}
+	t.done = true
+	if t.file != nil {
+		t.file.Close()
+	}
+	t.out.close()
+	result, level := "ok", slog.LevelInfo
+	if err != nil {
+		result, level = err.Error(), slog.LevelWarn
+	}
+	t.srv.logger().Log(context.Background(), level, "tftp transfer",
+		"client", t.peer.String(),
+		"file", t.req.filename,
+		"mode", t.req.mode,
+		"bytes", t.bytes,
+		"duration", time.Since(t.start).Round(time.Microsecond),
+		"blksize", t.blksize,
+		"windowsize", t.windowsize,
+		"retransmits", t.retransmits,
+		"result", result)
+	if t.onDone != nil {
+		t.onDone()
+	}
+	t.srv.active.Add(-1)
+	t.srv.transfers.Done()
+	return true
+}
