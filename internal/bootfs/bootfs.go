@@ -16,6 +16,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"unicode/utf8"
 )
 
 // DeniedError says why a request name or file was refused. It wraps
@@ -39,7 +41,8 @@ func (e *DeniedError) Unwrap() error { return fs.ErrPermission }
 // expect. When root (the absolute on-disk path of the tree) is not empty, a name
 // that starts with it is taken relative to it, so a config written for a server
 // without a jail ("/tftpboot/pxelinux.0") still works. NUL and other control
-// bytes and any ".." component are refused with a *DeniedError.
+// bytes, invalid UTF-8 (which no fs.FS path may hold) and any ".." component
+// are refused with a *DeniedError.
 func CleanName(name, root string) (string, error) {
 	if name == "" {
 		return "", &DeniedError{Name: name, Reason: "empty file name"}
@@ -48,6 +51,9 @@ func CleanName(name, root string) (string, error) {
 		if c := name[i]; c < 0x20 || c == 0x7f {
 			return "", &DeniedError{Name: name, Reason: fmt.Sprintf("control byte 0x%02x in file name", c)}
 		}
+	}
+	if !utf8.ValidString(name) {
+		return "", &DeniedError{Name: name, Reason: "file name is not valid UTF-8"}
 	}
 	p := strings.ReplaceAll(name, `\`, "/")
 	abs := strings.HasPrefix(p, "/")
@@ -105,11 +111,20 @@ func (t *Tree) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Check before opening too: opening a FIFO for reading blocks until a
+	// writer appears, and opening a device can have side effects.
+	fi, err := t.root.Stat(clean)
+	if err != nil {
+		return nil, t.explain(name, clean, err)
+	}
+	if err := checkServable(name, fi); err != nil {
+		return nil, err
+	}
 	f, err := t.root.Open(clean)
 	if err != nil {
 		return nil, t.explain(name, clean, err)
 	}
-	fi, err := f.Stat()
+	fi, err = f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", clean, err)
@@ -158,7 +173,9 @@ var errIsDir = fmt.Errorf("is a directory: %w", fs.ErrNotExist)
 // reports escapes (a symlink pointing outside, an absolute symlink) with a
 // generic error; the operator needs to know it was the jail, not a missing file.
 func (t *Tree) explain(name, clean string, err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
+	// A name that goes through a regular file ("pxelinux.0/x", ENOTDIR)
+	// names nothing: not found, not refused.
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return &fs.PathError{Op: "open", Path: clean, Err: fs.ErrNotExist}
 	}
 	if errors.Is(err, fs.ErrPermission) {
