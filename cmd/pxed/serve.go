@@ -33,6 +33,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 type serveFlags struct {
 	fs         *flag.FlagSet
 	configFile string
+	parsed     bool
 	apply      map[string]func(*config.Config) // flag name -> override
 	keys       map[string]string               // flag name -> config key, for errors
 }
@@ -107,6 +108,7 @@ func (f *serveFlags) load(args []string) (*config.Config, error) {
 	if err := f.fs.Parse(args); err != nil {
 		return nil, err
 	}
+	f.parsed = true
 	if f.fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
 	}
@@ -145,6 +147,9 @@ func cmdServe(args []string, stderr io.Writer) int {
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		if !f.parsed {
+			return 2 // the flag package has already said what is wrong
 		}
 		fmt.Fprintf(stderr, "pxed serve: %v\n", err)
 		return 2

@@ -215,8 +215,8 @@ func (c *Config) Validate() error {
 	if c.StateDir == "" {
 		bad("state-dir", "must not be empty")
 	}
-	if c.ShutdownGrace < 0 {
-		bad("shutdown-grace", "must not be negative")
+	if c.ShutdownGrace <= 0 {
+		bad("shutdown-grace", "must be positive, e.g. 5s")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

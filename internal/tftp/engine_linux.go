@@ -92,6 +92,7 @@ type worker struct {
 	mu      sync.Mutex
 	pending []*transfer
 	stopped bool
+	closed  bool
 
 	byFD map[int32]*transfer // owned by run
 }
@@ -127,7 +128,15 @@ func (w *worker) add(t *transfer) {
 	w.wake()
 }
 
+// wake interrupts epoll_wait. It holds mu so that it never writes to the
+// eventfd after close: the number could by then belong to a new socket, and
+// the write would go to a client.
 func (w *worker) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
 	var one = [8]byte{1}
 	unix.Write(w.evfd, one[:])
 }
@@ -141,6 +150,12 @@ func (w *worker) stop() {
 }
 
 func (w *worker) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.closed = true
 	unix.Close(w.epfd)
 	unix.Close(w.evfd)
 }
@@ -176,21 +191,22 @@ func (w *worker) run(abortCtx context.Context) {
 			if t == nil {
 				continue
 			}
-			for {
-				k, err := unix.Read(int(ev.Fd), buf[:])
-				if err == unix.EAGAIN || err == unix.EINTR {
-					break
-				}
-				var over bool
-				if err != nil {
-					over = t.fail(fmt.Errorf("%w: %v", errUnreachable, err))
-				} else {
-					over = t.onPacket(buf[:k], now)
-				}
-				if over {
-					w.drop(ev.Fd)
-					break
-				}
+			// One read per event: a lock-step client has one ACK in
+			// flight, so reading until EAGAIN would cost a second syscall
+			// per block for nothing. epoll is level-triggered: anything
+			// left is reported again on the next round.
+			k, err := unix.Read(int(ev.Fd), buf[:])
+			if err == unix.EAGAIN || err == unix.EINTR {
+				continue
+			}
+			var over bool
+			if err != nil {
+				over = t.fail(fmt.Errorf("%w: %v", errUnreachable, err))
+			} else {
+				over = t.onPacket(buf[:k], now)
+			}
+			if over {
+				w.drop(ev.Fd)
 			}
 		}
 		if abortCtx.Err() != nil {

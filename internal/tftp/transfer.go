@@ -250,6 +250,11 @@ func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
 	if t.done {
 		return true
 	}
+	if len(pkt) >= 2 && pkt[0] == 0 && (pkt[1] == byte(opRRQ) || pkt[1] == byte(opWRQ)) {
+		// The client retransmitted its request before our first packet
+		// reached it (single-port mode sees these): this transfer answers.
+		return false
+	}
 	block, perr, err := parseAck(pkt)
 	if err != nil {
 		return t.fail(&transferError{code: ErrIllegalOp, msg: "expected ACK", err: err})
