@@ -149,7 +149,9 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 		// go on; single-port ones ended with the loop.
 		readDone = nil
 	}
+	l.mu.Lock()
 	l.closing.Store(true)
+	l.mu.Unlock()
 
 	done := make(chan struct{})
 	go func() { s.transfers.Wait(); close(done) }()
@@ -361,9 +363,16 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 		return
 	}
 	t := &transfer{srv: s, req: req, peer: peer, start: time.Now(), mtu: s.pathMTU(ifidx)}
+	// Counted under mu, after a last look at closing: Serve sets closing
+	// under mu before it waits, so no transfer is added once Wait has begun.
+	l.mu.Lock()
+	if l.closing.Load() {
+		l.mu.Unlock()
+		l.sendTo(appendError(nil, ErrUndefined, "server is shutting down"), peer, local)
+		return
+	}
 	s.active.Add(1)
 	s.transfers.Add(1)
-	l.mu.Lock()
 	l.peers[peer] = t
 	l.mu.Unlock()
 

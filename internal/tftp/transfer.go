@@ -182,6 +182,12 @@ func (t *transfer) negotiate() ([]option, error) {
 			if _, ok := atoiBounded(o.value); !ok {
 				return nil, refuse(o, "transfer size must be a number")
 			}
+			if t.size == 0 {
+				// RFC 2349 lets a server leave tsize out. curl (7.88)
+				// aborts on "tsize 0" in an OACK, and an empty file
+				// needs no size to be received.
+				continue
+			}
 			oack = append(oack, option{o.name, itoa64(t.size)})
 		}
 		// Unknown options are ignored, as RFC 2347 says.
