@@ -265,15 +265,28 @@ func (l *listener) readLoop(ctx context.Context) error {
 		l.mu.Lock()
 		t := l.peers[peer]
 		l.mu.Unlock()
+		isRequest := n >= 2 && pkt[0] == 0 && (pkt[1] == byte(opRRQ) || pkt[1] == byte(opWRQ))
 		if t != nil {
-			if single {
-				if t.onPacket(pkt, time.Now()) {
+			if !isRequest {
+				// Single-port: the packet belongs to this transfer. (In
+				// ephemeral mode the client never writes here mid-transfer.)
+				if single && t.onPacket(pkt, time.Now()) {
 					l.remove(t)
 				}
+				continue
 			}
-			// In ephemeral mode: a retransmitted request for a transfer
-			// already under way on its own port; that transfer answers.
-			continue
+			if t.isRetransmission(pkt) {
+				continue // that transfer answers it
+			}
+			// A new request from the same address and port: the client
+			// has moved on (many PXE ROMs reuse their port for the next
+			// file, sometimes before our last ACK is processed). The old
+			// transfer is over; in ephemeral mode it ends on its own
+			// socket, in single-port mode it must go now.
+			if single {
+				t.finish(errSuperseded)
+				l.remove(t)
+			}
 		}
 		if n >= 2 && pkt[0] == 0 && (pkt[1] == byte(opACK) || pkt[1] == byte(opDATA) || pkt[1] == byte(opERROR)) {
 			// A late packet of a finished transfer. RFC 1350 answers
@@ -311,9 +324,13 @@ func (l *listener) abortAll(err error) {
 	}
 }
 
+// remove forgets t, unless a newer transfer from the same peer has already
+// taken its place.
 func (l *listener) remove(t *transfer) {
 	l.mu.Lock()
-	delete(l.peers, t.peer)
+	if l.peers[t.peer] == t {
+		delete(l.peers, t.peer)
+	}
 	l.mu.Unlock()
 }
 

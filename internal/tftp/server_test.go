@@ -1366,6 +1366,41 @@ func TestDuplicateRequest(t *testing.T) {
 	}
 }
 
+// TestSamePortNextRequest: a client that reuses its source port for the next
+// file (as many PXE ROMs do) before the server has processed its last ACK
+// gets the next file, in both port modes. The old transfer is still waiting
+// for the final ACK, which this client never sends.
+func TestSamePortNextRequest(t *testing.T) {
+	t.Parallel()
+	a, b := randBytes(3000, 21), randBytes(2000, 22)
+	for _, single := range []bool{false, true} {
+		t.Run(fmt.Sprintf("single-port=%v", single), func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, writeTree(t, map[string][]byte{"a": a, "b": b}), func(s *Server) { s.SinglePort = single })
+			c := newClient(t, ts.addr)
+			c.rrq("a", "octet")
+			var got []byte
+			for blk := uint16(1); ; blk++ {
+				p := c.expectData(blk)
+				got = append(got, p.data...)
+				if len(p.data) < defaultBlksize {
+					break // the final block: not acknowledged
+				}
+				c.ack(blk)
+			}
+			if !bytes.Equal(got, a) {
+				t.Fatalf("first file: got %d bytes, want %d", len(got), len(a))
+			}
+			c.peer = nil
+			c.rrq("b", "octet")
+			r := c.finish(c.next())
+			if r.err != nil || !bytes.Equal(r.data, b) {
+				t.Fatalf("second file from the same port: err %v, got %d bytes, want %d", r.err, len(r.data), len(b))
+			}
+		})
+	}
+}
+
 func TestMaxTransfers(t *testing.T) {
 	t.Parallel()
 	data := randBytes(3000, 12)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"pxed/internal/bootfs"
@@ -53,11 +54,28 @@ type transfer struct {
 	bytes       int64
 	retransmits int
 	done        bool
+
+	// answered is set once the client has acknowledged anything: from then
+	// on a request from the same address and port is a new request, not a
+	// retransmission. Read by the listener, hence atomic.
+	answered atomic.Bool
+}
+
+// isRetransmission reports whether pkt, a request from this transfer's
+// peer, repeats the request that started it: the client has not heard from
+// us yet and asks again for the same file.
+func (t *transfer) isRetransmission(pkt []byte) bool {
+	if t.answered.Load() {
+		return false
+	}
+	req, err := parseRequest(pkt)
+	return err == nil && req.op == t.req.op && req.filename == t.req.filename
 }
 
 var (
-	errTimeout = errors.New("timed out")
-	errAborted = errors.New("aborted: server shutting down")
+	errTimeout    = errors.New("timed out")
+	errAborted    = errors.New("aborted: server shutting down")
+	errSuperseded = errors.New("superseded by a new request from the same client port")
 )
 
 // transferError is a failure that is reported to the client with a code.
@@ -268,6 +286,7 @@ func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
 	if perr != nil {
 		return t.fail(perr)
 	}
+	t.answered.Store(true)
 	if t.oack != nil {
 		if block != 0 {
 			return false // stale: keep waiting for ACK 0
