@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,10 +31,11 @@ const (
 // Server serves read requests from an fs.FS. Its zero value is not usable: FS
 // must be set. Fields must not change once Serve has been called.
 //
-// Transfers are not a goroutine each: a few event loops (one per CPU) drive
-// every transfer as a small state machine, woken by epoll when an ACK
-// arrives. A transfer holds no buffer while it waits for an ACK, so memory
-// stays flat with thousands of clients.
+// Each transfer is a small state machine (transfer.go). In the default
+// mode one goroutine per transfer feeds it from the transfer's own socket;
+// in single-port mode the listener feeds every transfer itself. A transfer
+// holds no buffer while it waits for an ACK, so memory stays flat with
+// thousands of clients.
 type Server struct {
 	// FS is the tree to serve. Names from requests are cleaned with
 	// bootfs.CleanName before they reach it.
@@ -115,29 +115,6 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	defer abort()
 	l.abortCtx = abortCtx
 
-	if !s.SinglePort {
-		n := runtime.GOMAXPROCS(0)
-		for range n {
-			w, err := newWorker(s, l)
-			if err != nil {
-				for _, w := range l.workers {
-					w.close()
-				}
-				conn.Close()
-				return fmt.Errorf("tftp: %w", err)
-			}
-			l.workers = append(l.workers, w)
-		}
-		for _, w := range l.workers {
-			go w.run(abortCtx)
-		}
-		defer func() {
-			for _, w := range l.workers {
-				w.stop()
-			}
-		}()
-	}
-
 	readDone := make(chan error, 1)
 	go func() { readDone <- l.readLoop(ctx) }()
 
@@ -184,11 +161,8 @@ type listener struct {
 	abortCtx  context.Context
 	closing   atomic.Bool
 
-	workers []*worker // ephemeral mode
-	next    int       // round-robin over workers
-
 	// peers maps client addresses to their transfer. In ephemeral mode it
-	// only serves to ignore retransmitted requests, and workers delete from
+	// only serves to recognise retransmitted requests, and transfers delete from
 	// it; in single-port mode it is the demultiplexer.
 	mu    sync.Mutex
 	peers map[netip.AddrPort]*transfer
@@ -403,9 +377,7 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 		return
 	}
 	// Ephemeral: the transfer's own socket, from the address the client
-	// wrote to, connected to the client so the kernel filters strangers.
-	w := l.workers[l.next%len(l.workers)]
-	l.next++
+	// wrote to, and its own goroutine.
 	go func() {
 		out, err := newConnSender(local, peer)
 		if err != nil {
@@ -418,7 +390,7 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 		}
 		t.out = out
 		t.onDone = func() { l.remove(t) }
-		w.add(t)
+		t.runConn(l.abortCtx)
 	}()
 }
 
