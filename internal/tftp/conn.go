@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // errUnreachable: the client's port is closed (ICMP port unreachable).
@@ -16,29 +17,63 @@ var errUnreachable = errors.New("client unreachable")
 // connSender is a transfer's own UDP socket (its TID), bound to the address
 // the client wrote to and connected to the client, so that the kernel drops
 // packets from anyone else.
-type connSender struct{ c *net.UDPConn }
+//
+// Sends bypass the Go runtime's syscall accounting. Every DATA packet wakes
+// a client, and the kernel often preempts the sender right then, inside
+// write(2); the runtime takes a thread that long in a syscall for blocked,
+// hands its P to another thread and keeps its monitor polling every 20 µs.
+// In a 200-client storm with pxed in its own session (as under systemd)
+// that cost as much CPU as the transfers themselves. A send on a
+// non-blocking UDP socket never blocks, so it is made as a raw system call.
+type connSender struct {
+	c   *net.UDPConn
+	raw syscall.RawConn
+
+	// The packet and result of the send in progress, so that writeFn, bound
+	// once, needs no closure (and no allocation) per packet.
+	pkt     []byte
+	err     syscall.Errno
+	writeFn func(fd uintptr) bool
+}
 
 func newConnSender(local netip.Addr, peer netip.AddrPort) (*connSender, error) {
 	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), net.UDPAddrFromAddrPort(peer))
 	if err != nil {
 		return nil, err
 	}
-	return &connSender{c: c}, nil
+	raw, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	s := &connSender{c: c, raw: raw}
+	s.writeFn = s.write
+	return s, nil
+}
+
+func (s *connSender) write(fd uintptr) bool {
+	_, _, s.err = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.pkt))), uintptr(len(s.pkt)))
+	return true // never wait for writability: a full buffer is a lost packet
 }
 
 func (s *connSender) send(b []byte) error {
-	_, err := s.c.Write(b)
-	switch {
-	case err == nil:
+	s.pkt = b
+	err := s.raw.Write(s.writeFn)
+	s.pkt = nil
+	if err != nil {
+		return err // the socket is closed
+	}
+	switch s.err {
+	case 0:
 		return nil
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case syscall.ECONNREFUSED:
 		return errUnreachable
-	case errors.Is(err, syscall.ENOBUFS), errors.Is(err, syscall.EAGAIN):
+	case syscall.ENOBUFS, syscall.EAGAIN, syscall.EINTR:
 		// A full socket buffer: the packet is lost, the retransmission
 		// timer recovers it.
 		return nil
 	default:
-		return err
+		return s.err
 	}
 }
 

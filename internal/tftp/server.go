@@ -71,10 +71,9 @@ type Server struct {
 	// ends before they are aborted (default 5s).
 	Grace time.Duration
 
-	active    atomic.Int64
-	mtuCache  sync.Map // interface index -> MTU
-	bufPools  [3]sync.Pool
-	transfers sync.WaitGroup
+	active   atomic.Int64 // transfers under way, for MaxTransfers
+	mtuCache sync.Map     // interface index -> MTU
+	bufPools [3]sync.Pool
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -131,14 +130,14 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	l.mu.Unlock()
 
 	done := make(chan struct{})
-	go func() { s.transfers.Wait(); close(done) }()
+	go func() { l.transfers.Wait(); close(done) }()
 	grace := orDefault(s.Grace, DefaultGrace)
 	timer := time.NewTimer(grace)
 	select {
 	case <-done:
 		timer.Stop()
 	case <-timer.C:
-		s.logger().Warn("tftp: grace period over, aborting transfers", "transfers", s.active.Load(), "grace", grace)
+		s.logger().Warn("tftp: grace period over, aborting transfers", "transfers", l.peerCount(), "grace", grace)
 		abort()
 		<-done
 	}
@@ -166,6 +165,14 @@ type listener struct {
 	// it; in single-port mode it is the demultiplexer.
 	mu    sync.Mutex
 	peers map[netip.AddrPort]*transfer
+
+	transfers sync.WaitGroup // this listener's transfers, for Serve's grace period
+}
+
+func (l *listener) peerCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.peers)
 }
 
 // readLoop reads the listening socket: requests start transfers; in
@@ -244,8 +251,8 @@ func (l *listener) readLoop(ctx context.Context) error {
 			if !isRequest {
 				// Single-port: the packet belongs to this transfer. (In
 				// ephemeral mode the client never writes here mid-transfer.)
-				if single && t.onPacket(pkt, time.Now()) {
-					l.remove(t)
+				if single {
+					t.onPacket(pkt, time.Now())
 				}
 				continue
 			}
@@ -259,7 +266,6 @@ func (l *listener) readLoop(ctx context.Context) error {
 			// socket, in single-port mode it must go now.
 			if single {
 				t.finish(errSuperseded)
-				l.remove(t)
 			}
 		}
 		if n >= 2 && pkt[0] == 0 && (pkt[1] == byte(opACK) || pkt[1] == byte(opDATA) || pkt[1] == byte(opERROR)) {
@@ -285,8 +291,8 @@ func (l *listener) tick(now time.Time) {
 		return
 	}
 	for _, t := range l.peers {
-		if !now.Before(t.deadline) && t.onTimer(now) {
-			l.remove(t)
+		if !now.Before(t.deadline) {
+			t.onTimer(now)
 		}
 	}
 }
@@ -294,7 +300,6 @@ func (l *listener) tick(now time.Time) {
 func (l *listener) abortAll(err error) {
 	for _, t := range l.peers {
 		t.fail(err)
-		l.remove(t)
 	}
 }
 
@@ -363,17 +368,20 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 		return
 	}
 	s.active.Add(1)
-	s.transfers.Add(1)
+	l.transfers.Add(1)
 	l.peers[peer] = t
 	l.mu.Unlock()
+	t.onDone = func() {
+		l.remove(t)
+		s.active.Add(-1)
+		l.transfers.Done()
+	}
 
 	if s.SinglePort {
 		// Everything for this transfer happens on this goroutine: the file
 		// is opened here (local disk, fast) and the first packet sent.
 		t.out = &listenerSender{l: l, peer: peer, local: local}
-		if t.begin(time.Now()) {
-			l.remove(t)
-		}
+		t.begin(time.Now())
 		return
 	}
 	// Ephemeral: the transfer's own socket, from the address the client
@@ -382,14 +390,11 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 		out, err := newConnSender(local, peer)
 		if err != nil {
 			log.Error("tftp: cannot open transfer socket", "client", peer.String(), "file", req.filename, "error", err)
-			l.sendTo(appendError(nil, ErrUndefined, "server cannot open a socket"), peer, local)
 			t.out = &listenerSender{l: l, peer: peer, local: local}
-			t.finish(err)
-			l.remove(t)
+			t.fail(&transferError{code: ErrUndefined, msg: "server cannot open a socket", err: err})
 			return
 		}
 		t.out = out
-		t.onDone = func() { l.remove(t) }
 		t.runConn(l.abortCtx)
 	}()
 }

@@ -31,7 +31,7 @@ type transfer struct {
 	mtu    int
 	start  time.Time
 	out    sender
-	onDone func()
+	onDone func() // releases the transfer's place in its listener and server
 
 	file io.Closer
 	ra   io.ReaderAt
@@ -378,10 +378,6 @@ func (t *transfer) finish(err error) bool {
 		"windowsize", t.windowsize,
 		"retransmits", t.retransmits,
 		"result", result)
-	if t.onDone != nil {
-		t.onDone()
-	}
-	t.srv.active.Add(-1)
-	t.srv.transfers.Done()
+	t.onDone()
 	return true
 }
