@@ -157,6 +157,9 @@ func cmdServe(args []string, stderr io.Writer) int {
 	log := newLogger(c, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful shutdown; from then on the default
+	// action is back, so a second Ctrl-C ends pxed at once.
+	context.AfterFunc(ctx, stop)
 	if err := serve(ctx, c, log, nil); err != nil {
 		log.Error("pxed serve failed", "error", err)
 		return 1
