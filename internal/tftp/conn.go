@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // errUnreachable: the client's port is closed (ICMP port unreachable).
@@ -34,6 +36,12 @@ type connSender struct {
 	pkt     []byte
 	err     syscall.Errno
 	writeFn func(fd uintptr) bool
+
+	// sendmmsg state, allocated on the first windowed send.
+	batch      []unix.Mmsghdr
+	hdrs       []unix.Mmsghdr
+	iovs       []unix.Iovec
+	sendmmsgFn func(fd uintptr) bool
 }
 
 func newConnSender(local netip.Addr, peer netip.AddrPort) (*connSender, error) {
@@ -48,12 +56,46 @@ func newConnSender(local netip.Addr, peer netip.AddrPort) (*connSender, error) {
 	}
 	s := &connSender{c: c, raw: raw}
 	s.writeFn = s.write
+	s.sendmmsgFn = s.sendmmsg
 	return s, nil
 }
 
 func (s *connSender) write(fd uintptr) bool {
 	_, _, s.err = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.pkt))), uintptr(len(s.pkt)))
 	return true // never wait for writability: a full buffer is a lost packet
+}
+
+// sendBatch sends pkts with one raw sendmmsg(2). Packets the kernel does not
+// take (a full socket buffer) are lost like any other; the retransmission
+// timer recovers them.
+func (s *connSender) sendBatch(pkts [][]byte) error {
+	if cap(s.hdrs) < len(pkts) {
+		s.hdrs = make([]unix.Mmsghdr, len(pkts))
+		s.iovs = make([]unix.Iovec, len(pkts))
+	}
+	hdrs, iovs := s.hdrs[:len(pkts)], s.iovs[:len(pkts)]
+	for i, p := range pkts {
+		iovs[i] = unix.Iovec{Base: unsafe.SliceData(p)}
+		iovs[i].SetLen(len(p))
+		hdrs[i] = unix.Mmsghdr{}
+		hdrs[i].Hdr.Iov = &iovs[i]
+		hdrs[i].Hdr.SetIovlen(1)
+	}
+	s.batch = hdrs
+	err := s.raw.Write(s.sendmmsgFn)
+	s.batch = nil
+	for i := range iovs {
+		iovs[i].Base = nil // do not keep the pooled buffer alive
+	}
+	if err != nil {
+		return err
+	}
+	return s.result()
+}
+
+func (s *connSender) sendmmsg(fd uintptr) bool {
+	_, _, s.err = syscall.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.batch))), uintptr(len(s.batch)), 0, 0, 0)
+	return true
 }
 
 func (s *connSender) send(b []byte) error {
@@ -63,6 +105,11 @@ func (s *connSender) send(b []byte) error {
 	if err != nil {
 		return err // the socket is closed
 	}
+	return s.result()
+}
+
+// result interprets the errno of the last raw send.
+func (s *connSender) result() error {
 	switch s.err {
 	case 0:
 		return nil

@@ -20,6 +20,14 @@ type sender interface {
 	close()
 }
 
+// batchSender is a sender that can send several packets in one system call.
+type batchSender interface {
+	sendBatch(pkts [][]byte) error
+}
+
+// batchBytes is the buffer a batched window is built in: 44 blocks of 1468.
+const batchBytes = 65536
+
 // transfer is one read request being served: a state machine driven by
 // begin, onPacket and onTimer, each returning true once the transfer is over
 // (logged, file closed, socket released). Exactly one goroutine drives a
@@ -48,8 +56,9 @@ type transfer struct {
 	end      int64  // last block of the window in flight
 	last     int64  // the final block (short, possibly empty)
 	deadline time.Time
-	retries  int  // consecutive timeouts
-	nacked   bool // an ACK of base-1 already caused a resend of this window
+	retries  int      // consecutive timeouts
+	nacked   bool     // an ACK of base-1 already caused a resend of this window
+	pkts     [][]byte // reused by sendWindow; points into a pooled buffer only while sending
 
 	bytes       int64
 	retransmits int
@@ -229,22 +238,52 @@ func (t *transfer) startData(now time.Time) bool {
 	return t.sendWindow(now)
 }
 
-// sendWindow sends blocks base..end, reading each from the file into one
-// pooled buffer that is released before the transfer waits for an ACK.
-// Internally blocks are numbered from 1 without limit; on the wire the
-// number wraps from 65535 to 0, as tftp-hpa, curl and PXE ROMs expect for
-// files of more than 65535 blocks.
+// sendWindow sends blocks base..end. Internally blocks are numbered from 1
+// without limit; on the wire the number wraps from 65535 to 0, as tftp-hpa,
+// curl and PXE ROMs expect for files of more than 65535 blocks.
+//
+// Blocks are read into one pooled buffer that is released before the
+// transfer waits for an ACK. When the sender can batch (a transfer's own
+// socket), a window goes out in as few sendmmsg(2) calls as the 64 KiB
+// buffer allows instead of one write per block.
 func (t *transfer) sendWindow(now time.Time) bool {
 	t.end = min(t.base+int64(t.windowsize)-1, t.last)
 	t.nacked = false
 	bs := int64(t.blksize)
-	bp := t.srv.getBuf(t.blksize + 4)
+	batcher, _ := t.out.(batchSender)
+	bufSize := t.blksize + 4
+	if batcher != nil && t.end > t.base {
+		bufSize = max(bufSize, batchBytes)
+	}
+	bp := t.srv.getBuf(bufSize)
 	defer t.srv.putBuf(bp)
 	buf := *bp
+	pkts := t.pkts[:0]
+	used := 0
+	flush := func() error {
+		var err error
+		if batcher != nil && len(pkts) > 1 {
+			err = batcher.sendBatch(pkts)
+		} else {
+			for _, p := range pkts {
+				if err = t.out.send(p); err != nil {
+					break
+				}
+			}
+		}
+		clear(pkts) // no references into the pooled buffer outlive the send
+		pkts, used = pkts[:0], 0
+		return err
+	}
 	for b := t.base; b <= t.end; b++ {
 		off := (b - 1) * bs
 		want := min(bs, t.size-off)
-		pkt := buf[:4+want]
+		if used+4+int(want) > len(buf) {
+			if err := flush(); err != nil {
+				return t.fail(fmt.Errorf("send before block %d: %w", b, err))
+			}
+		}
+		pkt := buf[used : used+4+int(want)]
 		putDataHeader(pkt, uint16(b))
 		if want > 0 {
 			n, err := t.ra.ReadAt(pkt[4:], off)
@@ -256,10 +295,13 @@ func (t *transfer) sendWindow(now time.Time) bool {
 					err: fmt.Errorf("read block %d: %w (file changed during transfer?)", b, err)})
 			}
 		}
-		if err := t.out.send(pkt); err != nil {
-			return t.fail(fmt.Errorf("send block %d: %w", b, err))
-		}
+		pkts = append(pkts, pkt)
+		used += len(pkt)
 	}
+	if err := flush(); err != nil {
+		return t.fail(fmt.Errorf("send up to block %d: %w", t.end, err))
+	}
+	t.pkts = pkts
 	t.deadline = now.Add(t.timeout)
 	return false
 }
