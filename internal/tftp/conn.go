@@ -37,8 +37,9 @@ type connSender struct {
 	err     syscall.Errno
 	writeFn func(fd uintptr) bool
 
-	// sendmmsg state, allocated on the first windowed send.
-	batch      []unix.Mmsghdr
+	// sendmmsg state, allocated on the first windowed send; nbatch is how
+	// many of hdrs the send in progress uses.
+	nbatch     int
 	hdrs       []unix.Mmsghdr
 	iovs       []unix.Iovec
 	sendmmsgFn func(fd uintptr) bool
@@ -81,9 +82,8 @@ func (s *connSender) sendBatch(pkts [][]byte) error {
 		hdrs[i].Hdr.Iov = &iovs[i]
 		hdrs[i].Hdr.SetIovlen(1)
 	}
-	s.batch = hdrs
+	s.nbatch = len(pkts)
 	err := s.raw.Write(s.sendmmsgFn)
-	s.batch = nil
 	for i := range iovs {
 		iovs[i].Base = nil // do not keep the pooled buffer alive
 	}
@@ -94,7 +94,7 @@ func (s *connSender) sendBatch(pkts [][]byte) error {
 }
 
 func (s *connSender) sendmmsg(fd uintptr) bool {
-	_, _, s.err = syscall.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.batch))), uintptr(len(s.batch)), 0, 0, 0)
+	_, _, s.err = syscall.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.hdrs))), uintptr(s.nbatch), 0, 0, 0)
 	return true
 }
 

@@ -2,6 +2,7 @@ package tftp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -198,22 +199,7 @@ func (l *listener) readLoop(ctx context.Context) error {
 				return nil
 			}
 		}
-		var (
-			n     int
-			src   net.Addr
-			cm    *ipv4.ControlMessage
-			err   error
-			local netip.Addr
-			ifidx int
-		)
-		if l.haveCM {
-			n, cm, src, err = l.p4.ReadFrom(buf)
-		} else {
-			var ap netip.AddrPort
-			n, ap, err = l.conn.ReadFromUDPAddrPort(buf)
-			src = net.UDPAddrFromAddrPort(ap)
-			ifidx = l.ifidx
-		}
+		n, peer, local, ifidx, err := l.read(buf)
 		if err != nil {
 			var ne net.Error
 			if single && errors.As(err, &ne) && ne.Timeout() {
@@ -227,26 +213,19 @@ func (l *listener) readLoop(ctx context.Context) error {
 			}
 			return fmt.Errorf("tftp: read: %w", err)
 		}
-		ua, ok := src.(*net.UDPAddr)
-		if !ok {
+		if !peer.IsValid() {
 			continue
-		}
-		peer := ua.AddrPort()
-		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
-		if cm != nil {
-			local, _ = netip.AddrFromSlice(cm.Dst)
-			local = local.Unmap()
-			ifidx = cm.IfIndex
-		}
-		if !local.IsValid() {
-			local = l.localAddr.Addr()
 		}
 		pkt := buf[:n]
 
 		l.mu.Lock()
 		t := l.peers[peer]
 		l.mu.Unlock()
-		isRequest := n >= 2 && pkt[0] == 0 && (pkt[1] == byte(opRRQ) || pkt[1] == byte(opWRQ))
+		var op uint16
+		if n >= 2 {
+			op = binary.BigEndian.Uint16(pkt)
+		}
+		isRequest := op == opRRQ || op == opWRQ
 		if t != nil {
 			if !isRequest {
 				// Single-port: the packet belongs to this transfer. (In
@@ -268,10 +247,10 @@ func (l *listener) readLoop(ctx context.Context) error {
 				t.finish(errSuperseded)
 			}
 		}
-		if n >= 2 && pkt[0] == 0 && (pkt[1] == byte(opACK) || pkt[1] == byte(opDATA) || pkt[1] == byte(opERROR)) {
+		if op == opACK || op == opDATA || op == opERROR {
 			// A late packet of a finished transfer. RFC 1350 answers
 			// strangers with "unknown transfer ID"; never answer an ERROR.
-			if pkt[1] != byte(opERROR) {
+			if op != opERROR {
 				l.sendTo(appendError(nil, ErrUnknownTID, "unknown transfer ID"), peer, local)
 			}
 			continue
@@ -282,6 +261,36 @@ func (l *listener) readLoop(ctx context.Context) error {
 		}
 		l.handleRequest(pkt, peer, local, ifidx)
 	}
+}
+
+// read reads one packet from the listening socket: who sent it, the local
+// address it was sent to and the interface it came in on. Without control
+// messages (a socket bound to one address) the local side is the bound one.
+func (l *listener) read(buf []byte) (n int, peer netip.AddrPort, local netip.Addr, ifidx int, err error) {
+	if !l.haveCM {
+		n, peer, err = l.conn.ReadFromUDPAddrPort(buf)
+		return n, unmap(peer), l.localAddr.Addr(), l.ifidx, err
+	}
+	n, cm, src, err := l.p4.ReadFrom(buf)
+	if err != nil {
+		return 0, peer, local, 0, err
+	}
+	if ua, ok := src.(*net.UDPAddr); ok {
+		peer = unmap(ua.AddrPort())
+	}
+	if cm != nil {
+		local, _ = netip.AddrFromSlice(cm.Dst)
+		local = local.Unmap()
+		ifidx = cm.IfIndex
+	}
+	if !local.IsValid() {
+		local = l.localAddr.Addr()
+	}
+	return n, peer, local, ifidx, nil
+}
+
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // tick runs single-port retransmission timers and the abort.
