@@ -8,3 +8,8 @@ require (
 )
 
 require golang.org/x/sys v0.49.0
+
+require (
+	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
+)

@@ -66,11 +66,13 @@ type HTTP struct {
 	Addr string `yaml:"addr"` // empty disables HTTP
 }
 
-// DHCP configures the DHCP server (implemented by a later release; accepted
-// now so that configs and scripts can name it).
+// DHCP configures the DHCP server: either an ISC dhcpd.conf (DHCPDConf) or
+// the same model written inline (Network). DHCP is off when no subnet is
+// configured.
 type DHCP struct {
 	DHCPDConf  string   `yaml:"dhcpd-conf"`
 	Interfaces []string `yaml:"interfaces"`
+	Network    `yaml:",inline"`
 }
 
 // Default returns the configuration used when neither a file nor a flag says
