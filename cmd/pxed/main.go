@@ -14,7 +14,10 @@ var version = "dev"
 const usage = `pxed — network-boot provisioning server
 
 Usage:
-  pxed serve [flags]     run the TFTP and HTTP boot servers (see pxed serve -h)
+  pxed serve [flags]     run the DHCP, TFTP and HTTP boot servers (see pxed serve -h)
+  pxed check [flags]     validate the configuration serve would run with the same flags
+  pxed import FILE       print an ISC dhcpd.conf as native YAML
+  pxed leases [flags]    list DHCP leases (MAC, IP, state, expiry, hostname)
   pxed version           print the version
   pxed help              this text
 
@@ -33,6 +36,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return cmdServe(args[1:], stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "import":
+		return cmdImport(args[1:], stdout, stderr)
+	case "leases":
+		return cmdLeases(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "pxed", version)
 		return 0

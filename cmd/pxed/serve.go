@@ -73,7 +73,7 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config, v string) { c.HTTP.Addr = v })
 	str("state-dir", "state-dir", d.StateDir, "`dir`ectory for durable state (leases, host states)",
 		func(c *config.Config, v string) { c.StateDir = v })
-	str("dhcpd-conf", "dhcp.dhcpd-conf", "", "ISC dhcpd.conf `file` to serve DHCP from (DHCP is not in this release yet)",
+	str("dhcpd-conf", "dhcp.dhcpd-conf", "", "ISC dhcpd.conf `file` to serve DHCP from (read as it is; see pxed check)",
 		func(c *config.Config, v string) { c.DHCP.DHCPDConf = v })
 	boolean("tftp-single-port", "tftp.single-port", d.TFTP.SinglePort, "serve every TFTP transfer from the listening port (for NAT and firewalls)",
 		func(c *config.Config, v bool) { c.TFTP.SinglePort = v })
@@ -97,7 +97,7 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config, v string) { c.Log.Format = v })
 
 	ifaces := &stringList{}
-	f.fs.Var(ifaces, "interface", "network interface `name` to serve DHCP on (repeatable; DHCP is not in this release yet)")
+	f.fs.Var(ifaces, "interface", "network interface `name` to serve DHCP on (repeatable; DHCP never listens on an interface not named)")
 	f.keys["interface"] = "dhcp.interfaces"
 	f.apply["interface"] = func(c *config.Config) { c.DHCP.Interfaces = append([]string(nil), (*ifaces)...) }
 	return f
@@ -179,20 +179,40 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	if err := os.MkdirAll(c.StateDir, 0o750); err != nil {
 		return fmt.Errorf("state directory: %w (set --state-dir)", err)
 	}
-	if c.DHCP.DHCPDConf != "" || len(c.DHCP.Interfaces) > 0 {
-		log.Warn("DHCP is not implemented in this release: --dhcpd-conf and --interface are accepted and ignored; serving TFTP/HTTP only",
-			"dhcpd-conf", c.DHCP.DHCPDConf, "interfaces", c.DHCP.Interfaces)
-	} else {
+	plan, warns, err := compileNetwork(c)
+	for _, w := range warns {
+		log.Warn("dhcp config: " + w.String())
+	}
+	if err != nil {
+		return err
+	}
+	if plan == nil {
 		log.Info("DHCP off: no subnet configured")
 	}
-	if c.TFTP.Addr == "" && c.HTTP.Addr == "" {
-		return errors.New("nothing to serve: both --tftp-addr and --http-addr are empty")
+	if c.TFTP.Addr == "" && c.HTTP.Addr == "" && plan == nil {
+		return errors.New("nothing to serve: no DHCP subnet, and both --tftp-addr and --http-addr are empty")
 	}
-	tree, err := bootfs.Open(c.TFTP.Root)
-	if err != nil {
-		return fmt.Errorf("%w (set --tftp-root)", err)
+	var tree *bootfs.Tree
+	if c.TFTP.Addr != "" || c.HTTP.Addr != "" {
+		if tree, err = bootfs.Open(c.TFTP.Root); err != nil {
+			return fmt.Errorf("%w (set --tftp-root)", err)
+		}
+		defer tree.Close()
 	}
-	defer tree.Close()
+	var dhcpSvc *dhcpService
+	if plan != nil {
+		if dhcpSvc, err = openDHCP(c, plan, log); err != nil {
+			return err
+		}
+		defer dhcpSvc.close()
+	}
+	var ctlLn net.Listener
+	if dhcpSvc != nil {
+		if ctlLn, err = listenControl(c.StateDir); err != nil {
+			return fmt.Errorf("control socket: %w", err)
+		}
+		defer ctlLn.Close()
+	}
 
 	var ln listening
 	var tftpConn *net.UDPConn
@@ -225,7 +245,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	fail := func(err error) { errs <- err; cancel() }
 	if tftpConn != nil {
 		srv := &tftp.Server{
@@ -274,6 +294,18 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 			}
 		}()
 		log.Info("http listening", "addr", ln.HTTP.String(), "root", tree.Dir())
+	}
+	if dhcpSvc != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := dhcpSvc.serve(ctx); err != nil {
+				fail(fmt.Errorf("dhcp: %w", err))
+			}
+		}()
+		ctl := &http.Server{Handler: controlHandler(dhcpSvc.alloc), ReadHeaderTimeout: 5 * time.Second}
+		go ctl.Serve(ctlLn)
+		log.Info("dhcp serving", "interfaces", c.DHCP.Interfaces, "subnets", plan.Subnets(), "proxy", plan.Proxy, "authoritative", plan.Authoritative)
 	}
 	if ready != nil {
 		ready(ln)

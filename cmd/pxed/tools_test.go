@@ -1,0 +1,135 @@
+package main
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"pxed/internal/config"
+	"pxed/internal/config/isc"
+	"pxed/internal/dhcp"
+)
+
+// seedDHCPD is the first seed's dhcpd.conf in a documentation range.
+const seedDHCPD = `ddns-update-style none;
+allow booting; # support PXE booting
+allow bootp; # respond to bootp queries
+subnet 192.0.2.0 netmask 255.255.255.0 {
+option routers 192.0.2.166;
+option subnet-mask 255.255.255.0;
+option nis-domain "example.com";
+option domain-name "example.com";
+option domain-name-servers 192.0.2.166;
+option time-offset -18000; # Eastern Standard Time
+default-lease-time 120;
+max-lease-time 120;
+next-server 192.0.2.166;
+filename "pxelinux.0";
+pool {
+range dynamic-bootp 192.0.2.199 192.0.2.254;
+}
+group {
+host test_pvm {
+hardware ethernet 00:16:3E:72:79:E3;
+fixed-address 192.0.2.199;
+}
+host test_hvm {
+hardware ethernet 00:16:3E:72:79:E4;
+fixed-address 192.0.2.177;
+option host-name "hvm";
+}
+}
+}
+`
+
+// stripPos clears positions, which differ between the two front ends.
+func stripPos(n *config.Network) *config.Network {
+	c := *n
+	c.Subnets = append([]config.Subnet(nil), n.Subnets...)
+	for i := range c.Subnets {
+		c.Subnets[i].Pos = config.Pos{}
+		c.Subnets[i].Pools = append([]config.Pool(nil), c.Subnets[i].Pools...)
+		for j := range c.Subnets[i].Pools {
+			c.Subnets[i].Pools[j].Pos = config.Pos{}
+			c.Subnets[i].Pools[j].Ranges = append([]config.Range(nil), c.Subnets[i].Pools[j].Ranges...)
+			for k := range c.Subnets[i].Pools[j].Ranges {
+				c.Subnets[i].Pools[j].Ranges[k].Pos = config.Pos{}
+			}
+		}
+	}
+	c.Hosts = append([]config.Host(nil), n.Hosts...)
+	for i := range c.Hosts {
+		c.Hosts[i].Pos = config.Pos{}
+	}
+	return &c
+}
+
+func TestImportRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dhcpd.conf")
+	writeFile(t, conf, []byte(seedDHCPD))
+	var stdout, stderr syncBuffer
+	if code := run([]string{"import", conf}, &stdout, &stderr); code != 0 {
+		t.Fatalf("pxed import: exit %d\n%s", code, stderr.String())
+	}
+	yamlFile := filepath.Join(dir, "pxed.yaml")
+	writeFile(t, yamlFile, []byte(stdout.String()))
+	c, err := config.Load(yamlFile)
+	if err != nil {
+		t.Fatalf("the imported YAML does not load: %v\n%s", err, stdout.String())
+	}
+	fromISC, _, err := isc.ParseFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stripPos(&c.DHCP.Network), stripPos(fromISC); !reflect.DeepEqual(got, want) {
+		t.Fatalf("YAML model differs from the dhcpd.conf model:\n got %+v\nwant %+v", got, want)
+	}
+	// And it compiles to the same plan facts.
+	p1, _, err := dhcp.Compile(&c.DHCP.Network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, _, _ := dhcp.Compile(fromISC)
+	if !reflect.DeepEqual(p1.Subnets(), p2.Subnets()) || !reflect.DeepEqual(p1.Reserved, p2.Reserved) || len(p1.Pools()) != len(p2.Pools()) {
+		t.Fatalf("plans differ: %v %v / %v %v", p1.Subnets(), p1.Reserved, p2.Subnets(), p2.Reserved)
+	}
+}
+
+func TestCheckAndImportErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.conf")
+	writeFile(t, good, []byte(seedDHCPD))
+	broken := filepath.Join(dir, "broken.conf")
+	// The second seed's subnet line lost its addresses.
+	writeFile(t, broken, []byte("ddns-update-style none;\nallow booting;\nsubnet netmask {\noption routers;\n}\n"))
+	unsupported := filepath.Join(dir, "unsupported.conf")
+	writeFile(t, unsupported, []byte(seedDHCPD+"log-facility local7;\n"))
+	bothYAML := filepath.Join(dir, "both.yaml")
+	writeFile(t, bothYAML, []byte("dhcp:\n  dhcpd-conf: "+good+"\n  subnets:\n    - network: 198.51.100.0/24\n"))
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{args: []string{"check", "--dhcpd-conf", good, "--interface", "eth0"}, code: 0,
+			stdout: "ok: 1 subnet(s) [192.0.2.0/24], 1 dynamic pool(s), 2 fixed address(es); DHCP on [eth0]",
+			stderr: "good.conf:19:1: host test_pvm: fixed-address 192.0.2.199 lies inside a dynamic range"},
+		{args: []string{"check", "--dhcpd-conf", good}, code: 1, stderr: "no --interface is named"},
+		{args: []string{"check", "--dhcpd-conf", broken, "--interface", "eth0"}, code: 1, stderr: "broken.conf:3:8: expected IP address after \"subnet\""},
+		{args: []string{"check", "--dhcpd-conf", unsupported, "--interface", "eth0"}, code: 0, stderr: "unsupported.conf:30:1: \"log-facility\" is not supported by pxed"},
+		{args: []string{"check", "--dhcpd-conf", filepath.Join(dir, "missing.conf"), "--interface", "eth0"}, code: 1, stderr: "missing.conf"},
+		{args: []string{"check", "--config", bothYAML, "--interface", "eth0"}, code: 1, stderr: "both dhcpd-conf and inline"},
+		{args: []string{"check"}, code: 0, stdout: "DHCP is off"},
+		{args: []string{"import", broken}, code: 1, stderr: "broken.conf:3:8:"},
+		{args: []string{"import"}, code: 2, stderr: "usage: pxed import"},
+	} {
+		var stdout, stderr syncBuffer
+		code := run(tc.args, &stdout, &stderr)
+		if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
+			t.Errorf("pxed %q: exit %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)", tc.args, code, tc.code, stdout.String(), tc.stdout, stderr.String(), tc.stderr)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package dhcp
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+)
+
+// FuzzParse: any datagram parses or is refused with ErrMalformed; never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add(msg{t: msgDiscover, mac: "00:16:3e:72:79:e3", opts: map[uint8][]byte{optParamRequest: {1, 3, 6}}}.bytes())
+	f.Add(msg{mac: "00:16:3e:72:79:e4", noCookie: true}.bytes())
+	f.Add(raw(mac1, []byte{53, 1, 1, 52, 1, 3, 255}, func(b []byte) { copy(b[108:], []byte{12, 3, 'f', 'o', 'o', 255}) }))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := Parse(b)
+		if err == nil && p.HLen > 16 {
+			t.Fatalf("hlen %d accepted", p.HLen)
+		}
+	})
+}
+
+// FuzzHandle feeds arbitrary datagrams to a full server (real plan, real
+// lease database): it must never panic, and anything it sends must parse.
+func FuzzHandle(f *testing.F) {
+	for _, m := range []msg{
+		{t: msgDiscover, mac: "00:16:3e:72:79:e3"},
+		{t: msgRequest, mac: "02:00:00:00:00:01", opts: map[uint8][]byte{optRequestedIP: ip4("192.0.2.200"), optServerID: ip4("192.0.2.1")}},
+		{t: msgInform, mac: "02:00:00:00:00:01", ciaddr: "192.0.2.9"},
+		{t: msgDecline, mac: "02:00:00:00:00:01", opts: map[uint8][]byte{optRequestedIP: ip4("192.0.2.200")}},
+		{t: msgDiscover, mac: "02:00:00:00:00:02", giaddr: "192.0.2.254", opts: map[uint8][]byte{optRelayAgent: {1, 1, 1}, optMaxMessage: {0, 1}}},
+		{mac: "02:00:00:00:00:03", noCookie: true},
+	} {
+		f.Add(m.bytes())
+	}
+	r := newRig(f, seedNetwork())
+	go func() {
+		for range r.conn.notify {
+			r.conn.mu.Lock()
+			r.conn.sent = r.conn.sent[:0]
+			r.conn.mu.Unlock()
+		}
+	}()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r.srv.Handle(context.Background(), r.port, b, netip.MustParseAddrPort("0.0.0.0:68"), broadcastAddr)
+		r.conn.mu.Lock()
+		bad := r.conn.bad
+		r.conn.mu.Unlock()
+		if bad != nil {
+			t.Fatalf("the server sent a reply that does not parse: %v", bad)
+		}
+	})
+}

@@ -1,0 +1,475 @@
+package dhcp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"pxed/internal/config"
+	"pxed/internal/dhcpopt"
+	"pxed/internal/lease"
+)
+
+// ISC dhcpd's defaults when a scope says nothing.
+const (
+	defaultLeaseTime = 43200 * time.Second
+	defaultMaxLease  = 86400 * time.Second
+)
+
+// Plan is a config.Network compiled for serving: addresses parsed, options
+// encoded, scopes merged, pools built. It is read-only once made, so every
+// goroutine may share it.
+type Plan struct {
+	Authoritative bool
+	PingCheck     bool
+	Proxy         bool
+
+	global       *scope
+	globalParams config.Params
+	subnets      []*subnet
+	byMAC        map[string][]*host // lower-case colon MAC
+	byID         map[string][]*host // client identifier bytes
+	// Reserved lists every fixed address; the allocator never hands them out.
+	Reserved []netip.Addr
+	table    *dhcpopt.Table
+}
+
+// scope is one level's effective parameters (already merged with the levels
+// above it), ready to put in a reply.
+type scope struct {
+	opts         []option // encoded, by code; protocol options left out
+	byCode       map[uint8][]byte
+	nextServer   netip.Addr
+	nextServerOK bool
+	filename     string
+	hasFilename  bool
+	serverName   string
+	defLease     time.Duration
+	maxLease     time.Duration
+	allowBootp   bool
+	allowBooting bool
+	bootFiles    map[string]string // arch name -> file or URL
+	ipxeScript   string
+}
+
+type subnet struct {
+	prefix    netip.Prefix
+	pos       config.Pos
+	scope     *scope
+	pools     []*pool
+	leasePool []*lease.Pool
+	params    config.Params // merged over global, for hosts to merge over
+}
+
+type pool struct {
+	scope  *scope
+	ranges []lease.Range
+	lp     *lease.Pool
+}
+
+type host struct {
+	name   string
+	fixed  []netip.Addr
+	params config.Params // own + groups
+	pos    config.Pos
+}
+
+// Warning is a problem that does not stop pxed, with where it was written.
+type Warning struct {
+	Pos config.Pos
+	Msg string
+}
+
+func (w Warning) String() string {
+	if p := w.Pos.String(); p != "" {
+		return p + ": " + w.Msg
+	}
+	return w.Msg
+}
+
+// Compile checks n and builds its Plan. Errors name file:line:column.
+func Compile(n *config.Network) (*Plan, []Warning, error) {
+	c := &compiler{}
+	p := c.compile(n)
+	if len(c.errs) > 0 {
+		return nil, c.warns, c.errs
+	}
+	return p, c.warns, nil
+}
+
+type compiler struct {
+	errs  config.Errors
+	warns []Warning
+	table *dhcpopt.Table
+}
+
+func (c *compiler) errorf(pos config.Pos, format string, args ...any) {
+	c.errs = append(c.errs, &config.Error{File: pos.File, Line: pos.Line, Column: pos.Column, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *compiler) warnf(pos config.Pos, format string, args ...any) {
+	c.warns = append(c.warns, Warning{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *compiler) compile(n *config.Network) *Plan {
+	table, err := dhcpopt.NewTable(n.OptionDefs)
+	if err != nil {
+		var es config.Errors
+		if errors.As(err, &es) {
+			c.errs = append(c.errs, es...)
+		} else {
+			c.errorf(config.Pos{}, "option definitions: %v", err)
+		}
+		return nil
+	}
+	c.table = table
+	p := &Plan{
+		Authoritative: n.Authoritative,
+		PingCheck:     n.PingCheck,
+		Proxy:         n.Proxy,
+		byMAC:         map[string][]*host{},
+		byID:          map[string][]*host{},
+		table:         table,
+	}
+	global := n.Params
+	p.globalParams = global
+	p.global = c.scope(global, config.Pos{}, "global scope")
+	for i := range n.Subnets {
+		s := &n.Subnets[i]
+		sn := &subnet{pos: s.Pos}
+		pfx, err := netip.ParsePrefix(s.Network)
+		switch {
+		case err != nil || !pfx.Addr().Is4():
+			c.errorf(s.Pos, "subnet %q: not an IPv4 network in CIDR form (192.0.2.0/24)", s.Network)
+			continue
+		case pfx.Masked() != pfx:
+			c.errorf(s.Pos, "subnet %s: host bits are set (did you mean %s?)", s.Network, pfx.Masked())
+			continue
+		}
+		sn.prefix = pfx
+		for _, o := range p.subnets {
+			if o.prefix.Overlaps(pfx) {
+				c.errorf(s.Pos, "subnet %s overlaps subnet %s declared at %s", pfx, o.prefix, o.pos)
+			}
+		}
+		sn.params = s.Params.Over(global)
+		sn.scope = c.scope(sn.params, s.Pos, "subnet "+pfx.String())
+		for j := range s.Pools {
+			pl := &s.Pools[j]
+			pp := &pool{scope: sn.scope}
+			if !paramsEmpty(pl.Params) {
+				pp.scope = c.scope(pl.Params.Over(sn.params), pl.Pos, "pool")
+			}
+			for _, r := range pl.Ranges {
+				lr, ok := c.rangeOf(r, pfx)
+				if !ok {
+					continue
+				}
+				for _, other := range sn.pools {
+					for _, or := range other.ranges {
+						if lr.Start.Compare(or.End) <= 0 && or.Start.Compare(lr.End) <= 0 {
+							c.errorf(r.Pos, "range %s-%s overlaps range %s-%s in the same subnet", lr.Start, lr.End, or.Start, or.End)
+						}
+					}
+				}
+				for _, or := range pp.ranges {
+					if lr.Start.Compare(or.End) <= 0 && or.Start.Compare(lr.End) <= 0 {
+						c.errorf(r.Pos, "range %s-%s overlaps range %s-%s in the same pool", lr.Start, lr.End, or.Start, or.End)
+					}
+				}
+				pp.ranges = append(pp.ranges, lr)
+			}
+			if len(pp.ranges) == 0 {
+				continue
+			}
+			pp.lp = &lease.Pool{Ranges: pp.ranges}
+			sn.pools = append(sn.pools, pp)
+			sn.leasePool = append(sn.leasePool, pp.lp)
+		}
+		if len(sn.pools) == 0 && !n.Proxy {
+			c.warnf(s.Pos, "subnet %s has no range: only hosts with a fixed-address get an address there", pfx)
+		}
+		p.subnets = append(p.subnets, sn)
+	}
+
+	fixedOwner := map[netip.Addr]*config.Host{}
+	for i := range n.Hosts {
+		h := &n.Hosts[i]
+		hh := &host{name: h.Name, params: h.Params, pos: h.Pos}
+		if h.MAC == "" && h.ClientID == "" {
+			c.warnf(h.Pos, "host %s has neither hardware ethernet nor dhcp-client-identifier: no client can match it", h.Name)
+		}
+		for _, fa := range h.FixedAddresses {
+			a, err := netip.ParseAddr(fa)
+			if err != nil || !a.Is4() {
+				c.errorf(h.Pos, "host %s: fixed-address %q is not an IPv4 address (pxed does not resolve names here)", h.Name, fa)
+				continue
+			}
+			if o := fixedOwner[a]; o != nil {
+				c.warnf(h.Pos, "host %s: fixed-address %s is also given to host %s at %s", h.Name, a, o.Name, o.Pos)
+			}
+			fixedOwner[a] = h
+			if sn := p.subnetFor(a); sn == nil {
+				c.warnf(h.Pos, "host %s: fixed-address %s is in no declared subnet; it will never be offered", h.Name, a)
+			} else if pl := sn.poolOf(a); pl != nil {
+				// ISC: "Dynamic and static leases present". Legal, and the seed does it.
+				c.warnf(h.Pos, "host %s: fixed-address %s lies inside a dynamic range of %s; pxed keeps it for this host and never leases it to another client", h.Name, a, sn.prefix)
+			}
+			hh.fixed = append(hh.fixed, a)
+			p.Reserved = append(p.Reserved, a)
+		}
+		// Check the host's own options now so errors point at it.
+		for _, sn := range p.subnetsOf(hh) {
+			c.scope(h.Params.Over(sn.params), h.Pos, "host "+h.Name)
+		}
+		if len(hh.fixed) == 0 {
+			c.scope(h.Params.Over(global), h.Pos, "host "+h.Name)
+		}
+		if h.MAC != "" {
+			mac, err := net.ParseMAC(h.MAC)
+			if err != nil {
+				c.errorf(h.Pos, "host %s: hardware ethernet %q: %v", h.Name, h.MAC, err)
+			} else {
+				p.byMAC[mac.String()] = append(p.byMAC[mac.String()], hh)
+			}
+		}
+		if h.ClientID != "" {
+			id, err := parseHex(h.ClientID)
+			if err != nil {
+				c.errorf(h.Pos, "host %s: client-id %q: %v", h.Name, h.ClientID, err)
+			} else {
+				p.byID[string(id)] = append(p.byID[string(id)], hh)
+			}
+		}
+	}
+	slices.SortFunc(p.Reserved, netip.Addr.Compare)
+	p.Reserved = slices.Compact(p.Reserved)
+	return p
+}
+
+func (c *compiler) rangeOf(r config.Range, pfx netip.Prefix) (lease.Range, bool) {
+	start, err1 := netip.ParseAddr(r.Start)
+	end := start
+	var err2 error
+	if r.End != "" {
+		end, err2 = netip.ParseAddr(r.End)
+	}
+	if err1 != nil || err2 != nil || !start.Is4() || !end.Is4() {
+		c.errorf(r.Pos, "range %s %s: not IPv4 addresses (pxed does not resolve names here)", r.Start, r.End)
+		return lease.Range{}, false
+	}
+	if end.Less(start) {
+		c.errorf(r.Pos, "range %s %s: the first address is after the last", start, end)
+		return lease.Range{}, false
+	}
+	if !pfx.Contains(start) || !pfx.Contains(end) {
+		c.errorf(r.Pos, "range %s %s is not inside subnet %s", start, end, pfx)
+		return lease.Range{}, false
+	}
+	if pfx.Bits() < 31 {
+		netAddr, bcast := pfx.Addr(), lastAddr(pfx)
+		if start == netAddr || end == bcast {
+			c.errorf(r.Pos, "range %s %s includes the network or broadcast address of %s", start, end, pfx)
+			return lease.Range{}, false
+		}
+	}
+	return lease.Range{Start: start, End: end, BOOTP: r.DynamicBootp}, true
+}
+
+// scope encodes merged params; problems are reported at pos.
+func (c *compiler) scope(pr config.Params, pos config.Pos, what string) *scope {
+	s := &scope{
+		defLease:     time.Duration(pr.DefaultLeaseTime) * time.Second,
+		maxLease:     time.Duration(pr.MaxLeaseTime) * time.Second,
+		allowBootp:   pr.AllowBootp == nil || *pr.AllowBootp,
+		allowBooting: pr.AllowBooting == nil || *pr.AllowBooting,
+		bootFiles:    pr.BootFiles,
+		ipxeScript:   pr.IPXEScript,
+		byCode:       map[uint8][]byte{},
+	}
+	if s.defLease == 0 {
+		s.defLease = defaultLeaseTime
+	}
+	if s.maxLease == 0 {
+		s.maxLease = defaultMaxLease
+	}
+	if s.defLease > s.maxLease {
+		s.defLease = s.maxLease
+	}
+	if pr.NextServer != "" {
+		a, err := netip.ParseAddr(pr.NextServer)
+		if err != nil || !a.Is4() {
+			c.errorf(pos, "%s: next-server %q is not an IPv4 address (pxed does not resolve names here)", what, pr.NextServer)
+		} else {
+			s.nextServer, s.nextServerOK = a, true
+		}
+	}
+	if pr.Filename != nil {
+		s.filename, s.hasFilename = *pr.Filename, true
+	}
+	if pr.ServerName != nil {
+		s.serverName = *pr.ServerName
+	}
+	for arch := range pr.BootFiles {
+		if _, ok := archByName[arch]; !ok {
+			c.errorf(pos, "%s: boot-files: unknown architecture %q (one of %s)", what, arch, strings.Join(archNames(), ", "))
+		}
+	}
+	names := make([]string, 0, len(pr.Options))
+	for name := range pr.Options {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		def, data, err := c.table.Encode(name, pr.Options[name])
+		if err != nil {
+			c.errorf(pos, "%s: option %s: %v", what, name, err)
+			continue
+		}
+		if def.Protocol || def.Code == optRelayAgent {
+			c.warnf(pos, "%s: option %s is set by pxed itself; the configured value is ignored", what, name)
+			continue
+		}
+		s.byCode[def.Code] = data
+	}
+	for code, data := range s.byCode {
+		s.opts = append(s.opts, option{code, data})
+	}
+	slices.SortFunc(s.opts, func(a, b option) int { return int(a.code) - int(b.code) })
+	return s
+}
+
+func paramsEmpty(p config.Params) bool {
+	return p.DefaultLeaseTime == 0 && p.MaxLeaseTime == 0 && p.NextServer == "" && p.Filename == nil &&
+		p.ServerName == nil && p.AllowBootp == nil && p.AllowBooting == nil && len(p.Options) == 0 &&
+		len(p.BootFiles) == 0 && p.IPXEScript == ""
+}
+
+// subnetFor returns the subnet holding a.
+func (p *Plan) subnetFor(a netip.Addr) *subnet {
+	for _, s := range p.subnets {
+		if s.prefix.Contains(a) {
+			return s
+		}
+	}
+	return nil
+}
+
+func (p *Plan) subnetsOf(h *host) []*subnet {
+	var out []*subnet
+	for _, a := range h.fixed {
+		if s := p.subnetFor(a); s != nil && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Subnets lists the declared networks, for logs and `pxed check`.
+func (p *Plan) Subnets() []netip.Prefix {
+	out := make([]netip.Prefix, len(p.subnets))
+	for i, s := range p.subnets {
+		out[i] = s.prefix
+	}
+	return out
+}
+
+// findHost returns the host declaration for a client: by client identifier
+// first, then by MAC; with several declarations, the one with a fixed
+// address in sn wins.
+func (p *Plan) findHost(clientID []byte, mac string, sn *subnet) *host {
+	var cands []*host
+	if len(clientID) > 0 {
+		cands = p.byID[string(clientID)]
+	}
+	if len(cands) == 0 {
+		cands = p.byMAC[mac]
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	if sn != nil {
+		for _, h := range cands {
+			for _, a := range h.fixed {
+				if sn.prefix.Contains(a) {
+					return h
+				}
+			}
+		}
+	}
+	return cands[0]
+}
+
+// hostScope is the effective scope of h on subnet sn (host over groups over
+// subnet over global). Hosts are few; this is computed per request.
+func (p *Plan) hostScope(h *host, sn *subnet) *scope {
+	outer := p.globalParams
+	if sn != nil {
+		outer = sn.params
+	}
+	c := &compiler{table: p.table}
+	return c.scope(h.params.Over(outer), h.pos, "host "+h.name)
+}
+
+func (sn *subnet) poolOf(a netip.Addr) *pool {
+	for _, pl := range sn.pools {
+		for _, r := range pl.ranges {
+			if !a.Less(r.Start) && !r.End.Less(a) {
+				return pl
+			}
+		}
+	}
+	return nil
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= ^uint32(0) >> p.Bits()
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func maskOf(p netip.Prefix) []byte {
+	m := net.CIDRMask(p.Bits(), 32)
+	return []byte(m)
+}
+
+func parseHex(s string) ([]byte, error) {
+	s = strings.ReplaceAll(s, ":", "")
+	if len(s)%2 != 0 {
+		return nil, fmt.Errorf("odd number of hex digits")
+	}
+	b := make([]byte, len(s)/2)
+	for i := range b {
+		var v byte
+		for _, ch := range s[2*i : 2*i+2] {
+			v <<= 4
+			switch {
+			case ch >= '0' && ch <= '9':
+				v |= byte(ch - '0')
+			case ch >= 'a' && ch <= 'f':
+				v |= byte(ch-'a') + 10
+			case ch >= 'A' && ch <= 'F':
+				v |= byte(ch-'A') + 10
+			default:
+				return nil, fmt.Errorf("%q is not a hex digit", ch)
+			}
+		}
+		b[i] = v
+	}
+	return b, nil
+}
+
+// Pools lists every dynamic pool, for lease.Options.Pools.
+func (p *Plan) Pools() []*lease.Pool {
+	var out []*lease.Pool
+	for _, s := range p.subnets {
+		out = append(out, s.leasePool...)
+	}
+	return out
+}
