@@ -99,7 +99,7 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, log *slog.Logger) (*dhcpService
 	if err != nil {
 		return nil, fmt.Errorf("dhcp: lease database: %w", err)
 	}
-	d.alloc, err = lease.NewAllocator(context.Background(), store, lease.Options{Pools: plan.Pools(), Reserved: plan.Reserved, Logger: log})
+	d.alloc, err = lease.NewAllocator(context.Background(), store, lease.Options{Pools: plan.Pools(), Reserved: plan.Reserved, Logger: log, CallerCommits: true})
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("dhcp: lease database: %w", err)

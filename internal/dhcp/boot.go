@@ -3,7 +3,10 @@ package dhcp
 import (
 	"bytes"
 	"encoding/hex"
+	"net"
 	"sort"
+
+	"pxed/internal/lease"
 )
 
 // Client architectures (option 93, RFC 4578 §2.1 and the IANA registry) by
@@ -41,7 +44,9 @@ func archNames() []string {
 
 // facts are what a request says about the client, parsed once.
 type facts struct {
+	hw         net.HardwareAddr
 	mac        string // lower-case colon form
+	key        lease.ClientKey
 	clientID   []byte
 	arch       uint16
 	hasArch    bool
@@ -54,7 +59,9 @@ type facts struct {
 }
 
 func factsOf(p *Packet) facts {
-	f := facts{mac: p.MAC().String(), clientID: p.Options[optClientID], hostname: string(p.Options[optHostName])}
+	hw := p.MAC()
+	f := facts{hw: hw, mac: hw.String(), clientID: p.Options[optClientID], hostname: string(p.Options[optHostName])}
+	f.key = lease.Key(f.clientID, hw)
 	if a := p.Options[optClientArch]; len(a) >= 2 {
 		f.arch, f.hasArch = uint16(a[0])<<8|uint16(a[1]), true
 		f.archName = archName[f.arch]

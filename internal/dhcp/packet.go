@@ -123,7 +123,10 @@ func Parse(b []byte) (*Packet, error) {
 		p.SName, p.File = cstring(sname), cstring(file)
 		return p, nil
 	}
-	p.Options = make(map[uint8][]byte, 12)
+	p.Options = make(map[uint8][]byte, 16)
+	// One copy of everything after the cookie; option values point into it.
+	b = append([]byte(nil), b...)
+	sname, file = b[44:108], b[108:236]
 	if err := parseOptions(p.Options, b[240:], "options"); err != nil {
 		return nil, err
 	}
@@ -175,7 +178,13 @@ func parseOptions(m map[uint8][]byte, b []byte, where string) error {
 		if code == optOverload && where != "options" {
 			return malformed("option 52 (overload) inside the %s", where)
 		}
-		m[code] = append(m[code], b[i+2:i+2+n]...)
+		if prev, ok := m[code]; ok {
+			// RFC 3396: instances concatenate (into a new slice, so the
+			// shared copy is never written through).
+			m[code] = append(append(make([]byte, 0, len(prev)+n), prev...), b[i+2:i+2+n]...)
+		} else {
+			m[code] = b[i+2 : i+2+n : i+2+n]
+		}
 		i += 2 + n
 	}
 	return nil
@@ -227,6 +236,9 @@ type reply struct {
 	Packet
 	opts  []option // in write order; what must fit comes first
 	bootp bool     // an RFC 951 client: no cookie, no options
+
+	optsBuf [24]option // opts' first backing array
+	times   [12]byte   // options 51, 58, 59
 }
 
 func (r *reply) set(code uint8, data []byte) {
@@ -284,6 +296,7 @@ func (r *reply) marshal(max int) (out []byte, dropped []uint8) {
 		size int
 	}
 	main := area{size: max - len(b) - 1}
+	main.buf = make([]byte, 0, max)
 	var fileArea, snameArea area
 	fileFree, snameFree := r.File == "", r.SName == ""
 	fileArea.size, snameArea.size = 128-1, 64-1

@@ -59,6 +59,7 @@ type scope struct {
 
 type subnet struct {
 	prefix    netip.Prefix
+	mask      []byte // option 1 for the prefix
 	pos       config.Pos
 	scope     *scope
 	pools     []*pool
@@ -152,6 +153,7 @@ func (c *compiler) compile(n *config.Network) *Plan {
 			continue
 		}
 		sn.prefix = pfx
+		sn.mask = maskOf(pfx)
 		for _, o := range p.subnets {
 			if o.prefix.Overlaps(pfx) {
 				c.errorf(s.Pos, "subnet %s overlaps subnet %s declared at %s", pfx, o.prefix, o.pos)

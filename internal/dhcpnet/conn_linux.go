@@ -101,6 +101,9 @@ func Listen(ifname string, port int) (*Conn, error) {
 	return c, nil
 }
 
+// RecvBuffer is the receive buffer Listen asks for on the UDP socket.
+const RecvBuffer = 4 << 20
+
 // setUDPOptions sets the options of Listen's UDP socket before it is bound.
 // SO_BINDTODEVICE must come before bind for two Conns on two interfaces to
 // share a port.
@@ -116,6 +119,14 @@ func setUDPOptions(fd int, ifname string) error {
 		if err := unix.SetsockoptInt(fd, o.level, o.opt, 1); err != nil {
 			return os.NewSyscallError("setsockopt "+o.name, err)
 		}
+	}
+	// A deep receive queue rides out the moments the server spends writing
+	// leases (an fsync can take tens of milliseconds on a busy disk) without
+	// dropping requests: 4 MiB holds thousands of DHCP datagrams. Root may
+	// exceed net.core.rmem_max (SO_RCVBUFFORCE); otherwise the kernel caps
+	// SO_RCVBUF at rmem_max, which is still no worse than the default.
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, RecvBuffer) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, RecvBuffer)
 	}
 	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); err != nil {
 		return os.NewSyscallError("setsockopt SO_BINDTODEVICE", err)
@@ -289,6 +300,44 @@ func (c *Conn) ReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, er
 		return n, src, dst, fmt.Errorf("dhcpnet: %s: read from %s: %w", c.name, src, ErrTruncated)
 	}
 	return n, src, dst, nil
+}
+
+// TryReadFrom is ReadFrom that never waits: ok is false when no datagram
+// is queued. A server under load polls with it and sleeps between polls,
+// so one wakeup serves many datagrams instead of one each (on a VM a
+// thread wakeup costs more than handling a DHCP packet).
+func (c *Conn) TryReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, ok bool, err error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	rc, err := c.udp.SyscallConn()
+	if err != nil {
+		return 0, netip.AddrPort{}, netip.Addr{}, false, err
+	}
+	var (
+		oobn, flags int
+		from        unix.Sockaddr
+		rerr        error
+	)
+	if err := rc.Read(func(fd uintptr) bool {
+		n, oobn, flags, from, rerr = unix.Recvmsg(int(fd), b, c.oob[:], unix.MSG_DONTWAIT)
+		return true
+	}); err != nil {
+		return 0, netip.AddrPort{}, netip.Addr{}, false, err
+	}
+	if rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK || rerr == unix.EINTR {
+		return 0, netip.AddrPort{}, netip.Addr{}, false, nil
+	}
+	if rerr != nil {
+		return 0, netip.AddrPort{}, netip.Addr{}, false, fmt.Errorf("dhcpnet: %s: read: %w", c.name, rerr)
+	}
+	if sa, isV4 := from.(*unix.SockaddrInet4); isV4 {
+		src = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	}
+	dst, _, _ = parsePktinfo(c.oob[:oobn])
+	if flags&unix.MSG_TRUNC != 0 {
+		return n, src, dst, true, fmt.Errorf("dhcpnet: %s: read from %s: %w", c.name, src, ErrTruncated)
+	}
+	return n, src, dst, true, nil
 }
 
 // SetReadDeadline sets the deadline for ReadFrom, as net.Conn does; the

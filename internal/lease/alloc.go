@@ -43,6 +43,13 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives load summaries and write failures (default: none).
 	Logger *slog.Logger
+	// CallerCommits: start no committer goroutine; queued writes become
+	// durable when some goroutine calls Flush (Release, Decline, Abandon and
+	// Close flush themselves). A server that reads packets in a loop calls
+	// Flush whenever its socket is drained: the group commit then happens
+	// on the goroutine that is running anyway, with no thread to wake per
+	// batch. The default (false) commits on a goroutine of the Allocator.
+	CallerCommits bool
 }
 
 // Stats are counters of an Allocator's committer.
@@ -74,6 +81,11 @@ type Allocator struct {
 
 	kick    chan struct{} // wakes the committer; capacity 1
 	stopped chan struct{} // closed when the committer has exited
+	manual  bool          // Options.CallerCommits
+
+	// flushMu serialises commit rounds (the committer's, or Flush calls).
+	flushMu sync.Mutex
+	cs      commitScratch
 
 	mu       sync.Mutex
 	closed   bool
@@ -133,6 +145,7 @@ func NewAllocator(ctx context.Context, store Store, opts Options) (*Allocator, e
 		log:         opts.Logger,
 		offerTTL:    opts.OfferTTL,
 		declineHold: opts.DeclineHold,
+		manual:      opts.CallerCommits,
 		kick:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
 		byIP:        make(map[uint32]*entry),
@@ -193,7 +206,11 @@ func NewAllocator(ctx context.Context, store Store, opts Options) (*Allocator, e
 		}
 	}
 	a.log.Info("leases loaded", "records", len(leases), "bound", active)
-	go a.run()
+	if a.manual {
+		close(a.stopped)
+	} else {
+		go a.run()
+	}
 	return a, nil
 }
 
@@ -595,9 +612,11 @@ func (a *Allocator) write(e *entry, l Lease, done func(Lease, error)) {
 	a.seq++
 	e.seq = a.seq
 	a.queue = append(a.queue, item{seq: a.seq, lease: l, done: done})
-	select {
-	case a.kick <- struct{}{}:
-	default:
+	if !a.manual {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -607,6 +626,9 @@ func (a *Allocator) writeWait(e *entry, l Lease) error {
 	ch := make(chan error, 1)
 	a.write(e, l, func(_ Lease, err error) { ch <- err })
 	a.mu.Unlock()
+	if a.manual {
+		a.Flush()
+	}
 	return <-ch
 }
 
@@ -786,6 +808,9 @@ func (a *Allocator) Close() error {
 	}
 	a.closed = true
 	a.mu.Unlock()
+	if a.manual {
+		a.Flush()
+	}
 	select {
 	case a.kick <- struct{}{}:
 	default:
@@ -801,12 +826,6 @@ func (a *Allocator) Close() error {
 // the next batch accumulates, until closed and drained.
 func (a *Allocator) run() {
 	defer close(a.stopped)
-	var (
-		items, spare []item
-		batch        []Lease
-		seqs         []uint64 // per batch record: the last write's seq
-		idx          = make(map[uint32]int)
-	)
 	for {
 		a.mu.Lock()
 		for len(a.queue) == 0 {
@@ -818,78 +837,131 @@ func (a *Allocator) run() {
 			<-a.kick
 			a.mu.Lock()
 		}
-		items, a.queue = a.queue, spare[:0]
-		a.inflight = len(items)
-		batch, seqs = batch[:0], seqs[:0]
-		clear(idx)
-		for _, it := range items {
-			u := v4(it.lease.IP)
-			l := it.lease
-			l.Rev = a.byIP[u].rev
-			if j, ok := idx[u]; ok {
-				batch[j], seqs[j] = l, it.seq
-				continue
-			}
-			idx[u] = len(batch)
-			batch = append(batch, l)
-			seqs = append(seqs, it.seq)
-		}
 		a.mu.Unlock()
-
-		out, err := a.store.Put(context.Background(), batch)
-		if err == nil && len(out) != len(batch) {
-			err = fmt.Errorf("store returned %d leases for a batch of %d", len(out), len(batch))
-		}
-
-		a.mu.Lock()
-		a.inflight = 0
-		if err == nil {
-			for j, l := range out {
-				e := a.byIP[v4(batch[j].IP)]
-				e.rev = l.Rev
-				if e.seq == seqs[j] {
-					e.back = nil
-				} else {
-					e.back = &durable{ok: true, l: l}
-				}
-			}
-			a.stats.Batches++
-			a.stats.Records += uint64(len(batch))
-			a.stats.Writes += uint64(len(items))
-		} else {
-			now := a.now().UnixNano()
-			for j := range batch {
-				e := a.byIP[v4(batch[j].IP)]
-				if e.seq != seqs[j] || e.back == nil {
-					continue // a newer write is queued; it stands
-				}
-				a.setCur(e, e.back.ok, e.back.l)
-				e.back = nil
-				a.reindex(e)
-				// The durable record wins over an offer made meanwhile
-				// (a failed Release restores the binding).
-				if e.offerTo != "" && a.unavailable(e, e.offerTo, now) != "" {
-					a.dropOffer(e)
-				}
-			}
-			a.stats.Failures++
-			a.log.Error("writing leases failed; rolled back", "leases", len(batch), "err", err)
-		}
-		a.mu.Unlock()
-
-		for _, it := range items {
-			if it.done == nil {
-				continue
-			}
-			if err != nil {
-				it.done(it.lease, fmt.Errorf("lease: writing %v: %w", it.lease.IP, err))
-				continue
-			}
-			l := it.lease
-			l.Rev = out[idx[v4(l.IP)]].Rev
-			it.done(l, nil)
-		}
-		clear(items)
-		spare = items[:0]
+		a.flushMu.Lock()
+		a.round()
+		a.flushMu.Unlock()
 	}
+}
+
+// Pending reports whether writes are queued and not yet durable.
+func (a *Allocator) Pending() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.queue) > 0
+}
+
+// Flush makes every write queued so far durable (or failed), running their
+// done callbacks on the calling goroutine, and returns when they have run.
+// With Options.CallerCommits it is how writes get written; otherwise it
+// waits for the committer's rounds like any caller would.
+func (a *Allocator) Flush() {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	for {
+		a.mu.Lock()
+		empty := len(a.queue) == 0
+		a.mu.Unlock()
+		if empty {
+			return
+		}
+		a.round()
+	}
+}
+
+// commitScratch is reused by every round; rounds are serialised by flushMu.
+type commitScratch struct {
+	spare []item
+	batch []Lease
+	seqs  []uint64 // per batch record: the last write's seq
+	idx   map[uint32]int
+}
+
+// round writes everything queued in one Store.Put and runs the done
+// callbacks. a.flushMu must be held.
+func (a *Allocator) round() {
+	cs := &a.cs
+	if cs.idx == nil {
+		cs.idx = make(map[uint32]int)
+	}
+	a.mu.Lock()
+	if len(a.queue) == 0 {
+		a.mu.Unlock()
+		return
+	}
+	items := a.queue
+	a.queue = cs.spare[:0]
+	a.inflight = len(items)
+	batch, seqs, idx := cs.batch[:0], cs.seqs[:0], cs.idx
+	clear(idx)
+	for _, it := range items {
+		u := v4(it.lease.IP)
+		l := it.lease
+		l.Rev = a.byIP[u].rev
+		if j, ok := idx[u]; ok {
+			batch[j], seqs[j] = l, it.seq
+			continue
+		}
+		idx[u] = len(batch)
+		batch = append(batch, l)
+		seqs = append(seqs, it.seq)
+	}
+	cs.batch, cs.seqs = batch, seqs
+	a.mu.Unlock()
+
+	out, err := a.store.Put(context.Background(), batch)
+	if err == nil && len(out) != len(batch) {
+		err = fmt.Errorf("store returned %d leases for a batch of %d", len(out), len(batch))
+	}
+
+	a.mu.Lock()
+	a.inflight = 0
+	if err == nil {
+		for j, l := range out {
+			e := a.byIP[v4(batch[j].IP)]
+			e.rev = l.Rev
+			if e.seq == seqs[j] {
+				e.back = nil
+			} else {
+				e.back = &durable{ok: true, l: l}
+			}
+		}
+		a.stats.Batches++
+		a.stats.Records += uint64(len(batch))
+		a.stats.Writes += uint64(len(items))
+	} else {
+		now := a.now().UnixNano()
+		for j := range batch {
+			e := a.byIP[v4(batch[j].IP)]
+			if e.seq != seqs[j] || e.back == nil {
+				continue // a newer write is queued; it stands
+			}
+			a.setCur(e, e.back.ok, e.back.l)
+			e.back = nil
+			a.reindex(e)
+			// The durable record wins over an offer made meanwhile
+			// (a failed Release restores the binding).
+			if e.offerTo != "" && a.unavailable(e, e.offerTo, now) != "" {
+				a.dropOffer(e)
+			}
+		}
+		a.stats.Failures++
+		a.log.Error("writing leases failed; rolled back", "leases", len(batch), "err", err)
+	}
+	a.mu.Unlock()
+
+	for _, it := range items {
+		if it.done == nil {
+			continue
+		}
+		if err != nil {
+			it.done(it.lease, fmt.Errorf("lease: writing %v: %w", it.lease.IP, err))
+			continue
+		}
+		l := it.lease
+		l.Rev = out[idx[v4(l.IP)]].Rev
+		it.done(l, nil)
+	}
+	clear(items)
+	cs.spare = items[:0]
 }
