@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,15 +85,17 @@ func cmdImport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return 1
 	}
-	out, err := yaml.Marshal(struct {
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(struct {
 		DHCP *config.Network `yaml:"dhcp"`
-	}{n})
-	if err != nil {
+	}{n}); err != nil {
 		fmt.Fprintf(stderr, "pxed import: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "# Imported from %s by pxed import.\n# Add `interfaces: [IFACE]` under dhcp:, or pass --interface.\n", fs.Arg(0))
-	stdout.Write(out)
+	stdout.Write(out.Bytes())
 	return 0
 }
 

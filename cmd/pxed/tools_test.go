@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"pxed/internal/config"
 	"pxed/internal/config/isc"
 	"pxed/internal/dhcp"
+	"pxed/internal/lease"
+	"pxed/internal/lease/bolt"
 )
 
 // seedDHCPD is the first seed's dhcpd.conf in a documentation range.
@@ -131,5 +137,34 @@ func TestCheckAndImportErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
 			t.Errorf("pxed %q: exit %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)", tc.args, code, tc.code, stdout.String(), tc.stdout, stderr.String(), tc.stderr)
 		}
+	}
+}
+
+func TestLeasesOffline(t *testing.T) {
+	dir := t.TempDir()
+	st, err := bolt.Open(filepath.Join(dir, leaseDBName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC("00:16:3e:72:79:e3")
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := st.Put(context.Background(), []lease.Lease{{IP: netip.MustParseAddr("192.0.2.200"), Client: lease.Key(nil, mac), MAC: mac,
+		Hostname: "pvm", State: lease.Bound, Start: exp.Add(-time.Hour), Expiry: exp}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	var stdout, stderr syncBuffer
+	if code := run([]string{"leases", "--state-dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"IP", "MAC", "STATE", "EXPIRES", "HOSTNAME", "192.0.2.200", "00:16:3e:72:79:e3", "bound", "pvm"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pxed leases output lacks %q:\n%s", want, out)
+		}
+	}
+	stdout, stderr = syncBuffer{}, syncBuffer{}
+	if code := run([]string{"leases", "--state-dir", t.TempDir()}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no lease database") {
+		t.Errorf("empty state dir: exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -494,3 +494,55 @@ func TestServeStopsOnContext(t *testing.T) {
 		t.Fatal("Serve did not return")
 	}
 }
+
+func TestTwoInterfacesTwoSubnets(t *testing.T) {
+	n := seedNetwork()
+	n.Subnets = append(n.Subnets, config.Subnet{
+		Network: "198.51.100.0/24",
+		Params:  config.Params{Filename: ptr("second.0"), Options: map[string]string{"routers": "198.51.100.1"}},
+		Pools:   []config.Pool{{Ranges: []config.Range{{Start: "198.51.100.10", End: "198.51.100.20"}}}},
+	})
+	r := newRig(t, n)
+	conn2 := newFakeConn()
+	port2 := &Port{Conn: conn2, Name: "veth1", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}, MTU: 1500}
+	m := msg{t: msgDiscover, mac: "02:00:00:00:08:01"}
+	r.srv.Handle(context.Background(), port2, m.bytes(), netip.MustParseAddrPort("0.0.0.0:68"), broadcastAddr)
+	s := conn2.next(t)
+	if !netip.MustParsePrefix("198.51.100.0/24").Contains(s.packet.YIAddr) || s.packet.File != "second.0" ||
+		!bytes.Equal(s.packet.Options[optServerID], ip4("198.51.100.1")) || s.src.String() != "198.51.100.1" {
+		t.Fatalf("second interface: yiaddr %s file %q server-id %v from %s", s.packet.YIAddr, s.packet.File, s.packet.Options[optServerID], s.src)
+	}
+	r.conn.none(t) // nothing left by the first interface
+	r.send(m)
+	if s := r.conn.next(t); !netip.MustParsePrefix("192.0.2.0/24").Contains(s.packet.YIAddr) || s.packet.File != "pxelinux.0" {
+		t.Fatalf("first interface: yiaddr %s file %q", s.packet.YIAddr, s.packet.File)
+	}
+	conn2.none(t)
+}
+
+func TestUUIDAndHostnameRecorded(t *testing.T) {
+	r := newRig(t, seedNetwork())
+	uuid := append([]byte{0}, bytes.Repeat([]byte{0xab}, 16)...)
+	opts := map[uint8][]byte{optClientUUID: uuid, optHostName: []byte("node7"), optVendorClass: []byte("PXEClient:Arch:00000")}
+	r.send(msg{t: msgDiscover, mac: "02:00:00:00:09:01", opts: opts})
+	ip := r.conn.next(t).packet.YIAddr
+	opts[optServerID], opts[optRequestedIP] = ip4("192.0.2.1"), ip.AsSlice()
+	r.send(msg{t: msgRequest, mac: "02:00:00:00:09:01", opts: opts})
+	r.conn.next(t)
+	l, ok := r.alloc.LeaseAt(ip)
+	if !ok || l.UUID != strings.Repeat("ab", 16) || l.Hostname != "node7" || l.MAC.String() != "02:00:00:00:09:01" {
+		t.Fatalf("lease %+v: want UUID, hostname and MAC recorded", l)
+	}
+}
+
+func TestLongBootFileGoesInOption67(t *testing.T) {
+	n := seedNetwork()
+	long := "http://192.0.2.1:8080/" + strings.Repeat("x", 120) + ".ipxe"
+	n.Subnets[0].Filename = &long
+	r := newRig(t, n)
+	r.send(msg{t: msgDiscover, mac: "02:00:00:00:0a:01"})
+	p := r.conn.next(t).packet
+	if p.File != "" || string(p.Options[optBootfile]) != long {
+		t.Fatalf("file field %q, option 67 %q: a name longer than the 128-byte field must go in option 67", p.File, p.Options[optBootfile])
+	}
+}
