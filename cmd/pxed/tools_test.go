@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -17,37 +18,15 @@ import (
 	"pxed/internal/lease/bolt"
 )
 
-// seedDHCPD is the first seed's dhcpd.conf in a documentation range.
-const seedDHCPD = `ddns-update-style none;
-allow booting; # support PXE booting
-allow bootp; # respond to bootp queries
-subnet 192.0.2.0 netmask 255.255.255.0 {
-option routers 192.0.2.166;
-option subnet-mask 255.255.255.0;
-option nis-domain "example.com";
-option domain-name "example.com";
-option domain-name-servers 192.0.2.166;
-option time-offset -18000; # Eastern Standard Time
-default-lease-time 120;
-max-lease-time 120;
-next-server 192.0.2.166;
-filename "pxelinux.0";
-pool {
-range dynamic-bootp 192.0.2.199 192.0.2.254;
-}
-group {
-host test_pvm {
-hardware ethernet 00:16:3E:72:79:E3;
-fixed-address 192.0.2.199;
-}
-host test_hvm {
-hardware ethernet 00:16:3E:72:79:E4;
-fixed-address 192.0.2.177;
-option host-name "hvm";
-}
-}
-}
-`
+// seedDHCPD is the first seed's dhcpd.conf in a documentation range, as
+// shipped in examples/dhcpd.conf.
+var seedDHCPD = func() string {
+	b, err := os.ReadFile("../../examples/dhcpd.conf")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // stripPos clears positions, which differ between the two front ends.
 func stripPos(n *config.Network) *config.Network {
@@ -121,11 +100,11 @@ func TestCheckAndImportErrors(t *testing.T) {
 		stderr string
 	}{
 		{args: []string{"check", "--dhcpd-conf", good, "--interface", "eth0"}, code: 0,
-			stdout: "ok: 1 subnet(s) [192.0.2.0/24], 1 dynamic pool(s), 2 fixed address(es); DHCP on [eth0]",
-			stderr: "good.conf:19:1: host test_pvm: fixed-address 192.0.2.199 lies inside a dynamic range"},
+			stdout: "ok: 1 subnet(s) [192.0.2.0/24], 1 dynamic pool(s), 3 fixed address(es); DHCP on [eth0]",
+			stderr: "good.conf:26:1: host test_pvm: fixed-address 192.0.2.199 lies inside a dynamic range"},
 		{args: []string{"check", "--dhcpd-conf", good}, code: 1, stderr: "no --interface is named"},
 		{args: []string{"check", "--dhcpd-conf", broken, "--interface", "eth0"}, code: 1, stderr: "broken.conf:3:8: expected IP address after \"subnet\""},
-		{args: []string{"check", "--dhcpd-conf", unsupported, "--interface", "eth0"}, code: 0, stderr: "unsupported.conf:30:1: \"log-facility\" is not supported by pxed"},
+		{args: []string{"check", "--dhcpd-conf", unsupported, "--interface", "eth0"}, code: 0, stderr: "unsupported.conf:40:1: \"log-facility\" is not supported by pxed"},
 		{args: []string{"check", "--dhcpd-conf", filepath.Join(dir, "missing.conf"), "--interface", "eth0"}, code: 1, stderr: "missing.conf"},
 		{args: []string{"check", "--config", bothYAML, "--interface", "eth0"}, code: 1, stderr: "both dhcpd-conf and inline"},
 		{args: []string{"check"}, code: 0, stdout: "DHCP is off"},

@@ -8,9 +8,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -78,6 +80,9 @@ func (s *Server) log() *slog.Logger {
 // Serve reads from every port until ctx ends. The caller owns the conns and
 // closes them after Serve returns; Serve closes them itself to unblock reads.
 func (s *Server) Serve(ctx context.Context, ports []*Port) error {
+	// One port failing stops them all: the caller decides what next.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	stop := context.AfterFunc(ctx, func() {
 		for _, p := range ports {
@@ -91,16 +96,14 @@ func (s *Server) Serve(ctx context.Context, ports []*Port) error {
 		go func() {
 			defer wg.Done()
 			if err := s.serveLoop(ctx, p); err != nil {
-				errs <- err
+				errs <- fmt.Errorf("%s: %w", p.Name, err)
+				cancel()
 			}
 		}()
 	}
 	wg.Wait()
 	close(errs)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return <-errs
+	return <-errs // the first failure, or nil after ctx ended
 }
 
 // tryReader is a Conn that can also read without waiting (*dhcpnet.Conn).
@@ -174,7 +177,7 @@ func (s *Server) Handle(ctx context.Context, port *Port, b []byte, src netip.Add
 	f := factsOf(p)
 	sn, serverIP := s.subnetOf(port, p)
 	if sn == nil {
-		s.warnFirst("nosubnet:"+port.Name+p.GIAddr.String(), "dhcp: no subnet declaration for this request; add a subnet for the interface's network (or the relay's giaddr)",
+		s.warnFirst("nosubnet:"+port.Name+":"+strconv.FormatBool(p.GIAddr.IsValid() && !p.GIAddr.IsUnspecified()), "dhcp: no subnet declaration for this request; add a subnet for the interface's network (or the relay's giaddr)",
 			"iface", port.Name, "addrs", port.Addrs, "giaddr", p.GIAddr.String(), "mac", f.mac)
 		return
 	}
@@ -447,8 +450,11 @@ func (x *exchange) request() {
 		}
 		x.ack(h, ip, sc, lt, state)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, lease.ErrUnavailable):
 		x.nak(ip, err.Error())
+	case err != nil:
+		x.logAt(slog.LevelWarn, "dhcp: REQUEST not answered", "ip", ip.String(), "error", err)
 	}
 }
 

@@ -136,7 +136,8 @@ type item struct {
 	done  func(Lease, error)
 }
 
-// NewAllocator loads every lease from store and starts the committer. The
+// NewAllocator loads every lease from store and starts the committer (unless
+// Options.CallerCommits). The
 // Allocator owns store from then on: Close closes it.
 func NewAllocator(ctx context.Context, store Store, opts Options) (*Allocator, error) {
 	a := &Allocator{
@@ -542,7 +543,8 @@ func (a *Allocator) Offer(req Request) (netip.Addr, error) {
 // outside the client's pools, reserved, bound or offered to another client,
 // or quarantined, and the server NAKs. When Commit returns nil, memory
 // already holds the binding and done (if not nil) will run exactly once,
-// on the committer goroutine, after the batch holding the lease is durable
+// on the goroutine that commits (the Allocator's committer, or the caller of
+// Flush with Options.CallerCommits), after the batch holding the lease is durable
 // (err nil: send the ACK) or failed (memory is then rolled back). When
 // Commit returns an error, done is not called.
 //

@@ -12,43 +12,18 @@ import (
 	"time"
 )
 
-// seedConf is the first seed document's /etc/dhcpd.conf, verbatim except
-// that 192.168.1.0/24 becomes 192.0.2.0/24 (tests stay in documentation
-// ranges). The server itself is 192.0.2.1; 192.0.2.166 (router, DNS,
-// next-server) is another machine, as in the seed.
-const seedConf = `ddns-update-style none;
-allow booting; # support PXE booting
-allow bootp; # respond to bootp queries
-subnet 192.0.2.0 netmask 255.255.255.0 {
-option routers 192.0.2.166;
-option subnet-mask 255.255.255.0;
-option nis-domain "example.com";
-option domain-name "example.com";
-option domain-name-servers 192.0.2.166;
-option time-offset -18000; # Eastern Standard Time
-default-lease-time 120;
-max-lease-time 120;
-next-server 192.0.2.166;
-filename "pxelinux.0";
-pool {
-range dynamic-bootp 192.0.2.199 192.0.2.254;
-}
-group {
-host test_pvm {
-hardware ethernet 00:16:3E:72:79:E3;
-fixed-address 192.0.2.199;
-}
-host test_hvm {
-hardware ethernet 00:16:3E:72:79:E4;
-fixed-address 192.0.2.177;
-}
-host dell_optiplex_745 {
-hardware ethernet 00:19:B9:41:2C:B9;
-fixed-address 192.0.2.188;
-}
-}
-}
-`
+// seedConf is the first seed document's /etc/dhcpd.conf as shipped in
+// examples/dhcpd.conf: verbatim except that 192.168.1.0/24 became
+// 192.0.2.0/24 (tests stay in documentation ranges). The server itself is
+// 192.0.2.1; 192.0.2.166 (router, DNS, next-server) is another machine, as
+// in the seed.
+var seedConf = func() string {
+	b, err := os.ReadFile("../../examples/dhcpd.conf")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 const dhclientScript = `#!/bin/sh
 env | grep -E '^(reason|new_|interface)' > "@DUMP@.$reason"
@@ -293,3 +268,21 @@ subnet 203.0.113.0 netmask 255.255.255.0 {
 
 // ensure fmt is used even when some tests are edited away.
 var _ = fmt.Sprintf
+
+func TestE2EPingCheck(t *testing.T) {
+	need(t, "udhcpc")
+	l := newLab(t, "192.0.2.1/24")
+	// 192.0.2.60 is already in use on the network (a static host that never
+	// asked DHCP): ping-check must find it and offer 192.0.2.61 instead.
+	l.in(l.cli, "ip", "addr", "add", "192.0.2.60/24", "dev", l.cif)
+	conf := "ping-check true;\n" + strings.Replace(seedConf, "range dynamic-bootp 192.0.2.199 192.0.2.254;", "range 192.0.2.60 192.0.2.61;", 1)
+	srv := l.startPxed(conf, t.TempDir())
+	l.setClientMAC("02:00:5e:00:53:05")
+	env, out := l.udhcpc(t)
+	if env["ip"] != "192.0.2.61" {
+		t.Fatalf("udhcpc got %q, want 192.0.2.61 (192.0.2.60 answers ping)\n%s", env["ip"], out)
+	}
+	if ls := l.leases(srv.stateDir); ls["192.0.2.60"].State != "abandoned" {
+		t.Fatalf("192.0.2.60: %+v, want abandoned", ls["192.0.2.60"])
+	}
+}
