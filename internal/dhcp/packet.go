@@ -289,58 +289,25 @@ func (r *reply) marshal(max int) (out []byte, dropped []uint8) {
 	}
 	b = append(b, magicCookie[:]...)
 
-	// Lay out: options field up to max (reserving 3 bytes for option 52 and
-	// 1 for the end), then file (128) and sname (64) when they are free.
-	type area struct {
-		buf  []byte
-		size int
-	}
-	main := area{size: max - len(b) - 1}
-	main.buf = make([]byte, 0, max)
-	var fileArea, snameArea area
+	// Lay out: the options field up to max (keeping 3 bytes for option 52
+	// and 1 for the end), then the file (128) and sname (64) fields when they
+	// are free.
+	limit := max - 1 - 3
+	var fileBuf [128]byte
+	var snameBuf [64]byte
+	fileArea, snameArea := fileBuf[:0], snameBuf[:0]
 	fileFree, snameFree := r.File == "", r.SName == ""
-	fileArea.size, snameArea.size = 128-1, 64-1
-	encoded := func(o option) int {
-		n := 0
-		d := o.data
-		for {
-			c := len(d)
-			if c > 255 {
-				c = 255
-			}
-			n += 2 + c
-			d = d[c:]
-			if len(d) == 0 {
-				return n
-			}
-		}
-	}
-	appendOpt := func(dst []byte, o option) []byte {
-		d := o.data
-		for {
-			c := len(d)
-			if c > 255 {
-				c = 255
-			}
-			dst = append(dst, o.code, byte(c))
-			dst = append(dst, d[:c]...)
-			d = d[c:]
-			if len(d) == 0 {
-				return dst
-			}
-		}
-	}
 	overload := uint8(0)
 	for _, o := range r.opts {
-		need := encoded(o)
+		need := encodedLen(o)
 		switch {
-		case len(main.buf)+need <= main.size-3: // 3 bytes kept for option 52
-			main.buf = appendOpt(main.buf, o)
-		case fileFree && len(fileArea.buf)+need <= fileArea.size:
-			fileArea.buf = appendOpt(fileArea.buf, o)
+		case len(b)+need <= limit:
+			b = appendOption(b, o)
+		case fileFree && len(fileArea)+need <= len(fileBuf)-1:
+			fileArea = appendOption(fileArea, o)
 			overload |= 1
-		case snameFree && len(snameArea.buf)+need <= snameArea.size:
-			snameArea.buf = appendOpt(snameArea.buf, o)
+		case snameFree && len(snameArea)+need <= len(snameBuf)-1:
+			snameArea = appendOption(snameArea, o)
 			overload |= 2
 		default:
 			dropped = append(dropped, o.code)
@@ -349,15 +316,14 @@ func (r *reply) marshal(max int) (out []byte, dropped []uint8) {
 	if overload != 0 {
 		b = append(b, optOverload, 1, overload)
 	}
-	b = append(b, main.buf...)
 	b = append(b, optEnd)
 	if overload&1 != 0 {
-		copy(b[108:236], append(fileArea.buf, optEnd))
+		copy(b[108:236], append(fileArea, optEnd))
 	} else {
 		copy(b[108:235], r.File)
 	}
 	if overload&2 != 0 {
-		copy(b[44:108], append(snameArea.buf, optEnd))
+		copy(b[44:108], append(snameArea, optEnd))
 	} else {
 		copy(b[44:107], r.SName)
 	}
@@ -365,6 +331,29 @@ func (r *reply) marshal(max int) (out []byte, dropped []uint8) {
 		b = append(b, 0)
 	}
 	return b, dropped
+}
+
+// encodedLen is the size of o on the wire, split into 255-byte instances
+// (RFC 3396) when longer.
+func encodedLen(o option) int {
+	n := len(o.data)
+	if n == 0 {
+		return 2
+	}
+	return n + 2*((n+254)/255)
+}
+
+func appendOption(dst []byte, o option) []byte {
+	d := o.data
+	for {
+		c := min(len(d), 255)
+		dst = append(dst, o.code, byte(c))
+		dst = append(dst, d[:c]...)
+		d = d[c:]
+		if len(d) == 0 {
+			return dst
+		}
+	}
 }
 
 func put4(b []byte, a netip.Addr) {

@@ -119,7 +119,7 @@ const flushEvery = 256
 // are written (the allocator runs with CallerCommits): whenever the socket
 // is drained, everything the answered requests queued is written in one
 // transaction, and their ACKs leave from here. Under load the goroutine
-// never sleeps, which on a VM saves most of the CPU a DHCP exchange would
+// never sleeps, which on a VM saves much of the CPU a DHCP exchange would
 // cost in thread wakeups; when idle it waits in the poller like any reader.
 func (s *Server) serveLoop(ctx context.Context, p *Port) error {
 	buf := make([]byte, 65536)
@@ -601,7 +601,8 @@ func (x *exchange) bootpReply(h *host, ip netip.Addr, sc *scope) {
 
 // newReply starts a reply of message type t (0: BOOTP).
 func (x *exchange) newReply(t uint8) *reply {
-	r := &reply{Packet: Packet{
+	r := replyPool.Get().(*reply)
+	*r = reply{Packet: Packet{
 		Op: opReply, HType: x.p.HType, HLen: x.p.HLen, XID: x.p.XID,
 		Flags: x.p.Flags, GIAddr: x.p.GIAddr, CHAddr: x.p.CHAddr,
 	}}
@@ -718,11 +719,16 @@ func (x *exchange) maxSize() int {
 	return m
 }
 
+// replyPool recycles replies: each is ~1 KiB and lives only until sent.
+var replyPool = sync.Pool{New: func() any { return new(reply) }}
+
 var broadcastAddr = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // send delivers r as RFC 2131 §4.1 says.
 func (x *exchange) send(r *reply, t uint8) {
 	b, dropped := r.marshal(x.maxSize())
+	yiaddr := r.YIAddr
+	replyPool.Put(r) // everything needed is in b now
 	if len(dropped) > 0 {
 		x.logAt(slog.LevelWarn, "dhcp: reply too large for the client; options left out", "options", dropped, "max", x.maxSize())
 	}
@@ -746,12 +752,12 @@ func (x *exchange) send(r *reply, t uint8) {
 	case ci.IsValid() && !ci.IsUnspecified():
 		how = func() string { return "to ciaddr " + ci.String() }
 		err = x.port.Conn.SendTo(b, netip.AddrPortFrom(ci, 68))
-	case x.p.Broadcast() || !r.YIAddr.IsValid() || r.YIAddr.IsUnspecified() || x.p.HType != 1 || x.p.HLen != 6:
+	case x.p.Broadcast() || !yiaddr.IsValid() || yiaddr.IsUnspecified() || x.p.HType != 1 || x.p.HLen != 6:
 		how = func() string { return "broadcast" }
 		err = x.port.Conn.SendTo(b, netip.AddrPortFrom(broadcastAddr, 68))
 	default:
 		how = func() string { return "unicast to " + x.f.mac }
-		err = x.port.Conn.SendL2(b, x.f.hw, x.serverIP, r.YIAddr, 67, 68)
+		err = x.port.Conn.SendL2(b, x.f.hw, x.serverIP, yiaddr, 67, 68)
 	}
 	if err != nil {
 		x.logAt(slog.LevelError, "dhcp: send failed", "how", how(), "error", err)

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -315,24 +316,22 @@ func (c *Conn) TryReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr,
 	}
 	var (
 		oobn, flags int
-		from        unix.Sockaddr
+		from        unix.RawSockaddrInet4
 		rerr        error
 	)
 	if err := rc.Read(func(fd uintptr) bool {
-		n, oobn, flags, from, rerr = unix.Recvmsg(int(fd), b, c.oob[:], unix.MSG_DONTWAIT)
+		n, oobn, flags, rerr = recvmsgInet4(fd, b, c.oob[:], &from)
 		return true
 	}); err != nil {
 		return 0, netip.AddrPort{}, netip.Addr{}, false, err
 	}
-	if rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK || rerr == unix.EINTR {
+	if rerr == unix.EAGAIN || rerr == unix.EINTR {
 		return 0, netip.AddrPort{}, netip.Addr{}, false, nil
 	}
 	if rerr != nil {
 		return 0, netip.AddrPort{}, netip.Addr{}, false, fmt.Errorf("dhcpnet: %s: read: %w", c.name, rerr)
 	}
-	if sa, isV4 := from.(*unix.SockaddrInet4); isV4 {
-		src = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	}
+	src = netip.AddrPortFrom(netip.AddrFrom4(from.Addr), portOf(&from))
 	dst, _, _ = parsePktinfo(c.oob[:oobn])
 	if flags&unix.MSG_TRUNC != 0 {
 		return n, src, dst, true, fmt.Errorf("dhcpnet: %s: read from %s: %w", c.name, src, ErrTruncated)
@@ -363,8 +362,20 @@ func (c *Conn) SendTo(b []byte, dst netip.AddrPort) error {
 	if !addr.Is4() {
 		return fmt.Errorf("dhcpnet: %s: send to %s: not an IPv4 address", c.name, dst)
 	}
-	if _, err := c.udp.WriteToUDPAddrPort(b, netip.AddrPortFrom(addr, dst.Port())); err != nil {
+	rc, err := c.udp.SyscallConn()
+	if err != nil {
 		return fmt.Errorf("dhcpnet: %s: send to %s: %w", c.name, dst, err)
+	}
+	to := netip.AddrPortFrom(addr, dst.Port())
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = sendtoInet4(fd, b, to)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return fmt.Errorf("dhcpnet: %s: send to %s: %w", c.name, dst, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("dhcpnet: %s: send to %s: %w", c.name, dst, os.NewSyscallError("sendto", serr))
 	}
 	return nil
 }
@@ -412,7 +423,7 @@ func (c *Conn) SendL2(b []byte, dstMAC net.HardwareAddr, srcIP, dstIP netip.Addr
 // not allocate.
 type l2frame struct {
 	buf    []byte
-	sa     unix.SockaddrLinklayer
+	sa     unix.RawSockaddrLinklayer
 	err    error
 	sendFn func(fd uintptr) bool // f.send, made once
 }
@@ -426,16 +437,17 @@ func newL2frame(buf []byte) *l2frame {
 // send is for syscall.RawConn.Write: it reports false to wait until the
 // socket is writable.
 func (f *l2frame) send(fd uintptr) bool {
-	f.err = unix.Sendto(int(fd), f.buf, 0, &f.sa)
+	f.err = rawSendto(fd, f.buf, unsafe.Pointer(&f.sa), unix.SizeofSockaddrLinklayer)
 	return f.err != unix.EAGAIN
 }
 
 // sendFrame sends f.buf, an IPv4 datagram with its headers, in an Ethernet
 // frame to dstMAC.
 func (c *Conn) sendFrame(f *l2frame, dstMAC net.HardwareAddr) error {
-	f.sa = unix.SockaddrLinklayer{
+	f.sa = unix.RawSockaddrLinklayer{
+		Family:   unix.AF_PACKET,
 		Protocol: htons(unix.ETH_P_IP),
-		Ifindex:  c.index,
+		Ifindex:  int32(c.index),
 		Halen:    uint8(len(dstMAC)),
 	}
 	copy(f.sa.Addr[:], dstMAC)
