@@ -674,6 +674,14 @@ func (x *exchange) fill(r *reply, sc *scope, lt time.Duration) {
 		r.set(optVendorClass, []byte("HTTPClient"))
 	case x.f.pxe:
 		r.set(optVendorClass, []byte("PXEClient"))
+		// A PXE ROM that sees "PXEClient" echoed looks for PXE options
+		// in option 43; without them some ROMs go looking for a proxyDHCP
+		// server on port 4011 and fail (PXE-E55). Say "boot the file in
+		// this reply, no boot-server discovery", unless the operator
+		// configured option 43 themselves.
+		if sc.byCode[optVendorOpts] == nil {
+			r.set(optVendorOpts, pxeVendorOptions)
+		}
 	}
 	// Options the client asked for, in its order; then the relay agent's
 	// option 82, echoed; then the rest of the scope's options if they fit.

@@ -426,6 +426,9 @@ func TestPXEBootSelection(t *testing.T) {
 			if p.File != tc.file || string(p.Options[optVendorClass]) != tc.vendor {
 				t.Fatalf("file %q vendor %q; want %q %q", p.File, p.Options[optVendorClass], tc.file, tc.vendor)
 			}
+			if tc.vendor == "PXEClient" && !bytes.Equal(p.Options[optVendorOpts], pxeVendorOptions) {
+				t.Fatalf("option 43 = %x, want PXE discovery control 8 (boot from this reply)", p.Options[optVendorOpts])
+			}
 			if got := p.Options[optBootfile] != nil; got != tc.opt67 {
 				t.Fatalf("option 67 present=%v, want %v", got, tc.opt67)
 			}
