@@ -53,9 +53,8 @@ func BenchmarkExchange(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		mac := net.HardwareAddr{0, 0x0c, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}.String()
-		i := i % 30000
-		mac = net.HardwareAddr{0, 0x0c, 1, 2, byte(i >> 8), byte(i)}.String()
+		i := i % 30000 // perfdhcp -R 30000: clients come back
+		mac := net.HardwareAddr{0, 0x0c, 1, 2, byte(i >> 8), byte(i)}.String()
 		d := msg{t: msgDiscover, mac: mac, giaddr: "198.18.0.2", opts: map[uint8][]byte{optParamRequest: prl}}.bytes()
 		srv.Handle(context.Background(), port, d, src, dst)
 		ip, _ := alloc.Offer(lease.Request{Client: lease.Key(nil, mustMAC(mac)), Pools: plan.Pools()})

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -49,7 +50,7 @@ func doraSocket(iface string) (*net.UDPConn, error) {
 		}
 		return serr
 	}}
-	pc, err := lc.ListenPacket(nil, "udp4", "0.0.0.0:68")
+	pc, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:68")
 	if err != nil {
 		return nil, err
 	}
