@@ -634,23 +634,33 @@ func (a *Allocator) writeWait(e *entry, l Lease) error {
 	return <-ch
 }
 
+// lockHeld returns the entry of ip, bound to client, with a.mu held; or an
+// error (wrapping ErrNotHeld or ErrClosed) with a.mu released.
+func (a *Allocator) lockHeld(client ClientKey, ip netip.Addr) (*entry, error) {
+	if !ip.Unmap().Is4() {
+		return nil, fmt.Errorf("%w: %v is not an IPv4 address", ErrNotHeld, ip)
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e := a.byIP[v4(ip)]
+	if e == nil || !e.has || e.cur.State != Bound || e.cur.Client != client {
+		a.mu.Unlock()
+		return nil, fmt.Errorf("%w: %v", ErrNotHeld, ip)
+	}
+	return e, nil
+}
+
 // Release ends client's binding of ip (DHCPRELEASE) and returns once that
 // is durable. The address becomes free, though the client will be offered
 // it again first. It returns an error wrapping ErrNotHeld if client does
 // not hold ip.
 func (a *Allocator) Release(client ClientKey, ip netip.Addr) error {
-	if !ip.Unmap().Is4() {
-		return fmt.Errorf("%w: %v is not an IPv4 address", ErrNotHeld, ip)
-	}
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return ErrClosed
-	}
-	e := a.byIP[v4(ip)]
-	if e == nil || !e.has || e.cur.State != Bound || e.cur.Client != client {
-		a.mu.Unlock()
-		return fmt.Errorf("%w: %v", ErrNotHeld, ip)
+	e, err := a.lockHeld(client, ip)
+	if err != nil {
+		return err
 	}
 	l := e.cur
 	l.State = Released
@@ -663,18 +673,9 @@ func (a *Allocator) Release(client ClientKey, ip netip.Addr) error {
 // returns an error wrapping ErrNotHeld if client does not hold ip, so that
 // no client can quarantine addresses it was not given.
 func (a *Allocator) Decline(client ClientKey, ip netip.Addr) error {
-	if !ip.Unmap().Is4() {
-		return fmt.Errorf("%w: %v is not an IPv4 address", ErrNotHeld, ip)
-	}
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return ErrClosed
-	}
-	e := a.byIP[v4(ip)]
-	if e == nil || !e.has || e.cur.State != Bound || e.cur.Client != client {
-		a.mu.Unlock()
-		return fmt.Errorf("%w: %v", ErrNotHeld, ip)
+	e, err := a.lockHeld(client, ip)
+	if err != nil {
+		return err
 	}
 	t := a.now().Round(0)
 	l := e.cur
