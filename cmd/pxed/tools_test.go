@@ -93,12 +93,17 @@ func TestCheckAndImportErrors(t *testing.T) {
 	writeFile(t, unsupported, []byte(seedDHCPD+"log-facility local7;\n"))
 	bothYAML := filepath.Join(dir, "both.yaml")
 	writeFile(t, bothYAML, []byte("dhcp:\n  dhcpd-conf: "+good+"\n  subnets:\n    - network: 198.51.100.0/24\n"))
+	badYAML := filepath.Join(dir, "bad.yaml")
+	writeFile(t, badYAML, []byte("dhcp:\n  interfaces: [eth0]\n  subnets:\n    - network: 192.0.2.1/24\n  hosts:\n    - name: a\n      mac: 00:16:3e\n"))
 	for _, tc := range []struct {
 		args   []string
 		code   int
 		stdout string
 		stderr string
 	}{
+		// Errors in the YAML model name file:line:column too.
+		{args: []string{"check", "--config", badYAML}, code: 1, stderr: "bad.yaml:4:7: subnet 192.0.2.1/24: host bits are set"},
+		{args: []string{"check", "--config", badYAML}, code: 1, stderr: "bad.yaml:6:7: host a: hardware ethernet"},
 		{args: []string{"check", "--dhcpd-conf", good, "--interface", "eth0"}, code: 0,
 			stdout: "ok: 1 subnet(s) [192.0.2.0/24], 1 dynamic pool(s), 3 fixed address(es); DHCP on [eth0]",
 			stderr: "good.conf:26:1: host test_pvm: fixed-address 192.0.2.199 lies inside a dynamic range"},

@@ -158,10 +158,78 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err := dec.Decode(c); err != nil {
 		return nil, yamlError(file, err)
 	}
+	c.positionNetwork()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// positionNetwork records where each subnet, pool, range, host and option
+// definition of the inline DHCP model was written, so that the DHCP
+// compiler's errors about them name file:line:column as they do for a
+// dhcpd.conf.
+func (c *Config) positionNetwork() {
+	dhcp := c.node("dhcp")
+	if dhcp == nil {
+		return
+	}
+	pos := func(n *yaml.Node) Pos { return Pos{File: c.file, Line: n.Line, Column: n.Column} }
+	items := func(parent *yaml.Node, key string) []*yaml.Node {
+		n := mapValue(parent, key)
+		if n == nil || n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		return n.Content
+	}
+	n := &c.DHCP.Network
+	for i, sn := range items(dhcp, "subnets") {
+		if i >= len(n.Subnets) {
+			break
+		}
+		n.Subnets[i].Pos = pos(sn)
+		for j, pl := range items(sn, "pools") {
+			if j >= len(n.Subnets[i].Pools) {
+				break
+			}
+			n.Subnets[i].Pools[j].Pos = pos(pl)
+			for k, r := range items(pl, "ranges") {
+				if k < len(n.Subnets[i].Pools[j].Ranges) {
+					n.Subnets[i].Pools[j].Ranges[k].Pos = pos(r)
+				}
+			}
+		}
+	}
+	for i, h := range items(dhcp, "hosts") {
+		if i < len(n.Hosts) {
+			n.Hosts[i].Pos = pos(h)
+		}
+	}
+	for i, d := range items(dhcp, "option-definitions") {
+		if i < len(n.OptionDefs) {
+			n.OptionDefs[i].Pos = pos(d)
+		}
+	}
+}
+
+// node returns the value of a top-level key of the file, nil if absent.
+func (c *Config) node(key string) *yaml.Node {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return nil
+	}
+	return mapValue(c.root.Content[0], key)
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // yamlError turns yaml.v3's messages ("yaml: line 3: ...", or a TypeError
