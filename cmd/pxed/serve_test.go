@@ -599,6 +599,9 @@ func TestRunCommands(t *testing.T) {
 		{args: []string{"serve", "--bogus"}, code: 2, stderr: "bogus", stdoutIsNone: true},
 		{args: []string{"serve", "stray"}, code: 2, stderr: `unexpected argument "stray"`, stdoutIsNone: true},
 		{args: []string{"serve", "-h"}, code: 0, stderr: "-tftp-root"},
+		{args: []string{"hexip", "192.168.200.177"}, code: 0, stdout: "C0A8C8B1\n"},
+		{args: []string{"hexip", "192.0.2.177", "nonsense"}, code: 1, stdout: "C00002B1\n", stderr: `"nonsense" is not an IPv4 address`},
+		{args: []string{"hexip"}, code: 2, stderr: "usage: pxed hexip", stdoutIsNone: true},
 	}
 	for _, tt := range tests {
 		var stdout, stderr syncBuffer

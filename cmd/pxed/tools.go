@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"pxed/internal/config/isc"
 	"pxed/internal/lease"
 	"pxed/internal/lease/bolt"
+	"pxed/internal/pxelinux"
 )
 
 // cmdCheck validates what `pxed serve` would run with the same flags,
@@ -220,4 +222,24 @@ func readLeases(stateDir string) ([]leaseView, error) {
 	}
 	slices.SortFunc(ls, func(a, b lease.Lease) int { return a.IP.Compare(b.IP) })
 	return leaseViews(ls), nil
+}
+
+// cmdHexIP prints each IPv4 address in the upper-case hex form PXELINUX
+// looks for in pxelinux.cfg/ (gethostip -x).
+func cmdHexIP(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: pxed hexip IP...\n\nPrints each IPv4 address as PXELINUX names its config file: pxed hexip 192.0.2.177 -> C00002B1")
+		return 2
+	}
+	code := 0
+	for _, a := range args {
+		ip, err := netip.ParseAddr(a)
+		if err != nil || !ip.Is4() {
+			fmt.Fprintf(stderr, "pxed hexip: %q is not an IPv4 address\n", a)
+			code = 1
+			continue
+		}
+		fmt.Fprintln(stdout, pxelinux.HexIP(ip))
+	}
+	return code
 }
