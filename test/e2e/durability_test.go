@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,7 +31,11 @@ func TestMain(m *testing.M) {
 	case "dora":
 		os.Exit(doraMain(os.Getenv("PXED_E2E_IFACE"), os.Getenv("PXED_E2E_MODE")))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if pxedBin != "" {
+		os.RemoveAll(filepath.Dir(pxedBin))
+	}
+	os.Exit(code)
 }
 
 func doraSocket(iface string) (*net.UDPConn, error) {
