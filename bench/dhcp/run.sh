@@ -115,6 +115,8 @@ FAILED=0              # set when something went wrong that the report shows
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 # --- preflight ---------------------------------------------------------------
 
@@ -217,25 +219,7 @@ trap 'exit 143' TERM
 PXED=
 PXED_DESC=
 if [[ " ${SERVER_LIST[*]} " == *" pxed "* ]]; then
-	mkdir -p "$WORK/bin"
-	if [[ -n ${PXED_BIN:-} ]]; then
-		[[ -x $PXED_BIN ]] || die "PXED_BIN=$PXED_BIN is not executable"
-		cp "$PXED_BIN" "$WORK/bin/pxed"
-		PXED_DESC="prebuilt $PXED_BIN"
-	elif [[ -n ${PXED_REV:-} ]]; then
-		mkdir "$WORK/src"
-		git -C "$REPO" archive "$PXED_REV" | tar -x -C "$WORK/src"
-		(cd "$WORK/src" && go build -o "$WORK/bin/pxed" ./cmd/pxed) || die "building pxed at $PXED_REV failed"
-		PXED_DESC="git $(git -C "$REPO" rev-parse --short "$PXED_REV") ($PXED_REV)"
-	else
-		(cd "$REPO" && go build -o "$WORK/bin/pxed" ./cmd/pxed) ||
-			die "building pxed from the working tree failed (PXED_REV=HEAD builds the last commit; SERVERS=\"kea dhcpd\" leaves pxed out)"
-		PXED_DESC="working tree at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
-		if [[ -n $(git -C "$REPO" status --porcelain -- cmd internal go.mod go.sum 2>/dev/null) ]]; then
-			PXED_DESC+=" + uncommitted changes"
-		fi
-	fi
-	PXED=$WORK/bin/pxed
+	build_pxed 'SERVERS="kea dhcpd" leaves pxed out'
 	mkdir -p "$WORK/tftp-root" # pxed wants a boot tree even with TFTP and HTTP off
 fi
 

@@ -56,6 +56,8 @@ SAMPLER_PID=
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 # --- preflight ---------------------------------------------------------------
 
@@ -117,26 +119,8 @@ trap 'exit 143' TERM
 
 # --- build -------------------------------------------------------------------
 
-PXED_DESC=
-if [[ -n ${PXED_BIN:-} ]]; then
-	[[ -x $PXED_BIN ]] || die "PXED_BIN=$PXED_BIN is not executable"
-	cp "$PXED_BIN" "$WORK/bin/pxed"
-	PXED_DESC="prebuilt $PXED_BIN"
-elif [[ -n ${PXED_REV:-} ]]; then
-	mkdir "$WORK/src"
-	git -C "$REPO" archive "$PXED_REV" | tar -x -C "$WORK/src"
-	(cd "$WORK/src" && go build -o "$WORK/bin/pxed" ./cmd/pxed) || die "building pxed at $PXED_REV failed"
-	PXED_DESC="git $(git -C "$REPO" rev-parse --short "$PXED_REV") ($PXED_REV)"
-else
-	(cd "$REPO" && go build -o "$WORK/bin/pxed" ./cmd/pxed) ||
-		die "building pxed from the working tree failed (PXED_REV=HEAD builds the last commit)"
-	PXED_DESC="working tree at $(git -C "$REPO" rev-parse --short HEAD)"
-	if [[ -n $(git -C "$REPO" status --porcelain -- cmd internal go.mod go.sum 2>/dev/null) ]]; then
-		PXED_DESC+=" + uncommitted changes"
-	fi
-fi
+build_pxed ""
 (cd "$REPO" && go build -o "$WORK/bin/tftpload" ./bench/tftpload) || die "building bench/tftpload failed"
-PXED=$WORK/bin/pxed
 TFTPLOAD=$WORK/bin/tftpload
 
 # --- boot tree ---------------------------------------------------------------

@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"pxed/internal/config"
@@ -37,6 +40,9 @@ type Plan struct {
 	// Reserved lists every fixed address; the allocator never hands them out.
 	Reserved []netip.Addr
 	table    *dhcpopt.Table
+
+	// hostScopes caches hostScope: hostOnSubnet -> *scope.
+	hostScopes sync.Map
 }
 
 // scope is one level's effective parameters (already merged with the levels
@@ -65,6 +71,9 @@ type subnet struct {
 	pools     []*pool
 	leasePool []*lease.Pool
 	params    config.Params // merged over global, for hosts to merge over
+	// ownNextServerWarned: the "no next-server, sending our own" warning
+	// was logged (once per subnet, checked per reply without building a key).
+	ownNextServerWarned atomic.Bool
 }
 
 type pool struct {
@@ -241,7 +250,7 @@ func (c *compiler) compile(n *config.Network) *Plan {
 			}
 		}
 		if h.ClientID != "" {
-			id, err := parseHex(h.ClientID)
+			id, err := hex.DecodeString(strings.ReplaceAll(h.ClientID, ":", ""))
 			if err != nil {
 				c.errorf(h.Pos, "host %s: client-id %q: %v", h.Name, h.ClientID, err)
 			} else {
@@ -408,14 +417,25 @@ func (p *Plan) findHost(clientID []byte, mac string, sn *subnet) *host {
 }
 
 // hostScope is the effective scope of h on subnet sn (host over groups over
-// subnet over global). Hosts are few; this is computed per request.
+// subnet over global), compiled the first time a client of h shows up on
+// sn and kept: the plan never changes, so neither does the scope.
 func (p *Plan) hostScope(h *host, sn *subnet) *scope {
+	key := hostOnSubnet{h, sn}
+	if sc, ok := p.hostScopes.Load(key); ok {
+		return sc.(*scope)
+	}
 	outer := p.globalParams
 	if sn != nil {
 		outer = sn.params
 	}
 	c := &compiler{table: p.table}
-	return c.scope(h.params.Over(outer), h.pos, "host "+h.name)
+	sc, _ := p.hostScopes.LoadOrStore(key, c.scope(h.params.Over(outer), h.pos, "host "+h.name))
+	return sc.(*scope)
+}
+
+type hostOnSubnet struct {
+	h  *host
+	sn *subnet
 }
 
 func (sn *subnet) poolOf(a netip.Addr) *pool {
@@ -439,32 +459,6 @@ func lastAddr(p netip.Prefix) netip.Addr {
 func maskOf(p netip.Prefix) []byte {
 	m := net.CIDRMask(p.Bits(), 32)
 	return []byte(m)
-}
-
-func parseHex(s string) ([]byte, error) {
-	s = strings.ReplaceAll(s, ":", "")
-	if len(s)%2 != 0 {
-		return nil, fmt.Errorf("odd number of hex digits")
-	}
-	b := make([]byte, len(s)/2)
-	for i := range b {
-		var v byte
-		for _, ch := range s[2*i : 2*i+2] {
-			v <<= 4
-			switch {
-			case ch >= '0' && ch <= '9':
-				v |= byte(ch - '0')
-			case ch >= 'a' && ch <= 'f':
-				v |= byte(ch-'a') + 10
-			case ch >= 'A' && ch <= 'F':
-				v |= byte(ch-'A') + 10
-			default:
-				return nil, fmt.Errorf("%q is not a hex digit", ch)
-			}
-		}
-		b[i] = v
-	}
-	return b, nil
 }
 
 // Pools lists every dynamic pool, for lease.Options.Pools.

@@ -334,7 +334,7 @@ func (x *exchange) discover() {
 	if fixed.IsValid() {
 		ip = fixed
 	} else {
-		if h != nil && x.sn.scope != nil && !x.s.Plan.hostScope(h, x.sn).allowBooting {
+		if h != nil && !x.s.Plan.hostScope(h, x.sn).allowBooting {
 			return
 		}
 		var err error
@@ -343,7 +343,7 @@ func (x *exchange) discover() {
 			x.s.warnFirst("exhausted:"+x.sn.prefix.String(), "dhcp: cannot offer an address", "subnet", x.sn.prefix.String(), "mac", x.f.mac, "error", err)
 			return
 		}
-		held, bound := x.s.Leases.Lookup(x.leaseRequest(netip.Addr{}, false).Client)
+		held, bound := x.s.Leases.Lookup(x.f.key)
 		if x.s.Plan.PingCheck && x.s.Pinger != nil && !(bound && held.IP == ip) {
 			// Probe only an address the client does not hold already: its
 			// own address answering ping is no conflict.
@@ -634,9 +634,10 @@ func (x *exchange) fill(r *reply, sc *scope, lt time.Duration) {
 	next := sc.nextServer
 	if !sc.nextServerOK && x.s.TFTPEnabled && x.serverIP.IsValid() {
 		next = x.serverIP
-		x.s.warnFirst("nextserver:"+x.sn.prefix.String(),
-			"dhcp: subnet sets no next-server; using this server's own address (ISC dhcpd >= 3.0.3 would send none and PXE clients would fail)",
-			"subnet", x.sn.prefix.String(), "next-server", next.String())
+		if !x.sn.ownNextServerWarned.Swap(true) {
+			x.s.log().Warn("dhcp: subnet sets no next-server; using this server's own address (ISC dhcpd >= 3.0.3 would send none and PXE clients would fail)",
+				"subnet", x.sn.prefix.String(), "next-server", next.String())
+		}
 	}
 	if next.IsValid() {
 		r.SIAddr = next

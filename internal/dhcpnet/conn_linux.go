@@ -31,6 +31,9 @@ type Conn struct {
 	name  string
 	index int
 	udp   *net.UDPConn
+	// udpRaw is udp's syscall.RawConn, for the raw sends and
+	// non-blocking reads (taken once: SyscallConn allocates).
+	udpRaw syscall.RawConn
 	// pkt is the send-only AF_PACKET socket; nil on an interface that is
 	// not Ethernet. pktConn is its syscall.RawConn, through Go's poller.
 	pkt     *os.File
@@ -92,6 +95,10 @@ func Listen(ifname string, port int) (*Conn, error) {
 		return nil, fail("UDP socket", err)
 	}
 	c.udp = pc.(*net.UDPConn)
+	if c.udpRaw, err = c.udp.SyscallConn(); err != nil {
+		c.udp.Close()
+		return nil, fail("UDP socket", err)
+	}
 
 	if info.HardwareType == ARPHRDEther {
 		if err := c.openPacket(); err != nil {
@@ -310,16 +317,12 @@ func (c *Conn) ReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, er
 func (c *Conn) TryReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, ok bool, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
-	rc, err := c.udp.SyscallConn()
-	if err != nil {
-		return 0, netip.AddrPort{}, netip.Addr{}, false, err
-	}
 	var (
 		oobn, flags int
 		from        unix.RawSockaddrInet4
 		rerr        error
 	)
-	if err := rc.Read(func(fd uintptr) bool {
+	if err := c.udpRaw.Read(func(fd uintptr) bool {
 		n, oobn, flags, rerr = recvmsgInet4(fd, b, c.oob[:], &from)
 		return true
 	}); err != nil {
@@ -362,13 +365,9 @@ func (c *Conn) SendTo(b []byte, dst netip.AddrPort) error {
 	if !addr.Is4() {
 		return fmt.Errorf("dhcpnet: %s: send to %s: not an IPv4 address", c.name, dst)
 	}
-	rc, err := c.udp.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("dhcpnet: %s: send to %s: %w", c.name, dst, err)
-	}
 	to := netip.AddrPortFrom(addr, dst.Port())
 	var serr error
-	if err := rc.Write(func(fd uintptr) bool {
+	if err := c.udpRaw.Write(func(fd uintptr) bool {
 		serr = sendtoInet4(fd, b, to)
 		return serr != unix.EAGAIN
 	}); err != nil {
