@@ -66,6 +66,8 @@ type Params struct {
 	BootFiles map[string]string `yaml:"boot-files,omitempty"`
 	// IPXEScript is given instead of the boot file to clients whose user
 	// class (option 77) is "iPXE", so iPXE does not chainload itself.
+	// In every boot file, "{server}" stands for the DHCP server's own
+	// address on the client's network ("http://{server}:8080/boot.ipxe").
 	IPXEScript string `yaml:"ipxe-script,omitempty"`
 }
 

@@ -469,3 +469,31 @@ func (p *Plan) Pools() []*lease.Pool {
 	}
 	return out
 }
+
+// adoptPools makes p use old's lease pools, which the allocator knows, when
+// both plans declare the same pools; a reload that changes pools is
+// refused (the allocator's pools are fixed when it starts).
+func (p *Plan) adoptPools(old *Plan) error {
+	changed := errors.New("dhcp: the reload changes subnets or pools; restart pxed to apply that")
+	if len(p.subnets) != len(old.subnets) {
+		return changed
+	}
+	for i, sn := range p.subnets {
+		on := old.subnets[i]
+		if sn.prefix != on.prefix || len(sn.pools) != len(on.pools) {
+			return changed
+		}
+		for j, pp := range sn.pools {
+			if !slices.Equal(pp.ranges, on.pools[j].ranges) {
+				return changed
+			}
+		}
+	}
+	for i, sn := range p.subnets {
+		for j, pp := range sn.pools {
+			pp.lp = old.subnets[i].pools[j].lp
+			sn.leasePool[j] = pp.lp
+		}
+	}
+	return nil
+}

@@ -31,7 +31,7 @@ func (x *exchange) proxyReply(t uint8) {
 	h, _ := x.fixed()
 	sc := x.sn.scope
 	if h != nil {
-		sc = x.s.Plan.hostScope(h, x.sn)
+		sc = x.plan.hostScope(h, x.sn)
 	}
 	if !sc.allowBooting {
 		return

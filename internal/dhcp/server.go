@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pxed/internal/lease"
@@ -55,6 +57,7 @@ type Pinger interface {
 
 // Server answers DHCP and BOOTP requests.
 type Server struct {
+	// Plan is the configuration served until SetPlan replaces it.
 	Plan   *Plan
 	Leases *lease.Allocator
 	Logger *slog.Logger
@@ -66,6 +69,31 @@ type Server struct {
 	Pinger Pinger
 
 	warnOnce sync.Map // string -> struct{}
+	cur      atomic.Pointer[Plan]
+}
+
+// SetPlan serves p from the next request on (a configuration reload): new,
+// changed and removed hosts take effect, and p's fixed addresses become
+// the allocator's reserved set. p must declare the same subnets and pools
+// as the plan it replaces (the allocator's pools are fixed), or SetPlan
+// returns an error and changes nothing.
+func (s *Server) SetPlan(p *Plan) error {
+	if err := p.adoptPools(s.plan()); err != nil {
+		return err
+	}
+	if err := s.Leases.SetReserved(p.Reserved); err != nil {
+		return err
+	}
+	s.cur.Store(p)
+	return nil
+}
+
+// plan is the plan in force.
+func (s *Server) plan() *Plan {
+	if p := s.cur.Load(); p != nil {
+		return p
+	}
+	return s.Plan
 }
 
 var discard = slog.New(slog.DiscardHandler)
@@ -175,14 +203,15 @@ func (s *Server) Handle(ctx context.Context, port *Port, b []byte, src netip.Add
 		return
 	}
 	f := factsOf(p)
-	sn, serverIP := s.subnetOf(port, p)
+	plan := s.plan()
+	sn, serverIP := s.subnetOf(plan, port, p)
 	if sn == nil {
 		s.warnFirst("nosubnet:"+port.Name+":"+strconv.FormatBool(p.GIAddr.IsValid() && !p.GIAddr.IsUnspecified()), "dhcp: no subnet declaration for this request; add a subnet for the interface's network (or the relay's giaddr)",
 			"iface", port.Name, "addrs", port.Addrs, "giaddr", p.GIAddr.String(), "mac", f.mac)
 		return
 	}
-	x := &exchange{s: s, port: port, p: p, f: f, sn: sn, serverIP: serverIP, src: src, dst: dst}
-	if s.Plan.Proxy {
+	x := &exchange{s: s, plan: plan, port: port, p: p, f: f, sn: sn, serverIP: serverIP, src: src, dst: dst}
+	if plan.Proxy {
 		x.proxy()
 		return
 	}
@@ -210,7 +239,7 @@ func (s *Server) Handle(ctx context.Context, port *Port, b []byte, src netip.Add
 // subnetOf picks the subnet a request belongs to (RFC 2131 §4.3.1): the
 // relay's giaddr, else the client's ciaddr if it is on this interface, else
 // the interface's own network. serverIP is our address to answer from.
-func (s *Server) subnetOf(port *Port, p *Packet) (*subnet, netip.Addr) {
+func (s *Server) subnetOf(plan *Plan, port *Port, p *Packet) (*subnet, netip.Addr) {
 	own := func(sn *subnet) netip.Addr {
 		for _, a := range port.Addrs {
 			if sn.prefix.Contains(a.Addr()) {
@@ -223,18 +252,18 @@ func (s *Server) subnetOf(port *Port, p *Packet) (*subnet, netip.Addr) {
 		return netip.Addr{}
 	}
 	if p.GIAddr.IsValid() && !p.GIAddr.IsUnspecified() {
-		if sn := s.Plan.subnetFor(p.GIAddr); sn != nil {
+		if sn := plan.subnetFor(p.GIAddr); sn != nil {
 			return sn, own(sn)
 		}
 		return nil, netip.Addr{}
 	}
 	if p.CIAddr.IsValid() && !p.CIAddr.IsUnspecified() {
-		if sn := s.Plan.subnetFor(p.CIAddr); sn != nil && own(sn).IsValid() && onLink(port, sn) {
+		if sn := plan.subnetFor(p.CIAddr); sn != nil && own(sn).IsValid() && onLink(port, sn) {
 			return sn, own(sn)
 		}
 	}
 	for _, a := range port.Addrs {
-		if sn := s.Plan.subnetFor(a.Addr()); sn != nil {
+		if sn := plan.subnetFor(a.Addr()); sn != nil {
 			return sn, a.Addr()
 		}
 	}
@@ -259,6 +288,7 @@ func (s *Server) warnFirst(key, msg string, args ...any) {
 // exchange is one request being answered.
 type exchange struct {
 	s        *Server
+	plan     *Plan
 	port     *Port
 	p        *Packet
 	f        facts
@@ -292,7 +322,7 @@ func (x *exchange) leaseRequest(want netip.Addr, bootp bool) lease.Request {
 // fixed returns the client's host declaration and its fixed address on this
 // subnet, if it has one.
 func (x *exchange) fixed() (*host, netip.Addr) {
-	h := x.s.Plan.findHost(x.f.clientID, x.f.mac, x.sn)
+	h := x.plan.findHost(x.f.clientID, x.f.mac, x.sn)
 	if h == nil {
 		return nil, netip.Addr{}
 	}
@@ -307,7 +337,7 @@ func (x *exchange) fixed() (*host, netip.Addr) {
 // scopeFor is the effective scope for a client holding address a.
 func (x *exchange) scopeFor(h *host, a netip.Addr) *scope {
 	if h != nil {
-		return x.s.Plan.hostScope(h, x.sn)
+		return x.plan.hostScope(h, x.sn)
 	}
 	if pl := x.sn.poolOf(a); pl != nil {
 		return pl.scope
@@ -334,7 +364,7 @@ func (x *exchange) discover() {
 	if fixed.IsValid() {
 		ip = fixed
 	} else {
-		if h != nil && !x.s.Plan.hostScope(h, x.sn).allowBooting {
+		if h != nil && !x.plan.hostScope(h, x.sn).allowBooting {
 			return
 		}
 		var err error
@@ -344,7 +374,7 @@ func (x *exchange) discover() {
 			return
 		}
 		held, bound := x.s.Leases.Lookup(x.f.key)
-		if x.s.Plan.PingCheck && x.s.Pinger != nil && !(bound && held.IP == ip) {
+		if x.plan.PingCheck && x.s.Pinger != nil && !(bound && held.IP == ip) {
 			// Probe only an address the client does not hold already: its
 			// own address answering ping is no conflict.
 			go x.pingThenOffer(h, ip)
@@ -499,7 +529,7 @@ func bootName(r *reply) string {
 }
 
 func (x *exchange) nak(ip netip.Addr, why string) {
-	if !x.s.Plan.Authoritative {
+	if !x.plan.Authoritative {
 		x.logAt(slog.LevelInfo, "dhcp: not authoritative, so no NAK", "ip", ip.String(), "reason", why)
 		return
 	}
@@ -652,6 +682,11 @@ func (x *exchange) fill(r *reply, sc *scope, lt time.Duration) {
 		return false
 	}
 	if file, _, ok := bootFile(sc, x.f); ok {
+		// "{server}" stands for this server's address on the client's
+		// network: one configuration serves every interface.
+		if strings.Contains(file, "{server}") && x.serverIP.IsValid() {
+			file = strings.ReplaceAll(file, "{server}", x.serverIP.String())
+		}
 		if len(file) < 128 {
 			r.File = file
 		}

@@ -549,3 +549,56 @@ func TestLongBootFileGoesInOption67(t *testing.T) {
 		t.Fatalf("file field %q, option 67 %q: a name longer than the 128-byte field must go in option 67", p.File, p.Options[optBootfile])
 	}
 }
+
+// "{server}" in a boot file becomes the address the reply comes from, so
+// one inventory serves clients on every interface.
+func TestServerPlaceholderInBootFile(t *testing.T) {
+	n := seedNetwork()
+	n.Hosts[1].IPXEScript = "http://{server}:8080/ipxe/00-16-3e-72-79-e4"
+	r := newRig(t, n)
+	r.send(msg{t: msgDiscover, mac: "00:16:3e:72:79:e4", opts: map[uint8][]byte{optUserClass: []byte("iPXE")}})
+	if p := r.conn.next(t).packet; p.File != "http://192.0.2.1:8080/ipxe/00-16-3e-72-79-e4" {
+		t.Fatalf("file %q", p.File)
+	}
+}
+
+// SetPlan swaps the configuration between two requests: a host added by a
+// reload gets its fixed address, which the pool no longer offers to others.
+func TestSetPlan(t *testing.T) {
+	n := seedNetwork()
+	r := newRig(t, n)
+	r.send(msg{t: msgDiscover, mac: "02:00:00:00:07:01"})
+	if p := r.conn.next(t).packet; p.YIAddr.String() != "192.0.2.200" {
+		t.Fatalf("before: offered %s, want the pool's first free 192.0.2.200", p.YIAddr)
+	}
+	n2 := seedNetwork()
+	n2.Hosts = append(n2.Hosts, config.Host{Name: "new", MAC: "02:00:00:00:07:02", FixedAddresses: []string{"192.0.2.201"}})
+	plan, _, err := Compile(n2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.SetPlan(plan); err != nil {
+		t.Fatal(err)
+	}
+	r.send(msg{t: msgDiscover, mac: "02:00:00:00:07:02"})
+	if p := r.conn.next(t).packet; p.YIAddr.String() != "192.0.2.201" {
+		t.Fatalf("new host offered %s, want its fixed 192.0.2.201", p.YIAddr)
+	}
+	r.send(msg{t: msgDiscover, mac: "02:00:00:00:07:03"})
+	if p := r.conn.next(t).packet; p.YIAddr.String() == "192.0.2.201" || !p.YIAddr.IsValid() {
+		t.Fatalf("another client offered %s", p.YIAddr)
+	}
+	// A reload that changes the pools is refused, and the plan stays.
+	n3 := seedNetwork()
+	n3.Subnets[0].Pools[0].Ranges[0].End = "192.0.2.250"
+	plan3, _, err := Compile(n3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.SetPlan(plan3); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("SetPlan with other pools: %v, want an error saying to restart", err)
+	}
+	if r.srv.plan() != plan {
+		t.Fatal("a refused plan replaced the running one")
+	}
+}

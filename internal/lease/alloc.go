@@ -761,6 +761,51 @@ func (a *Allocator) Lookup(client ClientKey) (Lease, bool) {
 	return Lease{}, false
 }
 
+// SetReserved replaces the fixed addresses (after a configuration reload
+// added or removed hosts). A newly reserved address is never offered again
+// (a client already bound to it keeps it until the lease ends, but cannot
+// renew it dynamically); an address no longer reserved becomes free for
+// its pool.
+func (a *Allocator) SetReserved(addrs []netip.Addr) error {
+	next := make(map[uint32]struct{}, len(addrs))
+	for _, ip := range addrs {
+		if !ip.Unmap().Is4() {
+			return fmt.Errorf("lease: reserved address %v is not IPv4", ip)
+		}
+		next[v4(ip)] = struct{}{}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for u := range a.reserved {
+		if _, keep := next[u]; keep {
+			continue
+		}
+		delete(a.reserved, u)
+		e := a.byIP[u]
+		if e == nil {
+			if a.rangeOf(u) == nil {
+				continue
+			}
+			e = a.newEntry(u) // marked used when reserved: free it through the heap
+		}
+		e.reserved = false
+		a.reindex(e)
+	}
+	for u := range next {
+		if _, had := a.reserved[u]; had {
+			continue
+		}
+		a.reserved[u] = struct{}{}
+		if e := a.byIP[u]; e != nil {
+			e.reserved = true
+			a.reindex(e)
+		} else if rs := a.rangeOf(u); rs != nil {
+			rs.markUsed(u)
+		}
+	}
+	return nil
+}
+
 // LeaseAt returns the record of ip: an active offer (State Offered), else
 // the latest lease, with an expired binding reported as Expired.
 func (a *Allocator) LeaseAt(ip netip.Addr) (Lease, bool) {

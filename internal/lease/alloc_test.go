@@ -595,3 +595,35 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("after reopening: %d leases, want %d", got, n)
 	}
 }
+
+// A reload that adds a fixed address inside a pool stops it being offered;
+// one that removes it makes it available again.
+func TestSetReserved(t *testing.T) {
+	p := poolOf(rng("10.0.0.10", "10.0.0.12"))
+	e := newEnv(t, lease.Options{Reserved: []netip.Addr{ip("10.0.0.10")}}, p)
+	offered := func() map[netip.Addr]bool {
+		got := map[netip.Addr]bool{}
+		for i := range 10 {
+			r := client(100+i, p)
+			a, err := e.a.Offer(r)
+			if errors.Is(err, lease.ErrExhausted) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[a] = true
+		}
+		return got
+	}
+	if err := e.a.SetReserved([]netip.Addr{ip("10.0.0.11")}); err != nil {
+		t.Fatal(err)
+	}
+	got := offered()
+	if got[ip("10.0.0.11")] || !got[ip("10.0.0.10")] || !got[ip("10.0.0.12")] || len(got) != 2 {
+		t.Errorf("after SetReserved(.11): offered %v, want .10 and .12", got)
+	}
+	if err := e.a.SetReserved([]netip.Addr{ip("2001:db8::1")}); err == nil {
+		t.Error("SetReserved accepted an IPv6 address")
+	}
+}
