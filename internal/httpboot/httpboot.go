@@ -8,7 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"path"
+	"strings"
 	"time"
 
 	"pxed/internal/bootfs"
@@ -60,7 +65,13 @@ func (h *Files) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return http.StatusForbidden, err.Error()
 	}
-	f, err := h.FS.Open(name)
+	var f fs.File
+	cf, perClient := h.FS.(clientFS)
+	if perClient {
+		f, err = cf.OpenFor(clientOf(r), name)
+	} else {
+		f, err = h.FS.Open(name)
+	}
 	if err != nil {
 		return h.fail(w, err)
 	}
@@ -82,12 +93,60 @@ func (h *Files) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		}
 		rs = io.NewSectionReader(ra, 0, fi.Size())
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
+	ctype := "application/octet-stream"
+	if _, onDisk := f.(*os.File); perClient && !onDisk && isText(name) {
+		// Generated (not on disk): configs and scripts, which people
+		// read in a browser or with curl.
+		ctype = "text/plain; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	// ServeContent handles Range, If-Modified-Since, If-Range, HEAD and
 	// Content-Length; it never lists directories.
 	http.ServeContent(w, r, name, fi.ModTime(), rs)
 	return http.StatusOK, ""
+}
+
+// clientFS is an fs.FS that serves files depending on who asks for them,
+// such as a *bootfs.Layered with generated files.
+type clientFS interface {
+	OpenFor(c bootfs.Client, name string) (fs.File, error)
+}
+
+// clientOf says who sent r: the remote address, the local address the
+// connection arrived on and the Host header. Addresses that cannot be
+// parsed are left invalid.
+func clientOf(r *http.Request) bootfs.Client {
+	c := bootfs.Client{Host: r.Host, Proto: "http"}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		c.Addr = ap.Addr().Unmap()
+	}
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		c.Local = a.AddrPort().Addr().Unmap()
+	case net.Addr:
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			c.Local = ap.Addr().Unmap()
+		}
+	}
+	return c
+}
+
+// isText reports whether a generated file called name is text: PXELINUX
+// and GRUB configs, iPXE scripts and kickstarts.
+func isText(name string) bool {
+	switch path.Ext(name) {
+	case ".ipxe", ".cfg", ".ks":
+		return true
+	}
+	dir, _ := path.Split(name)
+	for _, elem := range strings.Split(strings.TrimSuffix(dir, "/"), "/") {
+		switch elem {
+		case "pxelinux.cfg", "ks", "ipxe":
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Files) fail(w http.ResponseWriter, err error) (int, string) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pxed/internal/bootfs"
 )
 
 // interopFiles are served to every client: empty, exactly one block, and
@@ -108,6 +111,31 @@ func TestInteropCurl(t *testing.T) {
 			t.Fatalf("curl on a missing file: %v, want exit status 68 (TFTP file not found)\n%s", err, msg)
 		}
 	})
+}
+
+// TestInteropCurlGenerated fetches a file that exists only in a generator
+// (a bootfs.Layered), whose content names the client: curl gets exactly the
+// bytes generated for 127.0.0.1.
+func TestInteropCurlGenerated(t *testing.T) {
+	t.Parallel()
+	curl := requireTool(t, "curl")
+	l, g, _ := layeredTree(t)
+	ts := startServer(t, t.TempDir(), func(s *Server) { s.FS, s.Root = l, l.Dir() })
+	loopback := netip.MustParseAddr("127.0.0.1")
+	client := bootfs.Client{Addr: loopback, Local: loopback, Proto: "tftp"}
+	for _, name := range []string{"big.ipxe", "host.cfg"} {
+		work := t.TempDir()
+		out := filepath.Join(work, "out")
+		url := fmt.Sprintf("tftp://127.0.0.1:%d/%s", ts.addr.Port, name)
+		msg, err := runTool(t, work, curl, "--silent", "--show-error", "--max-time", "50", "--tftp-blksize", "1468", "--output", out, url)
+		if err != nil {
+			t.Fatalf("curl %s: %v\n%s", name, err, msg)
+		}
+		checkDownload(t, out, genContent(client, name))
+		if asked := g.asked(name); len(asked) != 1 || asked[0] != client {
+			t.Errorf("%s: generator saw %+v, want one request from %+v", name, asked, client)
+		}
+	}
 }
 
 func TestInteropTFTPHPA(t *testing.T) {

@@ -289,6 +289,16 @@ func (l *listener) read(buf []byte) (n int, peer netip.AddrPort, local netip.Add
 	return n, peer, local, ifidx, nil
 }
 
+// knownAddr returns a unmapped, or the invalid Addr when a says nothing
+// (a wildcard address: the socket is bound to every address and no
+// control message said which one the packet was sent to).
+func knownAddr(a netip.Addr) netip.Addr {
+	if !a.IsValid() || a.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
 func unmap(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
@@ -367,7 +377,7 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 		l.sendTo(appendError(nil, ErrUndefined, "server busy, try again later"), peer, local)
 		return
 	}
-	t := &transfer{srv: s, req: req, peer: peer, start: time.Now(), mtu: s.pathMTU(ifidx)}
+	t := &transfer{srv: s, req: req, peer: peer, local: knownAddr(local), start: time.Now(), mtu: s.pathMTU(ifidx)}
 	// Counted under mu, after a last look at closing: Serve sets closing
 	// under mu before it waits, so no transfer is added once Wait has begun.
 	l.mu.Lock()

@@ -36,6 +36,7 @@ type transfer struct {
 	srv    *Server
 	req    *request
 	peer   netip.AddrPort
+	local  netip.Addr // the server address the request was sent to; invalid if unknown
 	mtu    int
 	start  time.Time
 	out    sender
@@ -115,13 +116,24 @@ func (t *transfer) begin(now time.Time) bool {
 	return t.startData(now)
 }
 
+// clientFS is an fs.FS that serves files depending on who asks for them,
+// such as a *bootfs.Layered with generated files.
+type clientFS interface {
+	OpenFor(c bootfs.Client, name string) (fs.File, error)
+}
+
 func (t *transfer) open() ([]option, error) {
 	s := t.srv
 	name, err := bootfs.CleanName(t.req.filename, s.Root)
 	if err != nil {
 		return nil, &transferError{code: ErrAccess, msg: "access violation", err: err}
 	}
-	f, err := s.FS.Open(name)
+	var f fs.File
+	if cf, ok := s.FS.(clientFS); ok {
+		f, err = cf.OpenFor(bootfs.Client{Addr: t.peer.Addr().Unmap(), Local: t.local, Proto: "tftp"}, name)
+	} else {
+		f, err = s.FS.Open(name)
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
