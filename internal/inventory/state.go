@@ -1,0 +1,152 @@
+package inventory
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Record is a host's boot state as changed at run time (by the install
+// callback or `pxed host`), kept across restarts.
+type Record struct {
+	State State `json:"state"`
+	// Declared is the host's state in the inventory file when the change
+	// was made. When the file later declares something else, the operator
+	// changed their mind after the fact and the file wins.
+	Declared State     `json:"declared"`
+	Changed  time.Time `json:"changed"`
+	// By says who changed it: "api 192.0.2.10", "pxed host", ...
+	By string `json:"by,omitempty"`
+}
+
+// StateFile keeps Records in one JSON file, rewritten atomically (write,
+// fsync, rename, fsync the directory) on every change, so a crash leaves
+// either the old file or the new one.
+type StateFile struct {
+	path string
+	mu   sync.Mutex
+	recs map[string]Record // by lower-case host name
+}
+
+// stateFileVersion guards the format.
+const stateFileVersion = 1
+
+type stateDoc struct {
+	Version int               `json:"version"`
+	Hosts   map[string]Record `json:"hosts"`
+}
+
+// OpenStateFile reads path (a missing file is an empty state).
+func OpenStateFile(path string) (*StateFile, error) {
+	s := &StateFile{path: path, recs: map[string]Record{}}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host states: %w", err)
+	}
+	var doc stateDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("host states %s: %w (move the file away to start with every host in its declared state)", path, err)
+	}
+	if doc.Version != stateFileVersion {
+		return nil, fmt.Errorf("host states %s: version %d, this pxed reads %d", path, doc.Version, stateFileVersion)
+	}
+	for k, r := range doc.Hosts {
+		if _, err := ParseState(string(r.State)); err != nil {
+			return nil, fmt.Errorf("host states %s: host %s: %w", path, k, err)
+		}
+		s.recs[k] = r
+	}
+	return s, nil
+}
+
+// Path is the file's path.
+func (s *StateFile) Path() string { return s.path }
+
+// Get returns the record of a host (by name, any case).
+func (s *StateFile) Get(name string) (Record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recs[lowerName(name)]
+	return r, ok
+}
+
+// Set stores a record durably before returning.
+func (s *StateFile) Set(name string, r Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := lowerName(name)
+	old, had := s.recs[key]
+	s.recs[key] = r
+	if err := s.write(); err != nil {
+		if had {
+			s.recs[key] = old
+		} else {
+			delete(s.recs, key)
+		}
+		return err
+	}
+	return nil
+}
+
+// Names lists the hosts with a record.
+func (s *StateFile) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for k := range s.recs {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *StateFile) write() error {
+	data, err := json.MarshalIndent(stateDoc{Version: stateFileVersion, Hosts: s.recs}, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(s.path)
+	tmp, err := os.CreateTemp(dir, ".hosts-*.tmp")
+	if err != nil {
+		return fmt.Errorf("host states: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("host states: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("host states: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("host states: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.path); err != nil {
+		return fmt.Errorf("host states: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func lowerName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,153 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pxed/internal/config"
+)
+
+// Netboot once: the callback switches the host to local; that survives a
+// restart; a changed declaration in the file wins over it.
+func TestStateSurvivesRestartAndFileWins(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hosts.json")
+	inv := loadExample(t)
+	sf, err := OpenStateFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := NewLive(inv, sf, Options{})
+	h, err := live.SetState("00:16:3e:72:79:e4", Local, "api 192.0.2.177")
+	if err != nil || h.Name != "test_hvm" {
+		t.Fatalf("%v %v", h, err)
+	}
+	if _, err := live.SetState("nope", Local, "x"); !errors.Is(err, ErrUnknownHost) {
+		t.Fatalf("unknown host: %v", err)
+	}
+
+	// "Restart": a new state file object and a fresh inventory.
+	sf2, err := OpenStateFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live2 := NewLive(loadExample(t), sf2, Options{})
+	st, rec := live2.State(live2.Inventory().Host("test_hvm"))
+	if st != Local || rec == nil || rec.By != "api 192.0.2.177" {
+		t.Fatalf("after restart: %s %+v", st, rec)
+	}
+	if st, _ := live2.State(live2.Inventory().Host("test_pvm")); st != Install {
+		t.Fatalf("untouched host: %s", st)
+	}
+
+	// The operator now declares it local in the file, then install again:
+	// the run-time record was made against "install"... declaring "local"
+	// is a change of mind, and the file wins.
+	data, _ := os.ReadFile(example)
+	text := strings.Replace(string(data), "profile: el5-hvm-install\n", "profile: el5-hvm-install\n    state: local\n", 1)
+	inv3, err := Parse(example, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live2.Swap(inv3)
+	if st, rec := live2.State(inv3.Host("test_hvm")); st != Local || rec != nil {
+		t.Fatalf("declared local: %s %+v", st, rec)
+	}
+	// pxed host install flips it back, against the new declaration.
+	live2.SetState("test_hvm", Install, "pxed host")
+	if st, _ := live2.State(inv3.Host("test_hvm")); st != Install {
+		t.Fatalf("after host install: %s", st)
+	}
+}
+
+func TestStateFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("{not json"), 0o600)
+	if _, err := OpenStateFile(bad); err == nil || !strings.Contains(err.Error(), "move the file away") {
+		t.Errorf("corrupt file: %v", err)
+	}
+	os.WriteFile(bad, []byte(`{"version": 9, "hosts": {}}`), 0o600)
+	if _, err := OpenStateFile(bad); err == nil || !strings.Contains(err.Error(), "version 9") {
+		t.Errorf("future version: %v", err)
+	}
+	os.WriteFile(bad, []byte(`{"version": 1, "hosts": {"a": {"state": "gone"}}}`), 0o600)
+	if _, err := OpenStateFile(bad); err == nil {
+		t.Error("bad state accepted")
+	}
+	// A write that cannot happen leaves the old state in memory.
+	ro := filepath.Join(dir, "ro")
+	os.Mkdir(ro, 0o500)
+	sf, err := OpenStateFile(filepath.Join(ro, "hosts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 { // root writes anywhere
+		if err := sf.Set("a", Record{State: Local}); err == nil {
+			t.Fatal("write into a read-only directory succeeded")
+		}
+		if _, ok := sf.Get("a"); ok {
+			t.Fatal("failed write kept in memory")
+		}
+	}
+}
+
+func TestHostToken(t *testing.T) {
+	live := NewLive(loadExample(t), nil, Options{Secret: []byte("k")})
+	tok := live.HostToken("test_hvm")
+	if len(tok) != 32 || !live.CheckHostToken("TEST_HVM", tok) || live.CheckHostToken("test_pvm", tok) || live.CheckHostToken("test_hvm", "") {
+		t.Fatalf("token %q checks wrong", tok)
+	}
+	if NewLive(loadExample(t), nil, Options{}).HostToken("test_hvm") != "" {
+		t.Fatal("token without a secret")
+	}
+}
+
+// The inventory and a dhcpd.conf together: conflicts are errors naming both.
+func TestMerge(t *testing.T) {
+	n := &config.Network{
+		Subnets: []config.Subnet{{Network: "192.0.2.0/24"}},
+		Hosts:   []config.Host{{Name: "old", MAC: "00:16:3E:72:79:E4", FixedAddresses: []string{"192.0.2.5"}, Pos: config.Pos{File: "dhcpd.conf", Line: 12, Column: 1}}},
+	}
+	inv, err := Parse("inv.yaml", []byte(`profiles: {p: {kernel: k}}
+hosts:
+  - {name: a, mac: "00:16:3e:72:79:e4", profile: p}
+  - {name: b, mac: "00:16:3e:00:00:02", ip: 192.0.2.5, profile: p}
+  - {name: c, mac: "00:16:3e:00:00:03", ip: 198.51.100.7, profile: p}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = inv.Merge(n, DHCPOptions{})
+	msg := fmt.Sprint(err)
+	for _, want := range []string{
+		"inv.yaml:3:5: host a: MAC 00:16:3e:72:79:e4 is already declared as host old (dhcpd.conf:12:1)",
+		"inv.yaml:4:5: host b: ip 192.0.2.5 is already host old's fixed-address (dhcpd.conf:12:1)",
+		"inv.yaml:5:5: host c: ip 198.51.100.7 is outside every DHCP subnet (192.0.2.0/24)",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("merge error:\n%s\nwant %q", msg, want)
+		}
+	}
+
+	inv, _ = Parse("inv.yaml", []byte(`profiles: {p: {kernel: k}}
+hosts:
+  - {name: a, macs: ["00:16:3e:00:00:01", "00:16:3e:00:00:02"], ip: 192.0.2.9, profile: p}
+`))
+	m, err := inv.Merge(n, DHCPOptions{IPXEScript: "http://{server}:8080/ipxe/{mac}", EFIBootFile: "ipxe.efi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Hosts) != 1 || len(m.Hosts) != 3 {
+		t.Fatalf("merge changed its input or lost hosts: %d, %d", len(n.Hosts), len(m.Hosts))
+	}
+	h := m.Hosts[2]
+	if h.Name != "a-1" || h.MAC != "00:16:3e:00:00:02" || h.FixedAddresses[0] != "192.0.2.9" ||
+		h.IPXEScript != "http://{server}:8080/ipxe/00-16-3e-00-00-02" || h.BootFiles["efi-x64"] != "ipxe.efi" {
+		t.Fatalf("merged host %+v", h)
+	}
+}
