@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"pxed/internal/bootfs"
 	"pxed/internal/config"
 	"pxed/internal/config/isc"
 	"pxed/internal/dhcp"
 	"pxed/internal/dhcpnet"
+	"pxed/internal/inventory"
 	"pxed/internal/lease"
 	"pxed/internal/lease/bolt"
 )
@@ -46,9 +48,10 @@ func loadNetwork(c *config.Config) (*config.Network, []dhcp.Warning, error) {
 	return n, out, nil
 }
 
-// compileNetwork loads and compiles the DHCP model; nil plan means DHCP off.
-func compileNetwork(c *config.Config) (*dhcp.Plan, []dhcp.Warning, error) {
-	n, warns, err := loadNetwork(c)
+// compileNetwork loads and compiles the DHCP model, with the inventory's
+// hosts merged in; nil plan means DHCP off.
+func compileNetwork(c *config.Config, inv *inventory.Inventory, tree *bootfs.Tree) (*dhcp.Plan, []dhcp.Warning, error) {
+	n, warns, err := buildNetwork(c, inv, tree)
 	if err != nil || n == nil {
 		return nil, warns, err
 	}

@@ -18,6 +18,8 @@ Usage:
   pxed check [flags]     validate the configuration serve would run with the same flags
   pxed import FILE       print an ISC dhcpd.conf as native YAML
   pxed leases [flags]    list DHCP leases (MAC, IP, state, expiry, hostname)
+  pxed explain MAC       walk one machine's boot path offline and flag what is wrong
+  pxed host CMD NAME     netboot-once states: list, install NAME, local NAME
   pxed hexip IP...       print an IPv4 address as PXELINUX names its config (like gethostip -x)
   pxed version           print the version
   pxed help              this text
@@ -43,6 +45,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdImport(args[1:], stdout, stderr)
 	case "leases":
 		return cmdLeases(args[1:], stdout, stderr)
+	case "explain":
+		return cmdExplain(args[1:], stdout, stderr)
+	case "host":
+		return cmdHost(args[1:], stdout, stderr)
 	case "hexip":
 		return cmdHexIP(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

@@ -19,6 +19,7 @@ import (
 	"pxed/internal/bootfs"
 	"pxed/internal/config"
 	"pxed/internal/httpboot"
+	"pxed/internal/lease"
 	"pxed/internal/tftp"
 )
 
@@ -75,6 +76,10 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config, v string) { c.StateDir = v })
 	str("dhcpd-conf", "dhcp.dhcpd-conf", "", "ISC dhcpd.conf `file` to serve DHCP from (read as it is; see pxed check)",
 		func(c *config.Config, v string) { c.DHCP.DHCPDConf = v })
+	str("inventory", "inventory", "", "boot inventory `file` (hosts and profiles; reloaded on SIGHUP and on change)",
+		func(c *config.Config, v string) { c.Inventory = v })
+	str("http-advertise", "http.advertise", "", "`HOST:PORT` clients should use for HTTP in generated files (default: the address they reached, http port)",
+		func(c *config.Config, v string) { c.HTTP.Advertise = v })
 	boolean("tftp-single-port", "tftp.single-port", d.TFTP.SinglePort, "serve every TFTP transfer from the listening port (for NAT and firewalls)",
 		func(c *config.Config, v bool) { c.TFTP.SinglePort = v })
 	integer("tftp-max-blksize", "tftp.max-blksize", d.TFTP.MaxBlksize, "largest TFTP block size granted (8..65464)",
@@ -179,7 +184,18 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	if err := os.MkdirAll(c.StateDir, 0o750); err != nil {
 		return fmt.Errorf("state directory: %w (set --state-dir)", err)
 	}
-	plan, warns, err := compileNetwork(c)
+	inv, err := loadInventory(c)
+	if err != nil {
+		return err
+	}
+	var tree *bootfs.Tree
+	if c.TFTP.Addr != "" || c.HTTP.Addr != "" {
+		if tree, err = bootfs.Open(c.TFTP.Root); err != nil {
+			return fmt.Errorf("%w (set --tftp-root)", err)
+		}
+		defer tree.Close()
+	}
+	plan, warns, err := compileNetwork(c, inv, tree)
 	for _, w := range warns {
 		log.Warn("dhcp config: " + w.String())
 	}
@@ -192,12 +208,11 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	if c.TFTP.Addr == "" && c.HTTP.Addr == "" && plan == nil {
 		return errors.New("nothing to serve: no DHCP subnet, and both --tftp-addr and --http-addr are empty")
 	}
-	var tree *bootfs.Tree
-	if c.TFTP.Addr != "" || c.HTTP.Addr != "" {
-		if tree, err = bootfs.Open(c.TFTP.Root); err != nil {
-			return fmt.Errorf("%w (set --tftp-root)", err)
+	var boot *bootInventory
+	if inv != nil {
+		if boot, err = openBootInventory(c, inv, tree, log); err != nil {
+			return err
 		}
-		defer tree.Close()
 	}
 	var dhcpSvc *dhcpService
 	if plan != nil {
@@ -205,9 +220,24 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 			return err
 		}
 		defer dhcpSvc.close()
+		if boot != nil {
+			boot.useLeases(dhcpSvc.alloc)
+			boot.setPlan = dhcpSvc.srv.SetPlan
+		}
+	}
+	var files *bootfs.Layered
+	if tree != nil {
+		files = bootfs.NewLayered(tree, log)
+		if boot != nil {
+			files.SetGenerator(boot.live)
+		}
+	}
+	var hosts *apiHosts
+	if boot != nil {
+		hosts = &apiHosts{live: boot.live}
 	}
 	var ctlLn net.Listener
-	if dhcpSvc != nil {
+	if dhcpSvc != nil || boot != nil {
 		if ctlLn, err = listenControl(c.StateDir); err != nil {
 			return fmt.Errorf("control socket: %w", err)
 		}
@@ -249,7 +279,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	fail := func(err error) { errs <- err; cancel() }
 	if tftpConn != nil {
 		srv := &tftp.Server{
-			FS:            tree,
+			FS:            files,
 			Root:          tree.Dir(),
 			Logger:        log,
 			SinglePort:    c.TFTP.SinglePort,
@@ -271,8 +301,15 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 		log.Info("tftp listening", "addr", ln.TFTP.String(), "root", tree.Dir(), "single-port", c.TFTP.SinglePort)
 	}
 	if httpLn != nil {
+		var handler http.Handler = &httpboot.Files{FS: files, Logger: log}
+		if boot != nil {
+			mux := http.NewServeMux()
+			mux.Handle("/api/", (&httpboot.API{Token: boot.token, Hosts: hosts, Logger: log}).Handler())
+			mux.Handle("/", handler)
+			handler = mux
+		}
 		hs := &http.Server{
-			Handler:           &httpboot.Files{FS: tree, Logger: log},
+			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       60 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -303,9 +340,23 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 				fail(fmt.Errorf("dhcp: %w", err))
 			}
 		}()
-		ctl := &http.Server{Handler: controlHandler(dhcpSvc.alloc), ReadHeaderTimeout: 5 * time.Second}
-		go ctl.Serve(ctlLn)
 		log.Info("dhcp serving", "interfaces", c.DHCP.Interfaces, "subnets", plan.Subnets(), "proxy", plan.Proxy, "authoritative", plan.Authoritative)
+	}
+	if ctlLn != nil {
+		var alloc *lease.Allocator
+		if dhcpSvc != nil {
+			alloc = dhcpSvc.alloc
+		}
+		ctl := &http.Server{Handler: controlHandler(alloc, hosts), ReadHeaderTimeout: 5 * time.Second}
+		go ctl.Serve(ctlLn)
+	}
+	if boot != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			boot.watch(ctx, time.Second)
+		}()
+		log.Info("inventory serving", "file", c.Inventory, "hosts", len(inv.Hosts), "profiles", len(inv.Profiles), "states", boot.states.Path())
 	}
 	if ready != nil {
 		ready(ln)

@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"pxed/internal/bootfs"
 	"pxed/internal/config"
 	"pxed/internal/config/isc"
 	"pxed/internal/lease"
@@ -41,13 +42,26 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	plan, warns, err := compileNetwork(c)
+	inv, err := loadInventory(c)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	var tree *bootfs.Tree
+	if t, err := bootfs.Open(c.TFTP.Root); err == nil {
+		tree = t
+		defer t.Close()
+	}
+	plan, warns, err := compileNetwork(c, inv, tree)
 	for _, w := range warns {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return 1
+	}
+	if inv != nil {
+		fmt.Fprintf(stdout, "ok: inventory %s: %d host(s), %d profile(s)\n", c.Inventory, len(inv.Hosts), len(inv.Profiles))
 	}
 	if plan == nil {
 		fmt.Fprintln(stdout, "ok: configuration is valid; DHCP is off (no subnet)")
@@ -107,12 +121,34 @@ func cmdImport(args []string, stdout, stderr io.Writer) int {
 const controlSocketName = "control.sock"
 
 // controlHandler serves the control socket.
-func controlHandler(alloc *lease.Allocator) http.Handler {
+func controlHandler(alloc *lease.Allocator, hosts *apiHosts) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /leases", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(leaseViews(alloc.List()))
-	})
+	if alloc != nil {
+		mux.HandleFunc("GET /leases", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(leaseViews(alloc.List()))
+		})
+	}
+	if hosts != nil {
+		mux.HandleFunc("GET /hosts", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(hosts.List())
+		})
+		// POST /hosts/NAME/state?to=install|local: pxed host install|local.
+		mux.HandleFunc("POST /hosts/{host}/state", func(w http.ResponseWriter, r *http.Request) {
+			name, ok := hosts.Resolve(r.PathValue("host"))
+			if !ok {
+				http.Error(w, fmt.Sprintf("no host %q in the inventory", r.PathValue("host")), http.StatusNotFound)
+				return
+			}
+			if err := hosts.SetState(name, r.URL.Query().Get("to"), "pxed host"); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(hosts.Get(name))
+		})
+	}
 	return mux
 }
 

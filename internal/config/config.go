@@ -26,6 +26,10 @@ type Config struct {
 	TFTP          TFTP          `yaml:"tftp"`
 	HTTP          HTTP          `yaml:"http"`
 	DHCP          DHCP          `yaml:"dhcp"`
+	// Inventory is the boot inventory file (hosts and profiles); empty:
+	// none. It is reloaded on SIGHUP and when the file changes.
+	Inventory string `yaml:"inventory"`
+	API       API    `yaml:"api"`
 
 	// file is where the config came from, for messages; empty for defaults.
 	file     string
@@ -64,6 +68,17 @@ type TFTP struct {
 // HTTP configures the HTTP boot server.
 type HTTP struct {
 	Addr string `yaml:"addr"` // empty disables HTTP
+	// Advertise is HOST:PORT of the HTTP server as clients should reach it,
+	// written into generated files (kickstart URLs, iPXE boot files).
+	// Empty: the address each client reached pxed on, with Addr's port.
+	Advertise string `yaml:"advertise"`
+}
+
+// API configures pxed's HTTP API (/api/v1/, served on http.addr).
+type API struct {
+	// TokenFile holds the API token. Empty: <state-dir>/api-token, created
+	// with a random token (mode 0600) on first start.
+	TokenFile string `yaml:"token-file"`
 }
 
 // DHCP configures the DHCP server: either an ISC dhcpd.conf (DHCPDConf) or
@@ -300,6 +315,11 @@ func (c *Config) Validate() error {
 	}
 	checkAddr("tftp.addr", c.TFTP.Addr)
 	checkAddr("http.addr", c.HTTP.Addr)
+	if a := c.HTTP.Advertise; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			bad("http.advertise", "%q is not HOST:PORT", a)
+		}
+	}
 	if (c.TFTP.Addr != "" || c.HTTP.Addr != "") && c.TFTP.Root == "" {
 		bad("tftp.root", "must be set when TFTP or HTTP is enabled")
 	}

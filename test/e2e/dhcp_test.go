@@ -42,7 +42,7 @@ func (l *lab) dhclient(t *testing.T, extra ...string) map[string]string {
 	// dhclient runs its script with a clean environment: bake the path in.
 	os.WriteFile(script, []byte(strings.ReplaceAll(dhclientScript, "@DUMP@", dump)), 0o755)
 	conf := filepath.Join(l.dir, "dhclient.conf")
-	os.WriteFile(conf, []byte("timeout 20;\nretry 1;\nrequest subnet-mask, broadcast-address, time-offset, routers, domain-name, domain-name-servers, host-name, nis-domain, ntp-servers;\n"), 0o644)
+	os.WriteFile(conf, []byte("timeout 20;\nretry 1;\nrequest subnet-mask, broadcast-address, time-offset, routers, domain-name, domain-name-servers, host-name, nis-domain, ntp-servers;\n"+l.dhclientConf), 0o644)
 	args := append([]string{"dhclient", "-1", "-v", "-cf", conf, "-sf", script,
 		"-lf", filepath.Join(l.dir, "dhclient.leases"), "-pf", filepath.Join(l.dir, "dhclient.pid")}, extra...)
 	// dhclient forks into the background once bound; its output goes to a

@@ -79,6 +79,8 @@ type lab struct {
 	srv, cli string // namespace names
 	sif, cif string // interface names inside them
 	dir      string
+	// dhclientConf is added to the dhclient.conf that dhclient runs with.
+	dhclientConf string
 }
 
 // newLab creates the namespaces; the server side gets serverAddr (CIDR),

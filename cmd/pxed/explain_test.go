@@ -1,0 +1,174 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// seedTree builds a /tftpboot like the seeds' with the given files (name ->
+// content) and modes.
+func seedTree(t *testing.T, files map[string]string, modes map[string]os.FileMode) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "tftpboot")
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		mode := os.FileMode(0o644)
+		if m, ok := modes[name]; ok {
+			mode = m
+		}
+		if err := os.WriteFile(p, []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+	}
+	return root
+}
+
+func explain(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	code := run(append([]string{"explain"}, args...), &stdout, &stderr)
+	if stderr.String() != "" {
+		t.Logf("stderr: %s", stderr.String())
+	}
+	return stdout.String(), code
+}
+
+func wantLines(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("explain output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+const seedHVMConfig = "default linux\nprompt 1\ntimeout 120\nlabel linux\nkernel el5u4_x86_pxeboot_install/vmlinuz\nappend initrd=el5u4_x86_pxeboot_install/initrd.img\n"
+
+// The seeds' setup as written: the HVM guest's config is found by MAC; the
+// kernel was copied without the seeds' chmod 644 and the initrd is missing.
+func TestExplainSeedHVMGuest(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dhcpd.conf")
+	writeFile(t, conf, []byte(seedDHCPD))
+	root := seedTree(t, map[string]string{
+		"pxelinux.0":                        "x",
+		"pxelinux.cfg/01-00-16-3e-72-79-e4": seedHVMConfig,
+		"el5u4_x86_pxeboot_install/vmlinuz": "kernel",
+	}, map[string]os.FileMode{"el5u4_x86_pxeboot_install/vmlinuz": 0o600})
+	out, code := explain(t, "--dhcpd-conf", conf, "--tftp-root", root, "--state-dir", dir, "00:16:3E:72:79:E4")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (problems found)", code)
+	}
+	wantLines(t, out,
+		"dhcp: host test_hvm ("+conf+":",
+		"address: 192.0.2.177",
+		"next-server: 192.0.2.166",
+		"boot file for BIOS PXE: pxelinux.0",
+		"boot file pxelinux.0: ok",
+		"tried pxelinux.cfg/01-00-16-3e-72-79-e4: found on disk",
+		"(not tried) pxelinux.cfg/C00002B1",
+		`boots label "linux" (linux)`,
+		"kernel el5u4_x86_pxeboot_install/vmlinuz: REFUSED",
+		"not world-readable (mode 0600); chmod o+r",
+		"initrd el5u4_x86_pxeboot_install/initrd.img: MISSING",
+		"2 problem(s) found",
+	)
+}
+
+// The classic naming mistakes: a MAC file in upper case, a hex IP in
+// lower case, a dotted IP; and the second seed's backslash-continued APPEND.
+func TestExplainNamingMistakes(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dhcpd.conf")
+	writeFile(t, conf, []byte(seedDHCPD))
+	root := seedTree(t, map[string]string{
+		"pxelinux.0":                        "x",
+		"pxelinux.cfg/01-00-16-3E-72-79-E4": seedHVMConfig,
+		"pxelinux.cfg/c00002b1":             seedHVMConfig,
+		"pxelinux.cfg/192.0.2.177":          seedHVMConfig,
+		"pxelinux.cfg/00-16-3e-72-79-e4":    seedHVMConfig,
+	}, nil)
+	out, _ := explain(t, "--dhcpd-conf", conf, "--tftp-root", root, "--state-dir", dir, "00:16:3e:72:79:e4")
+	wantLines(t, out,
+		"tried pxelinux.cfg/01-00-16-3e-72-79-e4: not found",
+		"tried pxelinux.cfg/default: not found",
+		"pxelinux.cfg/01-00-16-3E-72-79-E4 is never requested: PXELINUX asks for the MAC in lower case. Rename it to pxelinux.cfg/01-00-16-3e-72-79-e4",
+		"pxelinux.cfg/c00002b1 is never requested: PXELINUX asks for the hex IP in upper case. Rename it to pxelinux.cfg/C00002B1",
+		"pxelinux.cfg/192.0.2.177 is never requested: PXELINUX asks for the address in hex (pxed hexip 192.0.2.177)",
+		"pxelinux.cfg/00-16-3e-72-79-e4 is never requested: PXELINUX asks for 01-<mac>",
+		"PXELINUX finds no config for this client",
+	)
+
+	// The second seed's C0A8C8B1, moved to this host's hex IP.
+	pv, err := os.ReadFile("../../internal/pxelinux/testdata/seed-pv-guest-hexip.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root = seedTree(t, map[string]string{"pxelinux.0": "x", "pxelinux.cfg/C00002B1": string(pv), "vmlinuz": "k", "initrd.img": "i"}, nil)
+	out, _ = explain(t, "--dhcpd-conf", conf, "--tftp-root", root, "--state-dir", dir, "00:16:3e:72:79:e4")
+	wantLines(t, out,
+		"tried pxelinux.cfg/C00002B1: found on disk",
+		"pxelinux.cfg/C00002B1:6 ends with a backslash: PXELINUX has no line continuation",
+		"pxelinux.cfg/C00002B1:7 ends with a backslash",
+		"append: initrd=initrd.img lang=en_US keymap=us \\",
+	)
+}
+
+// No next-server and no TFTP of pxed's own: the seeds' "No IP address".
+func TestExplainMissingNextServer(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dhcpd.conf")
+	writeFile(t, conf, []byte(strings.Replace(seedDHCPD, "next-server 192.0.2.166;", "", 1)))
+	root := seedTree(t, map[string]string{"pxelinux.0": "x"}, nil)
+	out, code := explain(t, "--dhcpd-conf", conf, "--tftp-root", root, "--tftp-addr", "", "--state-dir", dir, "00:16:3e:72:79:e4")
+	if code != 1 {
+		t.Errorf("exit %d", code)
+	}
+	wantLines(t, out, "next-server: none", "PROBLEM: no next-server", "next-server 192.0.2.")
+}
+
+// The example inventory: configs generated, the iPXE script shown, the
+// kickstart URL given, a disk file shadowing a generated config flagged.
+func TestExplainInventory(t *testing.T) {
+	dir := t.TempDir()
+	root := seedTree(t, map[string]string{
+		"pxelinux.0": "x", "ipxe.efi": "x",
+		"el5u4_x86_pxeboot_install/vmlinuz": "k", "el5u4_x86_pxeboot_install/initrd.img": "i",
+		"pxelinux.cfg/01-00-19-b9-41-2c-b9": "default local\nlabel local\nlocalboot 0\n",
+	}, nil)
+	yaml := `state-dir: ` + dir + `
+inventory: ../../examples/inventory.yaml
+tftp: {root: ` + root + `, addr: "192.0.2.1:69"}
+http: {addr: "192.0.2.1:8080"}
+dhcp:
+  interfaces: [pxed-none0]
+  subnets:
+    - network: 192.0.2.0/24
+      filename: pxelinux.0
+      pools: [{ranges: [{start: 192.0.2.100, end: 192.0.2.150}]}]
+`
+	cfg := filepath.Join(dir, "pxed.yaml")
+	writeFile(t, cfg, []byte(yaml))
+	out, code := explain(t, "--config", cfg, "00:16:3e:72:79:e4")
+	if code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	wantLines(t, out,
+		"inventory: test_hvm (../../examples/inventory.yaml:",
+		"profile el5-hvm-install, state install (declared)",
+		"address: 192.0.2.177",
+		"boot file for UEFI x64: ipxe.efi",
+		"boot file for iPXE:     http://192.0.2.1:8080/ipxe/00-16-3e-72-79-e4",
+		"tried pxelinux.cfg/01-00-16-3e-72-79-e4: generated from the inventory",
+		"append: initrd=el5u4_x86_pxeboot_install/initrd.img lang=en_US keymap=us ksdevice=eth0 ip=dhcp ks=http://192.0.2.1:8080/ks/test_hvm",
+		"kernel /el5u4_x86_pxeboot_install/vmlinuz",
+		"kickstart\n  http://192.0.2.1:8080/ks/test_hvm",
+		"no problems found",
+	)
+	out, _ = explain(t, "--config", cfg, "00:19:b9:41:2c:b9")
+	wantLines(t, out, "tried pxelinux.cfg/01-00-19-b9-41-2c-b9: found on disk, shadowing the inventory's generated config")
+}
