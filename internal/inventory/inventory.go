@@ -334,8 +334,8 @@ func (v *validator) profile(p *Profile) {
 				return
 			}
 		}
-		if strings.ContainsAny(s, " \t,") {
-			v.bad(p.Pos, "profile %s: %s %q contains a space or comma, which PXELINUX cannot pass", p.Name, what, s)
+		if strings.ContainsAny(s, " ,") || hasControl(s) {
+			v.bad(p.Pos, "profile %s: %s %q contains a space, comma or control character, which PXELINUX cannot pass", p.Name, what, s)
 		}
 	}
 	parse := func(what, text string) *template.Template {
@@ -363,6 +363,10 @@ func (v *validator) profile(p *Profile) {
 		for _, i := range m.Initrd {
 			checkPath("multiboot.initrd", i)
 		}
+		if hasControl(m.HypervisorArgs) {
+			v.bad(p.Pos, "profile %s: multiboot.hypervisor-args contains a control character", p.Name)
+		}
+		m.HypervisorArgs = strings.Join(strings.Fields(m.HypervisorArgs), " ")
 		if strings.Contains(m.HypervisorArgs+m.KernelArgs, "---") {
 			v.bad(p.Pos, "profile %s: multiboot arguments may not contain \"---\" (mboot.c32's module separator)", p.Name)
 		}
@@ -383,7 +387,7 @@ func (v *validator) profile(p *Profile) {
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(v.dir, file)
 		}
-		data, err := os.ReadFile(file)
+		data, err := readTemplate(file)
 		if err != nil {
 			v.bad(p.Pos, "profile %s: kickstart: %v", p.Name, err)
 			return
@@ -566,4 +570,49 @@ func (inv *Inventory) Templates() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// hasControl reports a byte below 0x20 or DEL: a line break in a path or
+// argument would start a new statement in a generated config.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// maxTemplate bounds a kickstart template.
+const maxTemplate = 1 << 20
+
+// readTemplate reads a regular file of at most maxTemplate bytes (a device
+// or FIFO named by mistake would block or never end).
+func readTemplate(name string) ([]byte, error) {
+	// Stat first: opening a FIFO blocks until a writer comes.
+	if fi, err := os.Stat(name); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxTemplate+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxTemplate {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, maxTemplate)
+	}
+	return data, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"pxed/internal/bootfs"
@@ -76,7 +77,7 @@ func TestParseErrors(t *testing.T) {
 		{"two forms", "profiles:\n  p: {kernel: k, localboot: true}\n", []string{"inv.yaml:2:3: profile p: give exactly one of kernel, multiboot or localboot"}},
 		{"escape", "profiles:\n  p: {kernel: ../../etc/shadow}\n", []string{"leaves the boot tree"}},
 		{"append template", "profiles:\n  p: {kernel: k, append: '{{.Nope'}\n", []string{"profile p: append:"}},
-		{"kickstart missing", "profiles:\n  p: {kernel: k, kickstart: none.ks}\n", []string{"profile p: kickstart: open"}},
+		{"kickstart missing", "profiles:\n  p: {kernel: k, kickstart: none.ks}\n", []string{"profile p: kickstart: stat"}},
 		{"kickstart field typo", "profiles:\n  p: {kernel: k, kickstart: bad.ks}\nhosts:\n  - {name: a, mac: 00:16:3e:00:00:01, profile: p}\n",
 			[]string{"inv.yaml:4:5: host a: kickstart:", "Nmae"}},
 		{"var missing for one host", "profiles:\n  p: {kernel: k, kickstart: var.ks}\nhosts:\n  - {name: a, mac: 00:16:3e:00:00:01, profile: p, vars: {role: web}}\n  - {name: b, mac: 00:16:3e:00:00:02, profile: p}\n",
@@ -239,5 +240,21 @@ func TestNames(t *testing.T) {
 	got := strings.Join(inv.Host("test_hvm").Names(), " ")
 	if got != "pxelinux.cfg/01-00-16-3e-72-79-e4 pxelinux.cfg/C00002B1" {
 		t.Fatalf("names %s", got)
+	}
+}
+
+// A kickstart path naming a device or FIFO is refused instead of hanging
+// the load (or a reload) forever.
+func TestKickstartMustBeRegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, ks := range []string{"/dev/zero", fifo} {
+		_, err := Parse(filepath.Join(dir, "inv.yaml"), []byte("profiles: {p: {kernel: k, kickstart: "+ks+"}}\n"))
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("kickstart %s: %v", ks, err)
+		}
 	}
 }
