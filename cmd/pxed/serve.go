@@ -269,6 +269,9 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 			return fmt.Errorf("http: %w", err)
 		}
 		ln.HTTP = httpLn.Addr()
+		if boot != nil {
+			boot.live.SetHTTPPort(httpLn.Addr().(*net.TCPAddr).Port)
+		}
 	}
 
 	// A server that fails stops the others: half a boot server is worse than none.

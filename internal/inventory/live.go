@@ -43,6 +43,7 @@ type Options struct {
 // reload), the hosts' durable states, and the generated boot files.
 type Live struct {
 	cur      atomic.Pointer[loaded]
+	httpPort atomic.Int32
 	leaseMAC atomic.Pointer[func(netip.Addr) (net.HardwareAddr, bool)]
 	states   *StateFile
 	opts     Options
@@ -67,9 +68,14 @@ func NewLive(inv *Inventory, states *StateFile, opts Options) *Live {
 	if opts.LeaseMAC != nil {
 		l.leaseMAC.Store(&opts.LeaseMAC)
 	}
+	l.httpPort.Store(int32(opts.HTTPPort))
 	l.Swap(inv)
 	return l
 }
+
+// SetHTTPPort changes Options.HTTPPort (when the port is known only once
+// the HTTP server is bound, as with port 0).
+func (l *Live) SetHTTPPort(p int) { l.httpPort.Store(int32(p)) }
 
 // SetLeaseMAC sets Options.LeaseMAC after the fact (the lease database
 // opens after the inventory).
@@ -143,8 +149,8 @@ func (l *Live) Env(c bootfs.Client, h *Host) Env {
 		switch {
 		case c.Host != "":
 			env.Server = c.Host
-		case c.Local.IsValid() && l.opts.HTTPPort > 0:
-			env.Server = netip.AddrPortFrom(c.Local.Unmap(), uint16(l.opts.HTTPPort)).String()
+		case c.Local.IsValid() && l.httpPort.Load() > 0:
+			env.Server = netip.AddrPortFrom(c.Local.Unmap(), uint16(l.httpPort.Load())).String()
 		}
 	}
 	if h != nil {
