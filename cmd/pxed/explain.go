@@ -41,31 +41,15 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	f := newServeFlags(stderr)
 	f.fs.Init("explain", flag.ContinueOnError)
 	f.fs.Usage = func() { fmt.Fprint(stderr, explainUsage) }
-	// The MAC may come before or after the flags.
-	var mac string
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") && mac == "" && (i == 0 || !needsValue(f.fs, args[i-1])) {
-			mac = a
-			continue
-		}
-		rest = append(rest, a)
-	}
-	c, err := f.load(rest)
+	c, pos, err := f.loadWithArgs(args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		if f.parsed {
-			fmt.Fprintf(stderr, "pxed explain: %v\n", err)
-		}
-		return 2
+		return f.loadFailed("explain", err, stderr)
 	}
-	if mac == "" {
+	if len(pos) != 1 {
 		fmt.Fprint(stderr, explainUsage)
 		return 2
 	}
+	mac := pos[0]
 	hw, err := inventory.ParseMAC(mac)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxed explain: %v\n", err)
@@ -77,23 +61,6 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// needsValue reports whether arg is a flag that takes the next argument
-// as its value ("--config F"), so F is not the MAC.
-func needsValue(fs *flag.FlagSet, arg string) bool {
-	name := strings.TrimLeft(arg, "-")
-	if strings.Contains(name, "=") {
-		return false
-	}
-	fl := fs.Lookup(name)
-	if fl == nil {
-		return false
-	}
-	if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-		return false
-	}
-	return true
 }
 
 type explainer struct {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,23 +37,9 @@ func cmdHost(args []string, stdout, stderr io.Writer) int {
 	f.fs.Init("host", flag.ContinueOnError)
 	f.fs.Usage = func() { fmt.Fprint(stderr, hostUsage) }
 	asJSON := f.fs.Bool("json", false, "print JSON")
-	var names, rest []string
-	for i, a := range args[1:] {
-		if !strings.HasPrefix(a, "-") && (i == 0 || !needsValue(f.fs, args[i])) {
-			names = append(names, a)
-			continue
-		}
-		rest = append(rest, a)
-	}
-	c, err := f.load(rest)
+	c, names, err := f.loadWithArgs(args[1:])
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		if f.parsed {
-			fmt.Fprintf(stderr, "pxed host: %v\n", err)
-		}
-		return 2
+		return f.loadFailed("host", err, stderr)
 	}
 	var state inventory.State
 	switch sub {

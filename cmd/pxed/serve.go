@@ -136,6 +136,51 @@ func (f *serveFlags) load(args []string) (*config.Config, error) {
 	return c, nil
 }
 
+// loadWithArgs is load for commands that also take positional arguments
+// (a MAC, a host name), before or after the flags. It returns them.
+func (f *serveFlags) loadWithArgs(args []string) (*config.Config, []string, error) {
+	var pos, rest []string
+	for i, a := range args {
+		if !strings.HasPrefix(a, "-") && (i == 0 || !needsValue(f.fs, args[i-1])) {
+			pos = append(pos, a)
+			continue
+		}
+		rest = append(rest, a)
+	}
+	c, err := f.load(rest)
+	return c, pos, err
+}
+
+// needsValue reports whether arg is a flag that takes the next argument
+// as its value ("--config F"), so F is not a positional argument.
+func needsValue(fs *flag.FlagSet, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	fl := fs.Lookup(name)
+	if fl == nil {
+		return false
+	}
+	if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return false
+	}
+	return true
+}
+
+// loadFailed reports a load error of command cmd and returns its exit
+// status: 0 for -h, 2 otherwise (the flag package has already printed its
+// own errors).
+func (f *serveFlags) loadFailed(cmd string, err error, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if f.parsed {
+		fmt.Fprintf(stderr, "pxed %s: %v\n", cmd, err)
+	}
+	return 2
+}
+
 func newLogger(c *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Log.Level))

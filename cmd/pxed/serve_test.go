@@ -554,17 +554,7 @@ func TestServeHTTPOnly(t *testing.T) {
 	writeFile(t, filepath.Join(root, "boot.ipxe"), []byte("#!ipxe\n"))
 	c := testConfig(t, root)
 	c.TFTP.Addr = ""
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	readyc := make(chan listening, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, slog.New(slog.DiscardHandler), func(l listening) { readyc <- l }) }()
-	var ln listening
-	select {
-	case ln = <-readyc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
+	ln, stop := startServe(t, c)
 	if ln.TFTP != nil {
 		t.Errorf("TFTP is off but ready reported %v", ln.TFTP)
 	}
@@ -577,8 +567,7 @@ func TestServeHTTPOnly(t *testing.T) {
 	if string(body) != "#!ipxe\n" {
 		t.Errorf("body %q", body)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("serve = %v, want nil", err)
 	}
 }
@@ -780,17 +769,7 @@ func TestServeInventory(t *testing.T) {
 	writeFile(t, filepath.Join(root, "pxelinux.0"), []byte("x"))
 	c := testConfig(t, root)
 	c.Inventory = "../../examples/inventory.yaml"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	readyc := make(chan listening, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, slog.New(slog.DiscardHandler), func(l listening) { readyc <- l }) }()
-	var ln listening
-	select {
-	case ln = <-readyc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
+	ln, stop := startServe(t, c)
 	base := "http://" + ln.HTTP.String()
 	cfg, err := tftpGet(t, ln.TFTP, "pxelinux.cfg/01-00-16-3e-72-79-e4")
 	if err != nil {
@@ -852,8 +831,25 @@ func TestServeInventory(t *testing.T) {
 	if cfg, _ := tftpGet(t, ln.TFTP, "pxelinux.cfg/01-00-16-3e-72-79-e4"); !strings.Contains(string(cfg), "KERNEL el5u4_x86_pxeboot_install/vmlinuz") {
 		t.Fatalf("after install again:\n%s", cfg)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("serve = %v", err)
+	}
+}
+
+// startServe runs serve on c until stop is called (or the test ends) and
+// returns the addresses it bound; stop returns serve's error.
+func startServe(t *testing.T, c *config.Config) (listening, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	readyc := make(chan listening, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, c, slog.New(slog.DiscardHandler), func(l listening) { readyc <- l }) }()
+	select {
+	case ln := <-readyc:
+		return ln, func() error { cancel(); return <-done }
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+		return listening{}, nil
 	}
 }

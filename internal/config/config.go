@@ -247,6 +247,9 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// YAMLError is yamlError for other YAML files pxed reads (the inventory).
+func YAMLError(file string, err error) error { return yamlError(file, err) }
+
 // yamlError turns yaml.v3's messages ("yaml: line 3: ...", or a TypeError
 // with one "line N: ..." per problem) into positioned Errors.
 func yamlError(file string, err error) error {

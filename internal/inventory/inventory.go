@@ -171,20 +171,18 @@ func Load(name string) (*Inventory, error) {
 	return Parse(name, data)
 }
 
-var yamlLineRe = regexp.MustCompile(`^\s*line (\d+): (.*)$`)
-
 // Parse reads an inventory from bytes; name is used in messages and to
 // find kickstart templates (relative to its directory).
 func Parse(name string, data []byte) (*Inventory, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErr(name, err)
+		return nil, config.YAMLError(name, err)
 	}
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlErr(name, err)
+		return nil, config.YAMLError(name, err)
 	}
 	inv := &Inventory{File: name, Profiles: f.Profiles, Hosts: f.Hosts}
 	if inv.Profiles == nil {
@@ -197,26 +195,6 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		return nil, v.errs
 	}
 	return inv, nil
-}
-
-func yamlErr(file string, err error) error {
-	var te *yaml.TypeError
-	var msgs []string
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
-	var es config.Errors
-	for _, m := range msgs {
-		e := &config.Error{File: file, Msg: m}
-		if s := yamlLineRe.FindStringSubmatch(m); s != nil {
-			fmt.Sscan(s[1], &e.Line)
-			e.Column, e.Msg = 1, s[2]
-		}
-		es = append(es, e)
-	}
-	return es
 }
 
 // position records where each profile and host was written.

@@ -109,7 +109,7 @@ func (l *Live) SetState(nameOrMAC string, st State, by string) (*Host, error) {
 	defer l.mu.Unlock()
 	old, _ := l.State(h)
 	if l.states.path == "" {
-		l.states.recs[lowerName(h.Name)] = Record{State: st, Declared: h.State, Changed: time.Now(), By: by}
+		l.states.recs[strings.ToLower(h.Name)] = Record{State: st, Declared: h.State, Changed: time.Now(), By: by}
 	} else if err := l.states.Set(h.Name, Record{State: st, Declared: h.State, Changed: time.Now(), By: by}); err != nil {
 		return nil, err
 	}
@@ -132,7 +132,7 @@ func (l *Live) HostToken(name string) string {
 		return ""
 	}
 	m := hmac.New(sha256.New, l.opts.Secret)
-	m.Write([]byte("pxed installed\x00" + lowerName(name)))
+	m.Write([]byte("pxed installed\x00" + strings.ToLower(name)))
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 

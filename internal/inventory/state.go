@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -75,7 +76,7 @@ func (s *StateFile) Path() string { return s.path }
 func (s *StateFile) Get(name string) (Record, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.recs[lowerName(name)]
+	r, ok := s.recs[strings.ToLower(name)]
 	return r, ok
 }
 
@@ -83,7 +84,7 @@ func (s *StateFile) Get(name string) (Record, bool) {
 func (s *StateFile) Set(name string, r Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := lowerName(name)
+	key := strings.ToLower(name)
 	old, had := s.recs[key]
 	s.recs[key] = r
 	if err := s.write(); err != nil {
@@ -139,14 +140,4 @@ func (s *StateFile) write() error {
 		d.Close()
 	}
 	return nil
-}
-
-func lowerName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
