@@ -1,0 +1,293 @@
+// Package pxeclient is a PXE client in Go: it gets a DHCP lease for any
+// hardware address through a raw packet socket (so dom0 can ask as a guest
+// that does not exist yet), finds the PXELINUX configuration the way
+// PXELINUX does, and fetches what it boots over TFTP or HTTP. pxed's Xen
+// PV bootloader is built on it.
+package pxeclient
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"pxed/internal/dhcp"
+	"pxed/internal/dhcpnet"
+)
+
+// Lease is what the DHCP server answered.
+type Lease struct {
+	IP         netip.Addr
+	Mask       netip.Addr // option 1 (invalid when absent)
+	Router     netip.Addr // first of option 3
+	ServerID   netip.Addr // option 54
+	NextServer netip.Addr // siaddr
+	File       string     // boot file: the file field, or option 67
+	TFTPServer string     // option 66
+	// Options are all options of the ACK by code.
+	Options map[uint8][]byte
+}
+
+// DHCPOptions configure DHCP.
+type DHCPOptions struct {
+	// VendorClass is option 60 (default: a BIOS PXE client, so the server
+	// answers with its PXE boot file).
+	VendorClass string
+	// Arch is option 93 (default 0, x86 BIOS).
+	Arch uint16
+	// Timeouts are the waits for each retransmission (default 2, 4, 8, 8,
+	// 8 s, RFC 2131's backoff, shortened); the context bounds the total.
+	Timeouts []time.Duration
+	// Log, when set, hears each step ("DISCOVER sent", ...).
+	Log func(format string, args ...any)
+}
+
+// DHCP gets a lease for mac on interface ifname: DISCOVER, OFFER,
+// REQUEST, ACK, all through a packet socket with mac as the Ethernet
+// source, and with the broadcast flag so the server's replies reach this
+// host whatever its own MAC. It needs CAP_NET_RAW.
+func DHCP(ctx context.Context, ifname string, mac net.HardwareAddr, o DHCPOptions) (*Lease, error) {
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("dhcp: %q is not an Ethernet address", mac)
+	}
+	ifc, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp: interface %s: %w", ifname, err)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+	if err != nil {
+		return nil, fmt.Errorf("dhcp: packet socket on %s: %w (needs root or CAP_NET_RAW)", ifname, err)
+	}
+	defer unix.Close(fd)
+	// Auxiliary data says when a frame's UDP checksum is not filled in yet
+	// (offloaded, as from a veth or bridge on this host).
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return nil, fmt.Errorf("dhcp: packet socket on %s: PACKET_AUXDATA: %w", ifname, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifc.Index}); err != nil {
+		return nil, fmt.Errorf("dhcp: bind packet socket to %s: %w", ifname, err)
+	}
+	c := &client{fd: fd, ifindex: ifc.Index, mac: mac, o: o}
+	if c.o.VendorClass == "" {
+		c.o.VendorClass = fmt.Sprintf("PXEClient:Arch:%05d:UNDI:002001", c.o.Arch)
+	}
+	if len(c.o.Timeouts) == 0 {
+		c.o.Timeouts = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second, 8 * time.Second}
+	}
+	if c.o.Log == nil {
+		c.o.Log = func(string, ...any) {}
+	}
+	return c.run(ctx, ifname)
+}
+
+type client struct {
+	fd      int
+	ifindex int
+	mac     net.HardwareAddr
+	o       DHCPOptions
+	xid     uint32
+	ipID    uint16
+}
+
+var (
+	broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	broadcastIP  = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+)
+
+// ErrNoAnswer is returned (wrapped) when no DHCP server answered in time.
+var ErrNoAnswer = errors.New("no DHCP answer")
+
+// errDeadline: the context ended while waiting.
+var errDeadline = errors.New("deadline")
+
+func (c *client) run(ctx context.Context, ifname string) (*Lease, error) {
+	var xb [4]byte
+	rand.Read(xb[:])
+	c.xid = binary.BigEndian.Uint32(xb[:])
+	base := map[uint8][]byte{
+		55: {1, 3, 6, 12, 15, 28, 43, 54, 60, 66, 67, 97},
+		57: {0x05, 0xdc}, // max message size 1500
+		60: []byte(c.o.VendorClass),
+		93: {byte(c.o.Arch >> 8), byte(c.o.Arch)},
+		94: {1, 2, 1}, // UNDI 2.1
+	}
+	tries := 0
+	for _, wait := range c.o.Timeouts {
+		tries++
+		c.o.Log("DHCPDISCOVER as %s on %s (xid %08x, try %d)", c.mac, ifname, c.xid, tries)
+		if err := c.send(dhcp.MsgDiscover, base); err != nil {
+			return nil, err
+		}
+		offer, err := c.wait(ctx, wait, 2)
+		if errors.Is(err, errDeadline) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if offer == nil {
+			continue
+		}
+		sid := netip.Addr{}
+		if v := offer.Options[54]; len(v) == 4 {
+			sid = netip.AddrFrom4([4]byte(v))
+		}
+		c.o.Log("DHCPOFFER of %s from %s", offer.YIAddr, sid)
+		req := map[uint8][]byte{}
+		for k, v := range base {
+			req[k] = v
+		}
+		a := offer.YIAddr.As4()
+		req[50] = a[:]
+		if sid.IsValid() {
+			s := sid.As4()
+			req[54] = s[:]
+		}
+		if err := c.send(dhcp.MsgRequest, req); err != nil {
+			return nil, err
+		}
+		ack, err := c.wait(ctx, wait, 5, 6)
+		if errors.Is(err, errDeadline) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ack == nil {
+			continue
+		}
+		if ack.Type() == 6 {
+			c.o.Log("DHCPNAK from %s: %s", sid, ack.Options[56])
+			continue
+		}
+		c.o.Log("DHCPACK of %s from %s", ack.YIAddr, sid)
+		return leaseOf(ack), nil
+	}
+	return nil, fmt.Errorf("dhcp as %s on %s: %w to %d DHCPDISCOVER(s)", c.mac, ifname, ErrNoAnswer, tries)
+}
+
+func leaseOf(p *dhcp.Packet) *Lease {
+	l := &Lease{IP: p.YIAddr, NextServer: p.SIAddr, File: p.File, Options: p.Options}
+	addr := func(code uint8) netip.Addr {
+		if v := p.Options[code]; len(v) >= 4 {
+			return netip.AddrFrom4([4]byte(v[:4]))
+		}
+		return netip.Addr{}
+	}
+	l.Mask, l.Router, l.ServerID = addr(1), addr(3), addr(54)
+	if f := p.Options[67]; len(f) > 0 {
+		l.File = trimNUL(string(f))
+	}
+	l.TFTPServer = trimNUL(string(p.Options[66]))
+	return l
+}
+
+func trimNUL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == 0 {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func (c *client) send(typ uint8, opts map[uint8][]byte) error {
+	msg := dhcp.ClientMessage(typ, c.mac, c.xid, netip.Addr{}, opts)
+	c.ipID++
+	frame, err := dhcpnet.AppendEthernetUDP(nil, broadcastMAC, c.mac, netip.IPv4Unspecified(), broadcastIP, 68, 67, c.ipID, msg)
+	if err != nil {
+		return err
+	}
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: c.ifindex, Halen: 6}
+	copy(sa.Addr[:], broadcastMAC)
+	if err := unix.Sendto(c.fd, frame, 0, sa); err != nil {
+		return fmt.Errorf("dhcp: send: %w", err)
+	}
+	return nil
+}
+
+// wait reads frames until a DHCP reply for this xid and MAC of one of the
+// wanted message types arrives (nil after d without one).
+func (c *client) wait(ctx context.Context, d time.Duration, types ...uint8) (*dhcp.Packet, error) {
+	deadline := time.Now().Add(d)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	ctxDeadline, hasCtxDeadline := ctx.Deadline()
+	buf := make([]byte, 65536)
+	oob := make([]byte, 256)
+	for {
+		left := time.Until(deadline)
+		if ctx.Err() != nil || (left <= 0 && hasCtxDeadline && !time.Now().Before(ctxDeadline)) {
+			return nil, errDeadline
+		}
+		if left <= 0 {
+			return nil, nil // this try timed out; the caller retransmits
+		}
+		ms := int(left / time.Millisecond)
+		if ms > 200 {
+			ms = 200 // wake up to notice ctx cancellation
+		}
+		if ms < 1 {
+			ms = 1
+		}
+		pfd := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, ms)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return nil, fmt.Errorf("dhcp: poll: %w", err)
+		}
+		if n == 0 {
+			continue
+		}
+		m, oobn, _, from, err := unix.Recvmsg(c.fd, buf, oob, unix.MSG_DONTWAIT)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return nil, fmt.Errorf("dhcp: receive: %w", err)
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue // our own frames
+		}
+		_, _, dst, payload, ok := dhcpnet.ParseEthernetUDP(buf[:m], !csumNotReady(oob[:oobn]))
+		if !ok || dst.Port() != 68 {
+			continue
+		}
+		p, err := dhcp.Parse(payload)
+		if err != nil || p.XID != c.xid || p.Op != 2 || !macEqual(p.MAC(), c.mac) {
+			continue
+		}
+		for _, t := range types {
+			if p.Type() == t {
+				return p, nil
+			}
+		}
+	}
+}
+
+func macEqual(a, b net.HardwareAddr) bool { return a.String() == b.String() }
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// csumNotReady reports whether the PACKET_AUXDATA control message says the
+// frame's checksum is not computed yet (TP_STATUS_CSUMNOTREADY).
+func csumNotReady(oob []byte) bool {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= 4 {
+			status := binary.NativeEndian.Uint32(m.Data[0:4])
+			return status&unix.TP_STATUS_CSUMNOTREADY != 0
+		}
+	}
+	return false
+}
