@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -20,6 +21,9 @@ Usage:
   pxed leases [flags]    list DHCP leases (MAC, IP, state, expiry, hostname)
   pxed explain MAC       walk one machine's boot path offline and flag what is wrong
   pxed host CMD NAME     netboot-once states: list, install NAME, local NAME
+  pxed xen-bootloader ARGS   Xen PV bootloader (pypxeboot's successor, for xl and xm);
+                         also runs as pxed-xenboot through a link of that name
+  pxed vm create NAME    write a network-booting Xen guest config and its sparse disk
   pxed hexip IP...       print an IPv4 address as PXELINUX names its config (like gethostip -x)
   pxed version           print the version
   pxed help              this text
@@ -28,6 +32,11 @@ Documentation: README.md in the source tree.
 `
 
 func main() {
+	// Through a link named pxed-xenboot (xl.cfg: bootloader = "…/pxed-xenboot"),
+	// pxed is the bootloader and every argument is the toolstack's.
+	if filepath.Base(os.Args[0]) == xenbootName {
+		os.Exit(cmdXenBootloader(os.Args[1:], os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -49,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdExplain(args[1:], stdout, stderr)
 	case "host":
 		return cmdHost(args[1:], stdout, stderr)
+	case "xen-bootloader":
+		return cmdXenBootloader(args[1:], stderr)
+	case "vm":
+		return cmdVM(args[1:], stdout, stderr)
 	case "hexip":
 		return cmdHexIP(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
