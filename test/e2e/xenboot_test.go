@@ -373,3 +373,44 @@ func TestE2EXenBootloaderSeedStack(t *testing.T) {
 		t.Fatalf("cmdline %q", cmdline)
 	}
 }
+
+// An installed guest (netboot once: its config now says LOCALBOOT) is
+// handed to the local bootloader with the toolstack's arguments, or the
+// bootloader says why it cannot boot it.
+func TestE2EXenBootloaderLocalboot(t *testing.T) {
+	d := newDom0(t).withPxed()
+	run(t, pxed(t), "host", "local", "test_pvm", "--state-dir", d.stateDir)
+	out := filepath.Join(d.dir, "bootloader.out")
+	os.WriteFile(out, nil, 0o600)
+	outDir := t.TempDir()
+	args := []string{"--output=" + out, "--output-format=simple0", "--output-directory=" + outDir, "mac=00:16:3e:72:79:e3,bridge=xenbr0", "/dev/xvda-image"}
+	stderr, code := d.run(30*time.Second, append([]string{"-q"}, args...)...)
+	if code == 0 || !strings.Contains(stderr, "LOCALBOOT") || !strings.Contains(stderr, "--local-bootloader") {
+		t.Fatalf("without a local bootloader: exit %d, %q", code, stderr)
+	}
+	// A stand-in for pygrub that records its arguments and answers.
+	argv := filepath.Join(d.dir, "pygrub.argv")
+	pygrub := filepath.Join(d.dir, "pygrub")
+	os.WriteFile(pygrub, []byte("#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done > "+argv+"\nprintf 'kernel /boot/vmlinuz\\0args root=/dev/xvda1\\0' > \""+out+"\"\n"), 0o755)
+	stderr, code = d.run(30*time.Second, append([]string{"--local-bootloader=" + pygrub}, args...)...)
+	if code != 0 {
+		t.Fatalf("with a local bootloader: exit %d\n%s", code, stderr)
+	}
+	got, _ := os.ReadFile(argv)
+	want := "--output=" + out + "\n--output-format=simple0\n--output-directory=" + outDir + "\n/dev/xvda-image\n"
+	if string(got) != want {
+		t.Errorf("the local bootloader got\n%s\nwant\n%s", got, want)
+	}
+	if res := parseSimple0(t, mustRead(t, out)); res["kernel"] != "/boot/vmlinuz" {
+		t.Errorf("output %v", res)
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
