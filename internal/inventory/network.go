@@ -11,7 +11,8 @@ import (
 
 // DHCPOptions say how inventory hosts are announced by pxed's DHCP server.
 type DHCPOptions struct {
-	// IPXEScript is the boot file for a host's iPXE; "{mac}" is replaced
+	// IPXEScript is the boot file for a host's iPXE (not for multiboot
+	// profiles, which boot through mboot.c32); "{mac}" is replaced
 	// by the host's MAC in file-name form ("00-16-3e-72-79-e4") and
 	// "{server}" is left for the DHCP server (its own address). Empty: the
 	// DHCP scopes decide.
@@ -81,7 +82,10 @@ func (inv *Inventory) Merge(n *config.Network, o DHCPOptions) (*config.Network, 
 			if h.addr.IsValid() {
 				ch.FixedAddresses = []string{h.addr.String()}
 			}
-			if o.IPXEScript != "" {
+			// A Xen host goes through PXELINUX's mboot.c32 even from iPXE:
+			// iPXE builds before 2021 cannot load a gzipped hypervisor
+			// (QEMU's ROMs among them).
+			if o.IPXEScript != "" && (h.prof == nil || h.prof.Multiboot == nil) {
 				ch.IPXEScript = strings.ReplaceAll(o.IPXEScript, "{mac}", dashed(hw))
 			}
 			if o.EFIBootFile != "" && !anyEFI {
