@@ -24,6 +24,7 @@ Usage:
   pxed xen-bootloader ARGS   Xen PV bootloader (pypxeboot's successor, for xl and xm);
                          also runs as pxed-xenboot through a link of that name
   pxed vm create NAME    write a network-booting Xen guest config and its sparse disk
+  pxed lab               boot a demo VM through pxed under QEMU and show the timeline (root)
   pxed hexip IP...       print an IPv4 address as PXELINUX names its config (like gethostip -x)
   pxed version           print the version
   pxed help              this text
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdXenBootloader(args[1:], stderr)
 	case "vm":
 		return cmdVM(args[1:], stdout, stderr)
+	case "lab":
+		return cmdLab(args[1:], stdout, stderr)
 	case "hexip":
 		return cmdHexIP(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

@@ -422,3 +422,17 @@ func dur(v any) string {
 	}
 	return str(v)
 }
+
+// WaitOutput waits until the process has printed s.
+func WaitOutput(ctx context.Context, p *Proc, s string) error {
+	for !strings.Contains(p.Output(), s) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not print %q: %w\n%s", p.Name, s, ctx.Err(), p.Output())
+		case <-p.Done():
+			return fmt.Errorf("%s exited:\n%s", p.Name, p.Output())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# bench/boot: power-on -> kernel running, real firmware under QEMU (TCG),
+# for pxed and for dnsmasq serving the same boot tree, in one run.
+# Run as root from anywhere (the packages of .ci/run must be installed):
+#
+#   ROUNDS=3 bench/boot/run.sh
+#
+# Each round boots the same guest (SeaBIOS + QEMU's iPXE ROM, MAC
+# 00:16:3e:72:79:e4) three ways, one after the other, each in a fresh
+# namespace built by `pxed lab`:
+#   pxed-tftp     pxed (DHCP + generated PXELINUX config), PXELINUX over TFTP
+#   dnsmasq-tftp  dnsmasq 2.90 with a hand-written pxelinux.cfg file, same tree
+#   pxed-http     pxed, iPXE script, kernel and initrd over HTTP
+# and prints the medians. Timings are whole boots under software
+# emulation: compare within one run only.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${ROUNDS:-3}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
+for c in go qemu-system-x86_64 dnsmasq; do command -v "$c" >/dev/null || { echo "$c not found" >&2; exit 2; }; done
+BIN=$(mktemp -d)/pxed
+trap 'rm -rf "$(dirname "$BIN")"' EXIT
+go build -o "$BIN" ./cmd/pxed
+declare -A T
+modes=(pxed-tftp dnsmasq-tftp pxed-http)
+for r in $(seq 1 "$ROUNDS"); do
+	for m in "${modes[@]}"; do
+		case $m in
+		pxed-tftp) args=() ;;
+		dnsmasq-tftp) args=(--server dnsmasq) ;;
+		pxed-http) args=(--http) ;;
+		esac
+		out=$(timeout 600 "$BIN" lab "${args[@]}" 2>&1) || { echo "$out" >&2; exit 1; }
+		s=$(sed -n 's/^power-on to kernel running: \([0-9.]*\) s.*/\1/p' <<<"$out")
+		[ -n "$s" ] || { echo "$out" >&2; exit 1; }
+		T[$m]="${T[$m]:-} $s"
+		echo "round $r $m: $s s"
+	done
+done
+median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo
+printf '%-14s %10s   %s\n' mode "median s" "rounds"
+for m in "${modes[@]}"; do printf '%-14s %10s  %s\n' "$m" "$(median "${T[$m]}")" "${T[$m]}"; done
+d=$(median "${T[dnsmasq-tftp]}")
+for m in pxed-tftp pxed-http; do
+	awk -v a="$(median "${T[$m]}")" -v b="$d" -v m="$m" 'BEGIN {printf "%s vs dnsmasq-tftp: %.2fx the time (%.1f s %s)\n", m, a/b, (a<b?b-a:a-b), (a<b?"faster":"slower")}'
+done

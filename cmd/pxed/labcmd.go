@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"pxed/internal/lab"
+)
+
+const labUsage = `usage: pxed lab [--http] [--uefi] [--server pxed|dnsmasq] [--cache DIR]
+
+Builds a throwaway lab — a network namespace with a tap device, pxed serving
+DHCP, TFTP and HTTP on it, and a QEMU guest (MAC 00:16:3e:72:79:e4, the seeds'
+HVM guest) — boots the guest from the network, prints the timeline of the
+boot (DHCP, each file, kernel running) and removes everything. Needs root,
+QEMU and the packages in .ci/run; the first run downloads a Debian kernel
+into --cache.
+  --http            iPXE gets an HTTP script: kernel and initrd over HTTP
+  --uefi            OVMF firmware (its own PXE gets ipxe.efi, then HTTP)
+  --server dnsmasq  serve the same tree with dnsmasq instead (bench/boot)
+`
+
+const (
+	labMAC = "00:16:3e:72:79:e4"
+	labIP  = "192.0.2.177"
+)
+
+func cmdLab(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, labUsage) }
+	http := fs.Bool("http", false, "kernel and initrd over HTTP through an iPXE script")
+	uefi := fs.Bool("uefi", false, "UEFI firmware (OVMF)")
+	server := fs.String("server", "pxed", "boot server: pxed or dnsmasq")
+	cache := fs.String("cache", lab.CacheDir(), "`dir`ectory for the downloaded and built boot files")
+	timeout := fs.Duration("timeout", 4*time.Minute, "give up on the boot after this long")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 || (*server != "pxed" && *server != "dnsmasq") || (*server == "dnsmasq" && (*http || *uefi)) {
+		fmt.Fprint(stderr, labUsage)
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(stderr, "pxed lab: needs root (network namespaces, a tap device)")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := runLab(ctx, stdout, *server, *http, *uefi, *cache, *timeout); err != nil {
+		fmt.Fprintf(stderr, "pxed lab: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runLab(ctx context.Context, out io.Writer, server string, http, uefi bool, cache string, timeout time.Duration) error {
+	fmt.Fprintf(out, "preparing boot files in %s …\n", cache)
+	a, err := lab.PrepareAssets(ctx, cache, false)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	l, err := lab.New(netip.MustParsePrefix("192.0.2.1/24"))
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	root := filepath.Join(l.Dir, "tftpboot")
+	if err := a.InstallBootloaders(root); err != nil {
+		return err
+	}
+	for name, src := range map[string]string{"demo/vmlinuz": a.Kernel, "demo/initrd.img": a.Initrd} {
+		if err := lab.Place(root, name, src); err != nil {
+			return err
+		}
+	}
+	write := func(name, data string) (string, error) {
+		p := filepath.Join(l.Dir, name)
+		return p, os.WriteFile(p, []byte(data), 0o644)
+	}
+	var srv *lab.Proc
+	switch server {
+	case "pxed":
+		conf, err := write("dhcpd.conf", "authoritative;\nsubnet 192.0.2.0 netmask 255.255.255.0 {\n  next-server 192.0.2.1;\n  filename \"pxelinux.0\";\n  range 192.0.2.100 192.0.2.150;\n}\n")
+		if err != nil {
+			return err
+		}
+		inv, err := write("inventory.yaml", "profiles:\n  demo:\n    kernel: demo/vmlinuz\n    initrd: demo/initrd.img\n    append: console=ttyS0 pxed.lab=demo\nhosts:\n  - {name: demo, mac: \""+labMAC+"\", ip: "+labIP+", profile: demo}\n")
+		if err != nil {
+			return err
+		}
+		httpAddr := "192.0.2.1:8080"
+		if !http && !uefi {
+			httpAddr = "" // iPXE then gets pxelinux.0 like any PXE ROM
+		}
+		state := filepath.Join(l.Dir, "state")
+		srv, err = l.Start("pxed", nil, self, "serve", "--interface", l.Tap, "--dhcpd-conf", conf, "--inventory", inv,
+			"--tftp-root", root, "--tftp-addr", "192.0.2.1:69", "--http-addr", httpAddr, "--state-dir", state,
+			"--log-format", "json", "--log-level", "debug")
+		if err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := lab.WaitFile(wctx, srv, filepath.Join(state, "control.sock")); err != nil {
+			return err
+		}
+	case "dnsmasq":
+		// The same boot by hand, as the seeds did it: a config file per MAC.
+		cfgDir := filepath.Join(root, "pxelinux.cfg")
+		if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(cfgDir, "01-00-16-3e-72-79-e4"), []byte("DEFAULT demo\nLABEL demo\n  KERNEL demo/vmlinuz\n  APPEND initrd=demo/initrd.img console=ttyS0 pxed.lab=demo\n"), 0o644); err != nil {
+			return err
+		}
+		srv, err = l.Start("dnsmasq", nil, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface="+l.Tap, "--bind-interfaces",
+			"--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-host="+labMAC+","+labIP, "--dhcp-boot=pxelinux.0,,192.0.2.1",
+			"--enable-tftp", "--tftp-root="+root, "--log-dhcp")
+		if err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := lab.WaitOutput(wctx, srv, "TFTP root is"); err != nil {
+			return err
+		}
+	}
+	how := "SeaBIOS + iPXE ROM, PXELINUX over TFTP"
+	switch {
+	case uefi:
+		how = "OVMF, ipxe.efi, kernel over HTTP"
+	case http:
+		how = "SeaBIOS + iPXE ROM, iPXE script, kernel over HTTP"
+	}
+	fmt.Fprintf(out, "booting %s from %s (%s) …\n", labMAC, server, how)
+	res, err := l.Boot(ctx, a, lab.Guest{MAC: labMAC, UEFI: uefi, VirtioNoROM: uefi}, []string{lab.Marker}, timeout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n  %6.1fs  power on\n", 0.0)
+	if server == "pxed" {
+		lab.FormatTimeline(out, lab.PxedEvents(srv.Output(), res.Start, labMAC, labIP))
+	}
+	at := res.Seen[lab.Marker]
+	fmt.Fprintf(out, "  %6.1fs  kernel running: %s\n\n", at.Seconds(), res.Cmdline())
+	fmt.Fprintf(out, "power-on to kernel running: %.1f s (%s, %s)\n", at.Seconds(), server, how)
+	return nil
+}
