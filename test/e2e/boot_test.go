@@ -366,3 +366,27 @@ func seedDHCPDPath(t *testing.T) string {
 	}
 	return p
 }
+
+// pxed lab: one command builds the lab, boots the demo guest, prints the
+// timeline and leaves no namespace behind.
+func TestE2EPxedLab(t *testing.T) {
+	t.Parallel()
+	labAssets(t) // the same cache: no second download
+	before := run(t, "ip", "netns", "list")
+	out := run(t, pxed(t), "lab", "--http")
+	for _, want := range []string{"power on", "DHCP ack 192.0.2.177", "HTTP GET /ipxe/00-16-3e-72-79-e4 (200", "HTTP GET /demo/vmlinuz (200",
+		"kernel running: initrd=initrd.img console=ttyS0 pxed.lab=demo", "power-on to kernel running:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pxed lab output lacks %q:\n%s", want, out)
+		}
+	}
+	// Other tests' labs come and go meanwhile (named after this process);
+	// pxed lab's own must be gone.
+	mine := fmt.Sprintf("pxlab-%d-", os.Getpid()%100000)
+	for _, line := range strings.Split(run(t, "ip", "netns", "list"), "\n") {
+		name, _, _ := strings.Cut(line, " ")
+		if strings.HasPrefix(name, "pxlab-") && !strings.HasPrefix(name, mine) && !strings.Contains(before, name) {
+			t.Errorf("pxed lab left namespace %s behind", name)
+		}
+	}
+}
