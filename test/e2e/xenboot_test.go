@@ -52,8 +52,8 @@ type dom0 struct {
 // guest's kernel and initrds; no server runs yet.
 func newDom0(t *testing.T) *dom0 {
 	t.Helper()
-	need(t, "qemu-system-x86_64")
-	kernel, initrd := debianKernel(t), initramfs(t)
+	a := labAssets(t)
+	kernel, initrd := a.Kernel, a.Initrd
 	l := newLab(t, "192.0.2.1/24")
 	l.in(l.cli, "ip", "link", "add", "xenbr0", "type", "bridge")
 	l.in(l.cli, "ip", "link", "set", l.cif, "master", "xenbr0")
