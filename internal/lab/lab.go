@@ -379,7 +379,11 @@ func PxedEvents(log string, start time.Time, mac, ip string) []Event {
 		case "dhcp: ACK":
 			out = append(out, Event{at, fmt.Sprintf("DHCP ack %s, next-server %s, boot file %s", str(m["ip"]), str(m["next-server"]), str(m["file"]))})
 		case "tftp transfer":
-			out = append(out, Event{at, fmt.Sprintf("TFTP %s (%s bytes, %s, %s)", str(m["file"]), num(m["bytes"]), dur(m["duration"]), str(m["result"]))})
+			what := fmt.Sprintf("TFTP %s (%s bytes, %s, %s)", str(m["file"]), num(m["bytes"]), dur(m["duration"]), str(m["result"]))
+			if r, ok := m["retransmits"].(float64); ok && r > 0 {
+				what += fmt.Sprintf(", %d retransmits", int(r))
+			}
+			out = append(out, Event{at, what})
 		case "http request":
 			out = append(out, Event{at, fmt.Sprintf("HTTP %s %s (%s, %s bytes, %s)", str(m["method"]), str(m["path"]), num(m["status"]), num(m["bytes"]), dur(m["duration"]))})
 		case "api request":
