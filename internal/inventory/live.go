@@ -108,9 +108,7 @@ func (l *Live) SetState(nameOrMAC string, st State, by string) (*Host, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old, _ := l.State(h)
-	if l.states.path == "" {
-		l.states.recs[strings.ToLower(h.Name)] = Record{State: st, Declared: h.State, Changed: time.Now(), By: by}
-	} else if err := l.states.Set(h.Name, Record{State: st, Declared: h.State, Changed: time.Now(), By: by}); err != nil {
+	if err := l.states.Set(h.Name, Record{State: st, Declared: h.State, Changed: time.Now(), By: by}); err != nil {
 		return nil, err
 	}
 	l.opts.Logger.Info("host state changed", "host", h.Name, "mac", macList(h), "from", string(old), "to", string(st), "by", by)

@@ -87,6 +87,9 @@ func (s *StateFile) Set(name string, r Record) error {
 	key := strings.ToLower(name)
 	old, had := s.recs[key]
 	s.recs[key] = r
+	if s.path == "" {
+		return nil // in memory only (tests, pxed explain)
+	}
 	if err := s.write(); err != nil {
 		if had {
 			s.recs[key] = old
