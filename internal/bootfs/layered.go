@@ -91,6 +91,23 @@ func (l *Layered) SetGenerator(g Generator) {
 // Dir is the absolute path of the disk tree.
 func (l *Layered) Dir() string { return l.disk.Dir() }
 
+// ClientFS is an fs.FS whose files may depend on who asks for them, such
+// as a *Layered with generated files.
+type ClientFS interface {
+	fs.FS
+	OpenFor(c Client, name string) (fs.File, error)
+}
+
+// OpenFor opens name from fsys for client c: through fsys.OpenFor when
+// fsys is a ClientFS, else through fsys.Open. The TFTP and HTTP front ends
+// open every file with it.
+func OpenFor(fsys fs.FS, c Client, name string) (fs.File, error) {
+	if cf, ok := fsys.(ClientFS); ok {
+		return cf.OpenFor(c, name)
+	}
+	return fsys.Open(name)
+}
+
 // Open opens name for an unknown client: OpenFor(Client{}, name).
 func (l *Layered) Open(name string) (fs.File, error) {
 	return l.OpenFor(Client{}, name)
@@ -152,7 +169,7 @@ func (l *Layered) Source(c Client, name string) (src string, shadowed bool) {
 	}
 	_, err = l.disk.Stat(clean)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		_, _, shadowed = l.generateIfOwned(c, clean)
+		_, _, shadowed = l.generate(c, clean)
 		return "disk", shadowed
 	}
 	if _, _, ok := l.generate(c, clean); ok {
@@ -161,18 +178,8 @@ func (l *Layered) Source(c Client, name string) (src string, shadowed bool) {
 	return "", false
 }
 
-// generate asks the current generator, if any, for clean.
+// generate asks the current generator, if any and if it may own clean.
 func (l *Layered) generate(c Client, clean string) ([]byte, time.Time, bool) {
-	g := l.gen.Load()
-	if g == nil || clean == "." {
-		return nil, time.Time{}, false
-	}
-	return g.gen.Generate(c, clean)
-}
-
-// generateIfOwned is generate, skipped when the generator says it does not
-// own clean.
-func (l *Layered) generateIfOwned(c Client, clean string) ([]byte, time.Time, bool) {
 	g := l.gen.Load()
 	if g == nil || clean == "." || !g.mayOwn(clean) {
 		return nil, time.Time{}, false
@@ -181,13 +188,11 @@ func (l *Layered) generateIfOwned(c Client, clean string) ([]byte, time.Time, bo
 }
 
 // checkShadow logs, once per name, that a disk file hides a generated one.
-// On the common path (the name was already warned about, or the generator
-// does not own it) it costs a map lookup and an Owns call.
 func (l *Layered) checkShadow(c Client, clean string) {
 	if _, done := l.warned.Load(clean); done {
 		return
 	}
-	if _, _, ok := l.generateIfOwned(c, clean); !ok {
+	if _, _, ok := l.generate(c, clean); !ok {
 		return
 	}
 	if _, loaded := l.warned.LoadOrStore(clean, struct{}{}); loaded {

@@ -65,13 +65,8 @@ func (h *Files) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return http.StatusForbidden, err.Error()
 	}
-	var f fs.File
-	cf, perClient := h.FS.(clientFS)
-	if perClient {
-		f, err = cf.OpenFor(clientOf(r), name)
-	} else {
-		f, err = h.FS.Open(name)
-	}
+	_, perClient := h.FS.(bootfs.ClientFS)
+	f, err := bootfs.OpenFor(h.FS, clientOf(r), name)
 	if err != nil {
 		return h.fail(w, err)
 	}
@@ -105,12 +100,6 @@ func (h *Files) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 	// Content-Length; it never lists directories.
 	http.ServeContent(w, r, name, fi.ModTime(), rs)
 	return http.StatusOK, ""
-}
-
-// clientFS is an fs.FS that serves files depending on who asks for them,
-// such as a *bootfs.Layered with generated files.
-type clientFS interface {
-	OpenFor(c bootfs.Client, name string) (fs.File, error)
 }
 
 // clientOf says who sent r: the remote address, the local address the

@@ -116,24 +116,13 @@ func (t *transfer) begin(now time.Time) bool {
 	return t.startData(now)
 }
 
-// clientFS is an fs.FS that serves files depending on who asks for them,
-// such as a *bootfs.Layered with generated files.
-type clientFS interface {
-	OpenFor(c bootfs.Client, name string) (fs.File, error)
-}
-
 func (t *transfer) open() ([]option, error) {
 	s := t.srv
 	name, err := bootfs.CleanName(t.req.filename, s.Root)
 	if err != nil {
 		return nil, &transferError{code: ErrAccess, msg: "access violation", err: err}
 	}
-	var f fs.File
-	if cf, ok := s.FS.(clientFS); ok {
-		f, err = cf.OpenFor(bootfs.Client{Addr: t.peer.Addr().Unmap(), Local: t.local, Proto: "tftp"}, name)
-	} else {
-		f, err = s.FS.Open(name)
-	}
+	f, err := bootfs.OpenFor(s.FS, bootfs.Client{Addr: t.peer.Addr().Unmap(), Local: t.local, Proto: "tftp"}, name)
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
