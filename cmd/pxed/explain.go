@@ -92,7 +92,6 @@ type dhcpAnswer struct {
 	yiaddr   netip.Addr
 	siaddr   netip.Addr
 	file     string
-	opt66    string
 	log      string // the server's log lines when it did not answer
 	answered bool
 }
@@ -200,7 +199,7 @@ func (e *explainer) run() {
 			}
 			if !bios.siaddr.IsValid() || bios.siaddr.IsUnspecified() {
 				e.problem("no next-server: PXE ROMs then ask 0.0.0.0 for the boot file and fail (\"No IP address\" / PXE-E32). Add `next-server %s;` to the subnet (dhcpd.conf) or next-server: under the subnet (YAML)", server)
-			} else if !sameTFTP(c, bios.siaddr, server) {
+			} else if !sameTFTP(bios.siaddr, server) {
 				e.note("next-server %s is not this server: the files below must also exist on that TFTP server", bios.siaddr)
 			}
 			if bios.file == "" {
@@ -266,7 +265,7 @@ func isBIOSLoader(file string) bool {
 }
 
 // sameTFTP reports whether next-server is (probably) this pxed.
-func sameTFTP(c *config.Config, next, server netip.Addr) bool {
+func sameTFTP(next, server netip.Addr) bool {
 	if next == server {
 		return true
 	}
@@ -373,7 +372,7 @@ func (e *explainer) simulate(plan *dhcp.Plan, pfx netip.Prefix, server netip.Add
 		opts[97] = append([]byte{0}, raw...) // type 0: UUID/GUID
 	}
 	port := &dhcp.Port{Conn: conn, Name: "explain", Addrs: []netip.Prefix{pfx}, MTU: 1500}
-	srv.Handle(context.Background(), port, dhcp.Discover(e.hw, 0x70786564, opts), netip.MustParseAddrPort("0.0.0.0:68"), netip.IPv4Unspecified())
+	srv.Handle(context.Background(), port, dhcp.ClientMessage(dhcp.MsgDiscover, e.hw, 0x70786564, netip.Addr{}, opts), netip.MustParseAddrPort("0.0.0.0:68"), netip.IPv4Unspecified())
 	ans.log = logBuf.String()
 	if conn.sent == nil {
 		if ans.log == "" {
@@ -391,7 +390,6 @@ func (e *explainer) simulate(plan *dhcp.Plan, pfx netip.Prefix, server netip.Add
 	if f := p.Options[67]; len(f) > 0 {
 		ans.file = string(f)
 	}
-	ans.opt66 = string(p.Options[66])
 	return ans
 }
 
@@ -438,7 +436,7 @@ func (e *explainer) pxelinux(a dhcpAnswer, ih *inventory.Host, server netip.Addr
 	}
 	e.checkNeverRequested(dir, a.yiaddr, uuid)
 	if found == "" {
-		e.problem("PXELINUX finds no config for this client: it stops at the boot prompt. Add the host to the inventory, or create %spxelinux.cfg/01-%s", dir, strings.ReplaceAll(e.hw.String(), ":", "-"))
+		e.problem("PXELINUX finds no config for this client: it stops at the boot prompt. Add the host to the inventory, or create %spxelinux.cfg/%s", dir, pxelinux.MACName(e.hw))
 		return
 	}
 	open := func(p string) (io.ReadCloser, error) { return e.files.OpenFor(client, dir+strings.TrimPrefix(p, "/")) }
@@ -499,8 +497,8 @@ func (e *explainer) checkNeverRequested(dir string, ip netip.Addr, uuid string) 
 	for _, n := range pxelinux.SearchPath(uuid, e.hw, ip) {
 		want[strings.TrimPrefix(n, "pxelinux.cfg/")] = true
 	}
-	dashed := strings.ReplaceAll(e.hw.String(), ":", "-")
-	mac := "01-" + dashed
+	mac := pxelinux.MACName(e.hw)
+	dashed := strings.TrimPrefix(mac, "01-")
 	type variant struct{ name, why, fix string }
 	vs := []variant{
 		{mac, "PXELINUX asks for the MAC in lower case", mac},

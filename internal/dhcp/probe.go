@@ -13,13 +13,6 @@ const (
 	MsgRequest  = msgRequest
 )
 
-// Discover builds the DHCPDISCOVER a client with hardware address mac
-// would broadcast, with the given options (code -> data), for `pxed
-// explain` to run through Handle without a network.
-func Discover(mac net.HardwareAddr, xid uint32, opts map[uint8][]byte) []byte {
-	return ClientMessage(MsgDiscover, mac, xid, netip.Addr{}, opts)
-}
-
 // ClientMessage builds a client message of type typ (MsgDiscover,
 // MsgRequest) from mac with the broadcast flag set (a client that cannot
 // receive unicast before it has an address, such as pxed's Xen bootloader

@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -27,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"pxed/internal/config"
+	"pxed/internal/pxelinux"
 )
 
 // State is a host's boot state.
@@ -422,7 +422,7 @@ func (v *validator) host(h *Host) {
 		}
 	}
 	if h.UUID != "" {
-		u := canonicalUUID(h.UUID)
+		u := pxelinux.CanonicalUUID(h.UUID)
 		switch {
 		case u == "":
 			v.bad(h.Pos, "host %s: uuid %q is not 32 hex digits", h.Name, h.UUID)
@@ -500,42 +500,7 @@ func (inv *Inventory) ByMAC(hw net.HardwareAddr) *Host { return inv.byMAC[hw.Str
 func (inv *Inventory) ByIP(a netip.Addr) *Host { return inv.byIP[a.Unmap()] }
 
 // ByUUID returns the host with this UUID (any form), or nil.
-func (inv *Inventory) ByUUID(u string) *Host { return inv.byUUID[canonicalUUID(u)] }
-
-func canonicalUUID(u string) string {
-	u = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(u), "-", ""))
-	if len(u) != 32 {
-		return ""
-	}
-	for i := 0; i < len(u); i++ {
-		if c := u[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return ""
-		}
-	}
-	return u[0:8] + "-" + u[8:12] + "-" + u[12:16] + "-" + u[16:20] + "-" + u[20:]
-}
-
-// Paths lists the boot-tree files a profile needs (kernel, initrds,
-// hypervisor, loader), for existence checks.
-func (p *Profile) Paths() []string {
-	var out []string
-	add := func(s ...string) {
-		for _, x := range s {
-			if x != "" && !strings.Contains(x, "://") {
-				out = append(out, path.Clean(strings.TrimPrefix(x, "/")))
-			}
-		}
-	}
-	switch {
-	case p.Kernel != "":
-		add(p.Kernel)
-		add(p.Initrd...)
-	case p.Multiboot != nil:
-		add(p.Multiboot.Loader, p.Multiboot.Hypervisor, p.Multiboot.Kernel)
-		add(p.Multiboot.Initrd...)
-	}
-	return out
-}
+func (inv *Inventory) ByUUID(u string) *Host { return inv.byUUID[pxelinux.CanonicalUUID(u)] }
 
 // Templates lists the kickstart template files the inventory read, so a
 // watcher can reload when one changes.

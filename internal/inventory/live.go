@@ -190,7 +190,7 @@ func (l *Live) Lookup(c bootfs.Client, name string) (h *Host, kind string) {
 				h = inv.ByUUID(x)
 			}
 		case strings.HasPrefix(x, "01-") && len(x) == 20:
-			if hw, err := ParseMAC(x[3:]); err == nil && x[3:] == dashed(hw) {
+			if hw, err := ParseMAC(x[3:]); err == nil && x == pxelinux.MACName(hw) {
 				h = inv.ByMAC(hw)
 			}
 		case len(x) == 8 && isUpperHex(x):
@@ -288,11 +288,6 @@ func (l *Live) Generate(c bootfs.Client, name string) ([]byte, time.Time, bool) 
 	return data, mod, true
 }
 
-// dashed is PXELINUX's file-name form of a MAC: lower-case hex, dashes.
-func dashed(hw net.HardwareAddr) string {
-	return strings.ReplaceAll(hw.String(), ":", "-")
-}
-
 func isUpperHex(s string) bool {
 	if s == "" {
 		return false
@@ -313,7 +308,7 @@ func (h *Host) Names() []string {
 		out = append(out, "pxelinux.cfg/"+h.uuid)
 	}
 	for _, hw := range h.hw {
-		out = append(out, "pxelinux.cfg/01-"+dashed(hw))
+		out = append(out, "pxelinux.cfg/"+pxelinux.MACName(hw))
 	}
 	if h.addr.IsValid() {
 		out = append(out, "pxelinux.cfg/"+pxelinux.HexIP(h.addr))

@@ -110,3 +110,8 @@ func prefixList(ps []netip.Prefix) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// dashed is a MAC in lower-case hex joined by dashes, iPXE's ${mac:hexhyp}.
+func dashed(hw net.HardwareAddr) string {
+	return strings.ReplaceAll(hw.String(), ":", "-")
+}

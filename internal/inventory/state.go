@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -99,18 +98,6 @@ func (s *StateFile) Set(name string, r Record) error {
 		return err
 	}
 	return nil
-}
-
-// Names lists the hosts with a record.
-func (s *StateFile) Names() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for k := range s.recs {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (s *StateFile) write() error {

@@ -155,14 +155,18 @@ func fetchDeb(ctx context.Context, pkg func(context.Context) (string, error), di
 	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", debs[0], x).CombinedOutput(); err != nil {
 		return fmt.Errorf("dpkg-deb -x %s: %v\n%s", debs[0], err, out)
 	}
+	res := make(map[*regexp.Regexp]string, len(want))
+	for pat, as := range want {
+		res[regexp.MustCompile(pat)] = as
+	}
 	found := 0
 	err = filepath.Walk(x, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || !fi.Mode().IsRegular() {
 			return err
 		}
 		rel, _ := filepath.Rel(x, p)
-		for pat, as := range want {
-			if regexp.MustCompile(pat).MatchString(rel) {
+		for re, as := range res {
+			if re.MatchString(rel) {
 				if as == "" {
 					as = filepath.Base(p)
 				}

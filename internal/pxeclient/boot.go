@@ -173,7 +173,7 @@ func Find(ctx context.Context, f Fetcher, l *Lease, mac net.HardwareAddr, uuid, 
 		args = append(args, "ip="+l.IP.String()+":"+addrOrEmpty(server)+":"+addrOrEmpty(l.Router)+":"+addrOrEmpty(l.Mask))
 	}
 	if b.IPAppend&2 != 0 {
-		args = append(args, "BOOTIF=01-"+strings.ReplaceAll(mac.String(), ":", "-"))
+		args = append(args, "BOOTIF="+pxelinux.MACName(mac))
 	}
 	p.Args = strings.Join(args, " ")
 	return p, nil

@@ -6,6 +6,7 @@
 package pxeclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -261,7 +262,7 @@ func (c *client) wait(ctx context.Context, d time.Duration, types ...uint8) (*dh
 			continue
 		}
 		p, err := dhcp.Parse(payload)
-		if err != nil || p.XID != c.xid || p.Op != 2 || !macEqual(p.MAC(), c.mac) {
+		if err != nil || p.XID != c.xid || p.Op != 2 || !bytes.Equal(p.MAC(), c.mac) {
 			continue
 		}
 		for _, t := range types {
@@ -271,8 +272,6 @@ func (c *client) wait(ctx context.Context, d time.Duration, types ...uint8) (*dh
 		}
 	}
 }
-
-func macEqual(a, b net.HardwareAddr) bool { return a.String() == b.String() }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 

@@ -34,16 +34,11 @@ func HexIP(ip netip.Addr) string {
 func SearchPath(uuid string, mac net.HardwareAddr, ip netip.Addr) []string {
 	const dir = "pxelinux.cfg/"
 	var out []string
-	if u := canonicalUUID(uuid); u != "" {
+	if u := CanonicalUUID(uuid); u != "" {
 		out = append(out, dir+u)
 	}
 	if len(mac) > 0 {
-		var b strings.Builder
-		b.WriteString("01")
-		for _, x := range mac {
-			fmt.Fprintf(&b, "-%02x", x)
-		}
-		out = append(out, dir+b.String())
+		out = append(out, dir+MACName(mac))
 	}
 	if h := HexIP(ip); h != "" {
 		for n := len(h); n > 0; n-- {
@@ -53,7 +48,22 @@ func SearchPath(uuid string, mac net.HardwareAddr, ip netip.Addr) []string {
 	return append(out, dir+"default")
 }
 
-func canonicalUUID(u string) string {
+// MACName is the name PXELINUX gives a hardware address in its config
+// search and in BOOTIF=: the ARP type 01, then the bytes in lower-case hex,
+// all joined by dashes ("01-00-16-3e-72-79-e4").
+func MACName(mac net.HardwareAddr) string {
+	var b strings.Builder
+	b.WriteString("01")
+	for _, x := range mac {
+		fmt.Fprintf(&b, "-%02x", x)
+	}
+	return b.String()
+}
+
+// CanonicalUUID returns a client UUID (32 hex digits, dashes anywhere, any
+// case) in PXELINUX's file-name form, lower case 8-4-4-4-12; "" for
+// anything else.
+func CanonicalUUID(u string) string {
 	u = strings.ReplaceAll(lower(trimSpace(u)), "-", "")
 	if len(u) != 32 || !isHex(u) {
 		return ""
