@@ -57,6 +57,7 @@ type TFTP struct {
 	Root          string        `yaml:"root"`
 	Addr          string        `yaml:"addr"` // empty disables TFTP
 	SinglePort    bool          `yaml:"single-port"`
+	IOURing       bool          `yaml:"io-uring"` // drive ephemeral-port transfers with io_uring where the kernel has it
 	MaxBlksize    int           `yaml:"max-blksize"`
 	MTUClamp      bool          `yaml:"mtu-clamp"`
 	MaxWindowsize int           `yaml:"max-windowsize"`
@@ -102,6 +103,7 @@ func Default() *Config {
 			Addr:          ":69",
 			MaxBlksize:    65464,
 			MTUClamp:      true,
+			IOURing:       true,
 			MaxWindowsize: 64,
 			Timeout:       time.Second,
 			Retries:       5,

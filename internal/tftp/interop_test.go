@@ -71,12 +71,12 @@ func TestInteropCurl(t *testing.T) {
 	t.Parallel()
 	curl := requireTool(t, "curl")
 	dir := writeTree(t, interopFiles)
-	servers := map[string]*testServer{
-		"ephemeral":   startServer(t, dir, nil),
-		"single-port": startServer(t, dir, func(s *Server) { s.SinglePort = true }),
+	servers := map[string]*testServer{}
+	for _, m := range modes {
+		servers[m.name] = startServer(t, dir, m.set)
 	}
-	for _, mode := range []string{"ephemeral", "single-port"} {
-		ts := servers[mode]
+	for _, m := range modes {
+		mode, ts := m.name, servers[m.name]
 		for _, bs := range []int{512, 1468, 65464} {
 			if mode == "single-port" && bs != 1468 {
 				continue
@@ -104,7 +104,7 @@ func TestInteropCurl(t *testing.T) {
 	t.Run("missing file fails", func(t *testing.T) {
 		t.Parallel()
 		work := t.TempDir()
-		url := fmt.Sprintf("tftp://127.0.0.1:%d/no-such-file", servers["ephemeral"].addr.Port)
+		url := fmt.Sprintf("tftp://127.0.0.1:%d/no-such-file", servers["io_uring"].addr.Port)
 		msg, err := runTool(t, work, curl, "--silent", "--show-error", "--max-time", "50", "--output", filepath.Join(work, "out"), url)
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 68 { // CURLE_TFTP_NOTFOUND

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,8 +72,17 @@ type Server struct {
 	// Grace is how long in-flight transfers may run after Serve's context
 	// ends before they are aborted (default 5s).
 	Grace time.Duration
+	// NoRing drives each ephemeral-port transfer from a goroutine of its
+	// own instead of io_uring workers. Without it, io_uring is used where
+	// the kernel offers it (Linux 6.1+ for every feature used; refused by
+	// some container seccomp policies, then the goroutines are used).
+	NoRing bool
+	// RingWorkers is how many io_uring workers run (default: one per CPU
+	// the Go runtime uses, at most 4).
+	RingWorkers int
 
 	active   atomic.Int64 // transfers under way, for MaxTransfers
+	ringUsed atomic.Bool  // an io_uring engine was started (tests look)
 	mtuCache sync.Map     // interface index -> MTU
 	bufPools [3]sync.Pool
 }
@@ -114,6 +124,12 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	abortCtx, abort := context.WithCancel(context.Background())
 	defer abort()
 	l.abortCtx = abortCtx
+	if !s.SinglePort {
+		l.engine = s.startEngine(abortCtx)
+		if l.engine != nil {
+			defer l.engine.stop()
+		}
+	}
 
 	readDone := make(chan error, 1)
 	go func() { readDone <- l.readLoop(ctx) }()
@@ -160,6 +176,7 @@ type listener struct {
 	ifidx     int // interface of localAddr when bound to one address
 	abortCtx  context.Context
 	closing   atomic.Bool
+	engine    *ringEngine // ephemeral transfers on io_uring workers; nil: a goroutine each
 
 	// peers maps client addresses to their transfer. In ephemeral mode it
 	// only serves to recognise retransmitted requests, and transfers delete from
@@ -404,7 +421,27 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 		return
 	}
 	// Ephemeral: the transfer's own socket, from the address the client
-	// wrote to, and its own goroutine.
+	// wrote to, opened with the file on a goroutine of its own (the disk
+	// may be slow); then an io_uring worker drives it, or that goroutine.
+	if l.engine != nil {
+		go func() {
+			out, err := newRingSender(local, peer)
+			if err != nil {
+				log.Error("tftp: cannot open transfer socket", "client", peer.String(), "file", req.filename, "error", err)
+				t.out = &listenerSender{l: l, peer: peer, local: local}
+				t.fail(&transferError{code: ErrUndefined, msg: "server cannot open a socket", err: err})
+				return
+			}
+			t.out = out
+			oack, err := t.open()
+			if err != nil {
+				t.fail(err)
+				return
+			}
+			l.engine.adopt(t, oack)
+		}()
+		return
+	}
 	go func() {
 		out, err := newConnSender(local, peer)
 		if err != nil {
@@ -479,4 +516,25 @@ func (s *Server) putBuf(b *[]byte) {
 			return
 		}
 	}
+}
+
+// startEngine starts the io_uring workers for ephemeral transfers, one per
+// CPU the runtime uses, or returns nil (logged) when io_uring is not there
+// or is turned off, and transfers then run a goroutine each.
+func (s *Server) startEngine(abortCtx context.Context) *ringEngine {
+	if s.NoRing {
+		return nil
+	}
+	n := s.RingWorkers
+	if n <= 0 {
+		n = min(runtime.GOMAXPROCS(0), 4)
+	}
+	e, err := newRingEngine(n, abortCtx)
+	if err != nil {
+		s.logger().Info("tftp: io_uring not available; one goroutine per transfer", "reason", err)
+		return nil
+	}
+	s.ringUsed.Store(true)
+	s.logger().Info("tftp: transfers driven by io_uring", "workers", n)
+	return e
 }

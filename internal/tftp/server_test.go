@@ -115,8 +115,50 @@ func startServer(t testing.TB, dir string, configure func(*Server)) *testServer 
 		case <-time.After(s.Grace + 10*time.Second):
 			t.Errorf("Serve did not return after its context was cancelled")
 		}
+		if !s.SinglePort && !s.NoRing && !s.ringUsed.Load() {
+			// The kernel (or a seccomp policy) has no io_uring: the
+			// goroutine engine ran instead. CI's kernel has io_uring.
+			if os.Getenv("PXED_E2E") == "1" {
+				t.Errorf("io_uring engine not used (PXED_E2E=1 requires it; see the server log)")
+			} else {
+				t.Logf("io_uring engine not used: the goroutine engine ran instead")
+			}
+		}
 	})
 	return ts
+}
+
+// mode is one way a Server drives transfers. The black-box tests run in
+// each: io_uring workers (the default where the kernel has io_uring), one
+// goroutine per transfer, and single-port mode.
+type mode struct {
+	name string
+	set  func(*Server)
+}
+
+var (
+	modes = []mode{
+		{"io_uring", func(*Server) {}},
+		{"goroutines", func(s *Server) { s.NoRing = true }},
+		{"single-port", func(s *Server) { s.SinglePort = true }},
+	}
+	ephemeralModes = modes[:2]
+)
+
+// with returns a configure function that sets m, then runs configure.
+func (m mode) with(configure func(*Server)) func(*Server) {
+	return func(s *Server) {
+		m.set(s)
+		configure(s)
+	}
+}
+
+// forModes runs test once in every mode of ms, as parallel subtests.
+func forModes(t *testing.T, ms []mode, test func(*testing.T, mode)) {
+	t.Parallel()
+	for _, m := range ms {
+		t.Run(m.name, func(t *testing.T) { test(t, m) })
+	}
 }
 
 // waitServe waits up to d for Serve to return and reports whether it did.
@@ -519,15 +561,17 @@ func optionsEqual(got []option, want []string) bool {
 // ---------------------------------------------------------------------------
 // Option negotiation.
 
-func TestOptionNegotiation(t *testing.T) {
+func TestOptionNegotiation(t *testing.T) { forModes(t, ephemeralModes, testOptionNegotiation) }
+
+func testOptionNegotiation(t *testing.T, m mode) {
 	t.Parallel()
 	small := randBytes(3000, 1)
 	big := randBytes(200_000, 2)
 	text := []byte("one\ntwo\r\nthree\rfour\n")
 	textWire := []byte("one\r\ntwo\r\x00\r\nthree\r\x00four\r\n")
 	dir := writeTree(t, map[string][]byte{"small": small, "big": big, "text.txt": text, "empty": nil})
-	plain := startServer(t, dir, nil)
-	capped := startServer(t, dir, func(s *Server) { s.MaxBlksize = 1024; s.MaxWindowsize = 16 })
+	plain := startServer(t, dir, m.set)
+	capped := startServer(t, dir, m.with(func(s *Server) { s.MaxBlksize = 1024; s.MaxWindowsize = 16 }))
 
 	tests := []struct {
 		name    string
@@ -638,10 +682,12 @@ func cmpOr[T comparable](v, def T) T {
 }
 
 // TestTimeoutOption checks that a negotiated timeout replaces the server's.
-func TestTimeoutOption(t *testing.T) {
+func TestTimeoutOption(t *testing.T) { forModes(t, ephemeralModes, testTimeoutOption) }
+
+func testTimeoutOption(t *testing.T, m mode) {
 	t.Parallel()
 	data := randBytes(2000, 3)
-	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), func(s *Server) { s.Timeout = 100 * time.Millisecond })
+	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) { s.Timeout = 100 * time.Millisecond }))
 	c := newClient(t, ts.addr)
 	c.rrq("f", "octet", "timeout", "1")
 	p := c.next()
@@ -667,7 +713,9 @@ func TestTimeoutOption(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Errors and names.
 
-func TestErrorPackets(t *testing.T) {
+func TestErrorPackets(t *testing.T) { forModes(t, ephemeralModes, testErrorPackets) }
+
+func testErrorPackets(t *testing.T, m mode) {
 	t.Parallel()
 	dir := writeTree(t, map[string][]byte{"file": []byte("hello\n"), "secret": []byte("s3cret\n"), "sub/deep": []byte("deep\n")})
 	if err := os.Chmod(filepath.Join(dir, "secret"), 0o600); err != nil {
@@ -687,7 +735,7 @@ func TestErrorPackets(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(dir, "escape-dir")); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, dir, nil)
+	ts := startServer(t, dir, m.set)
 
 	tests := []struct {
 		name string
@@ -755,7 +803,9 @@ func TestErrorPackets(t *testing.T) {
 	}
 }
 
-func TestAcceptedNames(t *testing.T) {
+func TestAcceptedNames(t *testing.T) { forModes(t, ephemeralModes, testAcceptedNames) }
+
+func testAcceptedNames(t *testing.T, m mode) {
 	t.Parallel()
 	file := []byte("the file\n")
 	deep := []byte("a deeper file\n")
@@ -763,7 +813,7 @@ func TestAcceptedNames(t *testing.T) {
 	if err := os.Symlink("file", filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, dir, nil)
+	ts := startServer(t, dir, m.set)
 	tests := []struct {
 		req  string
 		want []byte
@@ -800,14 +850,16 @@ func TestAcceptedNames(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Transfers.
 
-func TestOctetTransfer(t *testing.T) {
+func TestOctetTransfer(t *testing.T) { forModes(t, ephemeralModes, testOctetTransfer) }
+
+func testOctetTransfer(t *testing.T, m mode) {
 	t.Parallel()
 	sizes := []int{0, 1, 511, 512, 513, 1024, 1025, 8*512 + 7, 300_000}
 	files := map[string][]byte{}
 	for i, n := range sizes {
 		files[fmt.Sprintf("f%d", n)] = randBytes(n, uint64(100+i))
 	}
-	ts := startServer(t, writeTree(t, files), nil)
+	ts := startServer(t, writeTree(t, files), m.set)
 	for _, n := range sizes {
 		for _, bs := range []int{0, 1468} {
 			t.Run(fmt.Sprintf("%d bytes blksize %d", n, cmpOr(bs, 512)), func(t *testing.T) {
@@ -843,9 +895,13 @@ func TestOctetTransfer(t *testing.T) {
 // TestExactBlockHasEmptyFinalPacket looks at the wire for a file of exactly one
 // block: DATA 1 of 512 bytes, then DATA 2 with no payload.
 func TestExactBlockHasEmptyFinalPacket(t *testing.T) {
+	forModes(t, ephemeralModes, testExactBlockHasEmptyFinalPacket)
+}
+
+func testExactBlockHasEmptyFinalPacket(t *testing.T, m mode) {
 	t.Parallel()
 	data := randBytes(512, 7)
-	ts := startServer(t, writeTree(t, map[string][]byte{"one": data, "zero": nil}), nil)
+	ts := startServer(t, writeTree(t, map[string][]byte{"one": data, "zero": nil}), m.set)
 	c := newClient(t, ts.addr)
 	c.rrq("one", "octet")
 	if p := c.expectData(1); !bytes.Equal(p.data, data) {
@@ -867,7 +923,9 @@ func TestExactBlockHasEmptyFinalPacket(t *testing.T) {
 	c.expectNone(quiet, "after the final ACK")
 }
 
-func TestNetasciiTransfer(t *testing.T) {
+func TestNetasciiTransfer(t *testing.T) { forModes(t, ephemeralModes, testNetasciiTransfer) }
+
+func testNetasciiTransfer(t *testing.T, m mode) {
 	t.Parallel()
 	// The expected wire form, computed independently of toNetascii.
 	conv := strings.NewReplacer("\r", "\r\x00", "\n", "\r\n")
@@ -895,7 +953,7 @@ func TestNetasciiTransfer(t *testing.T) {
 	for name, s := range tests {
 		files[name] = []byte(s)
 	}
-	ts := startServer(t, writeTree(t, files), nil)
+	ts := startServer(t, writeTree(t, files), m.set)
 	for name, s := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -926,11 +984,13 @@ func trunc(b []byte) []byte {
 
 // TestBlockNumberRollover sends a file of more than 65535 blocks of 512 bytes:
 // block numbers on the wire go 65535, 0, 1.
-func TestBlockNumberRollover(t *testing.T) {
+func TestBlockNumberRollover(t *testing.T) { forModes(t, ephemeralModes, testBlockNumberRollover) }
+
+func testBlockNumberRollover(t *testing.T, m mode) {
 	t.Parallel()
 	const size = 65536*512 + 300 // 65537 blocks: ..., 65535, 0, 1
 	data := randBytes(size, 42)
-	ts := startServer(t, writeTree(t, map[string][]byte{"big.img": data}), nil)
+	ts := startServer(t, writeTree(t, map[string][]byte{"big.img": data}), m.set)
 	for _, window := range []int{1, 16} {
 		t.Run(fmt.Sprintf("windowsize %d", window), func(t *testing.T) {
 			t.Parallel()
@@ -964,10 +1024,12 @@ func TestBlockNumberRollover(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Retransmission.
 
-func TestRetransmitOnTimeout(t *testing.T) {
+func TestRetransmitOnTimeout(t *testing.T) { forModes(t, ephemeralModes, testRetransmitOnTimeout) }
+
+func testRetransmitOnTimeout(t *testing.T, m mode) {
 	t.Parallel()
 	data := randBytes(3*512+100, 5)
-	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), func(s *Server) { s.Timeout = 100 * time.Millisecond })
+	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) { s.Timeout = 100 * time.Millisecond }))
 
 	t.Run("DATA", func(t *testing.T) {
 		t.Parallel()
@@ -1021,14 +1083,16 @@ func TestRetransmitOnTimeout(t *testing.T) {
 	})
 }
 
-func TestRetriesExhausted(t *testing.T) {
+func TestRetriesExhausted(t *testing.T) { forModes(t, ephemeralModes, testRetriesExhausted) }
+
+func testRetriesExhausted(t *testing.T, m mode) {
 	t.Parallel()
 	data := randBytes(4000, 6)
 	const retries = 2
-	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), func(s *Server) {
+	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
 		s.Timeout = 100 * time.Millisecond
 		s.Retries = retries
-	})
+	}))
 	tests := []struct {
 		name string
 		opts []string
@@ -1062,13 +1126,17 @@ func TestRetriesExhausted(t *testing.T) {
 }
 
 func TestClientErrorEndsTransfer(t *testing.T) {
+	forModes(t, ephemeralModes, testClientErrorEndsTransfer)
+}
+
+func testClientErrorEndsTransfer(t *testing.T, m mode) {
 	t.Parallel()
 	// A server that ignored the ERROR would go on retransmitting every
 	// 100ms for 5s.
-	ts := startServer(t, writeTree(t, map[string][]byte{"f": randBytes(5000, 8)}), func(s *Server) {
+	ts := startServer(t, writeTree(t, map[string][]byte{"f": randBytes(5000, 8)}), m.with(func(s *Server) {
 		s.Timeout = 100 * time.Millisecond
 		s.Retries = 50
-	})
+	}))
 	c := newClient(t, ts.addr)
 	c.rrq("f", "octet")
 	c.expectData(1)
@@ -1081,10 +1149,12 @@ func TestClientErrorEndsTransfer(t *testing.T) {
 
 // TestDuplicateACK guards against the Sorcerer's Apprentice bug (RFC 1123
 // 4.2.3.1): a duplicate ACK must not make the server send the next block again.
-func TestDuplicateACK(t *testing.T) {
+func TestDuplicateACK(t *testing.T) { forModes(t, ephemeralModes, testDuplicateACK) }
+
+func testDuplicateACK(t *testing.T, m mode) {
 	t.Parallel()
 	data := randBytes(6*512+10, 9)
-	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), nil)
+	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.set)
 	c := newClient(t, ts.addr)
 	c.rrq("f", "octet")
 	got := c.expectData(1).data
@@ -1118,10 +1188,12 @@ func TestDuplicateACK(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Windowsize (RFC 7440).
 
-func TestWindowsize(t *testing.T) {
+func TestWindowsize(t *testing.T) { forModes(t, ephemeralModes, testWindowsize) }
+
+func testWindowsize(t *testing.T, m mode) {
 	t.Parallel()
 	data := randBytes(9*512+100, 10) // 10 blocks
-	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), nil)
+	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.set)
 	block := func(n int) []byte { return data[(n-1)*512 : min(n*512, len(data))] }
 	start := func(t *testing.T) *tclient {
 		c := newClient(t, ts.addr)
@@ -1190,7 +1262,7 @@ func TestWindowsize(t *testing.T) {
 	})
 	t.Run("timeout resends the window", func(t *testing.T) {
 		t.Parallel()
-		fast := startServer(t, ts.dir, func(s *Server) { s.Timeout = 300 * time.Millisecond })
+		fast := startServer(t, ts.dir, m.with(func(s *Server) { s.Timeout = 300 * time.Millisecond }))
 		c := newClient(t, fast.addr)
 		c.rrq("f", "octet", "windowsize", "4")
 		if p := c.next(); p.op != opOACK {
@@ -1309,13 +1381,15 @@ func testConcurrent(t *testing.T, ts *testServer, files map[string][]byte) map[s
 	return from
 }
 
-func TestEphemeralPort(t *testing.T) {
+func TestEphemeralPort(t *testing.T) { forModes(t, ephemeralModes, testEphemeralPort) }
+
+func testEphemeralPort(t *testing.T, m mode) {
 	t.Parallel()
 	files := map[string][]byte{}
 	for i := range 6 {
 		files[fmt.Sprintf("file%d", i)] = randBytes(10*512+i, uint64(300+i))
 	}
-	ts := startServer(t, writeTree(t, files), nil)
+	ts := startServer(t, writeTree(t, files), m.set)
 	from := testConcurrent(t, ts, files)
 	seen := map[int]string{}
 	for name, addr := range from {
@@ -1335,13 +1409,12 @@ func TestEphemeralPort(t *testing.T) {
 func TestDuplicateRequest(t *testing.T) {
 	t.Parallel()
 	data := randBytes(5000, 11)
-	for _, single := range []bool{false, true} {
-		ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), func(s *Server) {
-			s.SinglePort = single
+	for _, m := range modes {
+		ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
 			s.Timeout = 500 * time.Millisecond
-		})
+		}))
 		for _, opts := range [][]string{nil, {"blksize", "1024"}} {
-			t.Run(fmt.Sprintf("single-port=%v options=%v", single, opts), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/options=%v", m.name, opts), func(t *testing.T) {
 				t.Parallel()
 				c := newClient(t, ts.addr)
 				c.rrq("f", "octet", opts...)
@@ -1373,10 +1446,10 @@ func TestDuplicateRequest(t *testing.T) {
 func TestSamePortNextRequest(t *testing.T) {
 	t.Parallel()
 	a, b := randBytes(3000, 21), randBytes(2000, 22)
-	for _, single := range []bool{false, true} {
-		t.Run(fmt.Sprintf("single-port=%v", single), func(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			ts := startServer(t, writeTree(t, map[string][]byte{"a": a, "b": b}), func(s *Server) { s.SinglePort = single })
+			ts := startServer(t, writeTree(t, map[string][]byte{"a": a, "b": b}), m.set)
 			c := newClient(t, ts.addr)
 			c.rrq("a", "octet")
 			var got []byte
@@ -1401,13 +1474,15 @@ func TestSamePortNextRequest(t *testing.T) {
 	}
 }
 
-func TestMaxTransfers(t *testing.T) {
+func TestMaxTransfers(t *testing.T) { forModes(t, ephemeralModes, testMaxTransfers) }
+
+func testMaxTransfers(t *testing.T, m mode) {
 	t.Parallel()
 	data := randBytes(3000, 12)
-	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), func(s *Server) {
+	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
 		s.MaxTransfers = 1
 		s.Timeout = 5 * time.Second
-	})
+	}))
 	a := newClient(t, ts.addr)
 	a.rrq("f", "octet")
 	first := a.expectData(1)
@@ -1444,13 +1519,12 @@ func TestMaxTransfers(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	data := randBytes(20*512+33, 13)
-	for _, single := range []bool{false, true} {
-		t.Run(fmt.Sprintf("single-port=%v", single), func(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), func(s *Server) {
-				s.SinglePort = single
+			ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
 				s.Grace = 20 * time.Second
-			})
+			}))
 			c := newClient(t, ts.addr)
 			c.rrq("f", "octet")
 			var got []byte
@@ -1492,14 +1566,13 @@ func TestGracefulShutdown(t *testing.T) {
 
 func TestGraceExpired(t *testing.T) {
 	t.Parallel()
-	for _, single := range []bool{false, true} {
-		t.Run(fmt.Sprintf("single-port=%v", single), func(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			ts := startServer(t, writeTree(t, map[string][]byte{"f": randBytes(5000, 14)}), func(s *Server) {
-				s.SinglePort = single
+			ts := startServer(t, writeTree(t, map[string][]byte{"f": randBytes(5000, 14)}), m.with(func(s *Server) {
 				s.Grace = 300 * time.Millisecond
 				s.Timeout = 30 * time.Second // no retransmission during the test
-			})
+			}))
 			c := newClient(t, ts.addr)
 			c.rrq("f", "octet")
 			c.expectData(1)
@@ -1537,8 +1610,8 @@ func TestServeWithoutFS(t *testing.T) {
 // else, Serve must still return (once its context ends at the latest).
 func TestServeConnClosedUnderIt(t *testing.T) {
 	t.Parallel()
-	for _, single := range []bool{false, true} {
-		t.Run(fmt.Sprintf("single-port=%v", single), func(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			tree, err := bootfs.Open(writeTree(t, map[string][]byte{"f": []byte("x")}))
 			if err != nil {
@@ -1549,7 +1622,8 @@ func TestServeConnClosedUnderIt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := &Server{FS: tree, SinglePort: single, Grace: 100 * time.Millisecond}
+			s := &Server{FS: tree, Grace: 100 * time.Millisecond}
+			m.set(s)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- s.Serve(ctx, conn) }()
@@ -1639,5 +1713,155 @@ func TestStoppingServersLeavesOtherSocketsAlone(t *testing.T) {
 	t.Logf("%d servers started and stopped during %d transfers of another server", restarts, transfers.Load())
 	for _, f := range failures {
 		t.Errorf("transfer from the other server broken: %s", f)
+	}
+}
+
+// TestMixedClients runs many transfers at once whose clients behave in
+// every way a transfer can end: to completion (with and without options and
+// windows), with an ERROR of their own mid-way, by going silent, by closing
+// their port, and by asking for a missing file. Every complete transfer is
+// byte-exact and from one TID; the others end without a stray packet; and
+// the server holds no transfer afterwards.
+func TestMixedClients(t *testing.T) { forModes(t, modes, testMixedClients) }
+
+func testMixedClients(t *testing.T, m mode) {
+	const n = 60
+	files := map[string][]byte{}
+	for i := range 4 {
+		files[fmt.Sprintf("f%d", i)] = randBytes(40_000+i*9_000, uint64(700+i))
+	}
+	ts := startServer(t, writeTree(t, files), m.with(func(s *Server) {
+		s.Timeout = 150 * time.Millisecond
+		s.Retries = 2
+	}))
+	optSets := [][]string{nil, {"blksize", "1468"}, {"blksize", "8192", "windowsize", "4"}, {"blksize", "1024", "windowsize", "16", "tsize", "0"}}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		name := fmt.Sprintf("f%d", i%4)
+		c := newClient(t, ts.addr)
+		wg.Go(func() {
+			if err := mixedClient(c, i%5, name, files[name], optSets[i%len(optSets)]); err != nil {
+				errs <- fmt.Errorf("client %d (behaviour %d, %s): %w", i, i%5, name, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	deadline := time.Now().Add(waitLong)
+	for ts.srv.active.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a := ts.srv.active.Load(); a != 0 {
+		t.Errorf("%d transfers still held after every client is done", a)
+	}
+}
+
+// mixedClient plays one behaviour; it never fails the test itself.
+func mixedClient(c *tclient, behaviour int, name string, want []byte, opts []string) error {
+	switch behaviour {
+	case 0: // to the end
+		r, err := c.getErr(name, "octet", opts...)
+		switch {
+		case err != nil:
+			return err
+		case r.err != nil:
+			return r.err
+		case !bytes.Equal(r.data, want):
+			return fmt.Errorf("got %d bytes, want %d", len(r.data), len(want))
+		}
+		return nil
+	case 1, 2: // an ERROR after block 3, or silence after block 2
+		if err := c.sendTo(c.server, rrqPacket(name, "octet")); err != nil {
+			return err
+		}
+		stop := uint16(3)
+		if behaviour == 2 {
+			stop = 2
+		}
+		for blk := uint16(1); blk <= stop; {
+			p, err := c.read(waitLong)
+			if err != nil {
+				return fmt.Errorf("waiting for DATA %d: %w", blk, err)
+			}
+			if p.op != opDATA || p.block > blk {
+				return fmt.Errorf("got %v, want DATA %d", p, blk)
+			}
+			if p.block < blk {
+				continue // a retransmission
+			}
+			if blk < stop {
+				if err := c.ackErr(blk); err != nil {
+					return err
+				}
+			}
+			blk++
+		}
+		if behaviour == 1 {
+			if err := c.sendTo(c.peer, appendError(nil, ErrUndefined, "client gives up")); err != nil {
+				return err
+			}
+			// Nothing more may come; a retransmission already on its way
+			// when our ERROR arrived is all there can be.
+			var late []packet
+			for {
+				p, err := c.read(600 * time.Millisecond)
+				if errors.Is(err, errNoPacket) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				late = append(late, p)
+				if len(late) > 1 || p.op != opDATA || p.block != stop {
+					return fmt.Errorf("after the client's ERROR: %v", late)
+				}
+			}
+			return nil
+		}
+		// Silent: the server retransmits block 2 at most Retries (2)
+		// times, then gives up without an ERROR (the client went away).
+		resent := 0
+		for {
+			p, err := c.read(time.Second)
+			if errors.Is(err, errNoPacket) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if p.op != opDATA || p.block != stop {
+				return fmt.Errorf("to a silent client: %v", p)
+			}
+			resent++
+		}
+		if resent < 1 || resent > 2 {
+			return fmt.Errorf("block %d retransmitted %d times to a silent client, want 1..2", stop, resent)
+		}
+		return nil
+	case 3: // a missing file
+		r, err := c.getErr(name+".missing", "octet", opts...)
+		if err != nil {
+			return err
+		}
+		if r.err == nil || r.err.Code != ErrNotFound {
+			return fmt.Errorf("missing file: %+v, want ERROR %d", r.err, ErrNotFound)
+		}
+		return nil
+	default: // the client's port closes after the first DATA
+		if err := c.sendTo(c.server, rrqPacket(name, "octet")); err != nil {
+			return err
+		}
+		p, err := c.read(waitLong)
+		if err != nil {
+			return err
+		}
+		if p.op != opDATA || p.block != 1 {
+			return fmt.Errorf("got %v, want DATA 1", p)
+		}
+		return c.conn.Close()
 	}
 }

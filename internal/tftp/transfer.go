@@ -109,6 +109,12 @@ func (t *transfer) begin(now time.Time) bool {
 	if err != nil {
 		return t.fail(err)
 	}
+	return t.launch(oack, now)
+}
+
+// launch sends the OACK for the options open negotiated, or the first window
+// when there are none.
+func (t *transfer) launch(oack []option, now time.Time) bool {
 	if len(oack) > 0 {
 		t.oack = appendOACK(make([]byte, 0, 64), oack)
 		return t.sendOACK(now)
