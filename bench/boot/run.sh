@@ -9,6 +9,7 @@
 # 00:16:3e:72:79:e4) three ways, one after the other, each in a fresh
 # namespace built by `pxed lab`:
 #   pxed-tftp     pxed (DHCP + generated PXELINUX config), PXELINUX over TFTP
+#   pxed-tftp-gr  the same with --tftp-io-uring=false (a goroutine per transfer)
 #   dnsmasq-tftp  dnsmasq 2.90 with a hand-written pxelinux.cfg file, same tree
 #   pxed-http     pxed, iPXE script, kernel and initrd over HTTP
 # and prints the medians. Timings are whole boots under software
@@ -23,11 +24,12 @@ BIN=$(mktemp -d)/pxed
 trap 'rm -rf "$(dirname "$BIN")"' EXIT
 go build -o "$BIN" ./cmd/pxed
 declare -A T
-modes=(pxed-tftp dnsmasq-tftp pxed-http)
+modes=(pxed-tftp pxed-tftp-gr dnsmasq-tftp pxed-http)
 for r in $(seq 1 "$ROUNDS"); do
 	for m in "${modes[@]}"; do
 		case $m in
 		pxed-tftp) args=() ;;
+		pxed-tftp-gr) args=(--serve-arg=--tftp-io-uring=false) ;;
 		dnsmasq-tftp) args=(--server dnsmasq) ;;
 		pxed-http) args=(--http) ;;
 		esac
@@ -35,7 +37,9 @@ for r in $(seq 1 "$ROUNDS"); do
 		s=$(sed -n 's/^power-on to kernel running: \([0-9.]*\) s.*/\1/p' <<<"$out")
 		[ -n "$s" ] || { echo "$out" >&2; exit 1; }
 		T[$m]="${T[$m]:-} $s"
-		echo "round $r $m: $s s"
+		# The kernel's transfer, from pxed's timeline (dnsmasq logs none).
+		k=$(sed -n 's/.*TFTP demo\/vmlinuz ([0-9]* bytes, \([0-9.]*m\{0,1\}s\), ok).*/\1/p' <<<"$out")
+		echo "round $r $m: $s s${k:+ (kernel over TFTP: $k)}"
 	done
 done
 median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -43,6 +47,6 @@ echo
 printf '%-14s %10s   %s\n' mode "median s" "rounds"
 for m in "${modes[@]}"; do printf '%-14s %10s  %s\n' "$m" "$(median "${T[$m]}")" "${T[$m]}"; done
 d=$(median "${T[dnsmasq-tftp]}")
-for m in pxed-tftp pxed-http; do
+for m in pxed-tftp pxed-tftp-gr pxed-http; do
 	awk -v a="$(median "${T[$m]}")" -v b="$d" -v m="$m" 'BEGIN {printf "%s vs dnsmasq-tftp: %.2fx the time (%.1f s %s)\n", m, a/b, (a<b?b-a:a-b), (a<b?"faster":"slower")}'
 done

@@ -22,8 +22,8 @@
 #   PXED_ARGS             extra `pxed serve` flags, e.g. --tftp-single-port
 #   KEEP_WORK=1           keep the temporary directory (tree, server logs)
 #
-# Only loopback addresses are used: pxed 127.0.0.2:69, tftp-hpa 127.0.0.3:69,
-# dnsmasq 127.0.0.4:69. Measured times are wall-clock times of the whole
+# Only loopback addresses are used: pxed 127.0.0.2:69, pxed-gr 127.0.0.5:69,
+# tftp-hpa 127.0.0.3:69, dnsmasq 127.0.0.4:69. Measured times are wall-clock times of the whole
 # client invocation (for the storms: from launching the first client until
 # the last one exits), so every client is timed the same way.
 set -euo pipefail
@@ -48,8 +48,10 @@ PXED_ARGS=${PXED_ARGS:-}
 KEEP_WORK=${KEEP_WORK:-}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-SERVERS=(pxed tftp-hpa dnsmasq)
-declare -A ADDR=([pxed]=127.0.0.2 [tftp-hpa]=127.0.0.3 [dnsmasq]=127.0.0.4)
+# pxed-gr is the same pxed with --tftp-io-uring=false: a goroutine per
+# transfer instead of io_uring workers, to compare pxed's two engines.
+SERVERS=(pxed pxed-gr tftp-hpa dnsmasq)
+declare -A ADDR=([pxed]=127.0.0.2 [pxed-gr]=127.0.0.5 [tftp-hpa]=127.0.0.3 [dnsmasq]=127.0.0.4)
 declare -A PID=()       # server name -> pid (also its process group: setsid)
 declare -A RESTARTS=()  # server name -> unexpected deaths
 SAMPLER_PID=
@@ -146,6 +148,11 @@ start_server() {
 		# shellcheck disable=SC2086 # PXED_ARGS is a list of flags
 		setsid "$PXED" serve --tftp-root "$TREE" --tftp-addr "${ADDR[pxed]}:69" --http-addr "" \
 			--state-dir "$WORK/state" $PXED_ARGS </dev/null >>"$LOGS/pxed.log" 2>&1 &
+		;;
+	pxed-gr)
+		# shellcheck disable=SC2086 # PXED_ARGS is a list of flags
+		setsid "$PXED" serve --tftp-root "$TREE" --tftp-addr "${ADDR[pxed-gr]}:69" --http-addr "" \
+			--state-dir "$WORK/state-gr" --tftp-io-uring=false $PXED_ARGS </dev/null >>"$LOGS/pxed-gr.log" 2>&1 &
 		;;
 	tftp-hpa)
 		setsid in.tftpd -L -s "$TREE" -u root -a "${ADDR[tftp-hpa]}:69" \
@@ -294,7 +301,7 @@ rss_run() {
 # --- run ---------------------------------------------------------------------
 
 for s in "${SERVERS[@]}"; do start_server "$s"; done
-log "servers up: pxed ${PID[pxed]}, tftp-hpa ${PID[tftp-hpa]}, dnsmasq ${PID[dnsmasq]}; pxed is $PXED_DESC"
+log "servers up: pxed ${PID[pxed]}, pxed-gr ${PID[pxed-gr]}, tftp-hpa ${PID[tftp-hpa]}, dnsmasq ${PID[dnsmasq]}; pxed is $PXED_DESC"
 
 SC_A="a: 1 x $BIG_MIB MiB"
 SC_B="b: 1 x $BIG_MIB MiB, windowsize $WINDOWSIZE"
@@ -313,9 +320,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		measure "$SC_A" tftpload "$s" "$r" -- tftpload_get "$a" big "$BIG_BYTES" 1
 		measure "$SC_A" atftp "$s" "$r" -- atftp_get "$a" big "$BIG_BYTES"
 	done
-	a=${ADDR[pxed]}
-	measure "$SC_B" tftpload pxed "$r" -- tftpload_get "$a" big "$BIG_BYTES" 1 "$WINDOWSIZE"
-	measure "$SC_B" atftp pxed "$r" -- atftp_get "$a" big "$BIG_BYTES" "$WINDOWSIZE"
+	for s in pxed pxed-gr; do
+		a=${ADDR[$s]}
+		measure "$SC_B" tftpload "$s" "$r" -- tftpload_get "$a" big "$BIG_BYTES" 1 "$WINDOWSIZE"
+		measure "$SC_B" atftp "$s" "$r" -- atftp_get "$a" big "$BIG_BYTES" "$WINDOWSIZE"
+	done
 	for s in "${order[@]}"; do
 		a=${ADDR[$s]}
 		measure "$SC_C" curl "$s" "$r" -- curl_storm "$a" mid "$MID_BYTES" "$STORM_N"
@@ -352,8 +361,8 @@ report_row() { # scenario client server total_mib
 	rate=-
 	[[ -n $m ]] && rate=$(awk -v b="$mib" -v s="$m" 'BEGIN { printf "%.1f", b / s }')
 	vs=$(ratio "$m" "$hpa")
-	if [[ $server == pxed && $scen == "$SC_B" ]]; then
-		base=$(med "$SC_A" "$client" pxed)
+	if [[ $server == pxed* && $scen == "$SC_B" ]]; then
+		base=$(med "$SC_A" "$client" "$server")
 		ba=$(ratio "$m" "$base")
 	fi
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$scen" "$client" "$server" "${m:-FAIL}" "$rate" "$vs" "$ba" \
@@ -368,14 +377,17 @@ report_row() { # scenario client server total_mib
 	for client in curl tftpload atftp; do
 		for s in "${SERVERS[@]}"; do report_row "$SC_A" "$client" "$s" "$BIG_MIB"; done
 	done
-	for client in tftpload atftp; do report_row "$SC_B" "$client" pxed "$BIG_MIB"; done
+	for client in tftpload atftp; do
+		for s in pxed pxed-gr; do report_row "$SC_B" "$client" "$s" "$BIG_MIB"; done
+	done
 	for client in curl tftpload; do
 		for s in "${SERVERS[@]}"; do report_row "$SC_C" "$client" "$s" "$((STORM_N * MID_MIB))"; done
 	done
 	echo
 	echo "- All transfers are octet mode, blksize $BLKSIZE."
 	echo "- Time ÷ tftp-hpa: median time of this server over that of tftp-hpa, same scenario and client (below 1 = faster)."
-	echo "- Time (b) ÷ (a): pxed with windowsize $WINDOWSIZE over pxed without, same client."
+	echo "- Time (b) ÷ (a): pxed with windowsize $WINDOWSIZE over the same pxed without, same client."
+	echo "- pxed: io_uring workers (the default); pxed-gr: the same binary with --tftp-io-uring=false (a goroutine per transfer)."
 	echo "- MiB/s for the storm is aggregate: $STORM_N x $MID_MIB MiB over the wall time of the whole storm."
 	echo
 	echo "| Scenario d: pxed, $RSS_N concurrent x $MID_MIB MiB (tftpload) | Median s | Idle VmRSS MiB | Peak VmRSS MiB (sampled every 100 ms) | VmHWM MiB | OK rounds |"
@@ -407,6 +419,7 @@ report_row() { # scenario client server total_mib
 	echo
 	echo '```'
 	echo "pxed serve --tftp-root TREE --tftp-addr ${ADDR[pxed]}:69 --http-addr \"\" --state-dir STATE${PXED_ARGS:+ $PXED_ARGS}"
+	echo "pxed serve --tftp-root TREE --tftp-addr ${ADDR[pxed-gr]}:69 --http-addr \"\" --state-dir STATE2 --tftp-io-uring=false${PXED_ARGS:+ $PXED_ARGS}"
 	echo "in.tftpd -L -s TREE -u root -a ${ADDR[tftp-hpa]}:69"
 	echo "dnsmasq --keep-in-foreground --port=0 --enable-tftp --tftp-root=TREE --tftp-max=$((STORM_N + 100)) --listen-address=${ADDR[dnsmasq]} --bind-interfaces --user=root --group=root --pid-file=... --log-facility=..."
 	echo '```'

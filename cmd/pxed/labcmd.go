@@ -16,7 +16,7 @@ import (
 	"pxed/internal/lab"
 )
 
-const labUsage = `usage: pxed lab [--http] [--uefi] [--server pxed|dnsmasq] [--cache DIR]
+const labUsage = `usage: pxed lab [--http] [--uefi] [--server pxed|dnsmasq] [--cache DIR] [--serve-arg ARG]...
 
 Builds a throwaway lab — a network namespace with a tap device, pxed serving
 DHCP, TFTP and HTTP on it, and a QEMU guest (MAC 00:16:3e:72:79:e4, the seeds'
@@ -27,6 +27,8 @@ into --cache.
   --http            iPXE gets an HTTP script: kernel and initrd over HTTP
   --uefi            OVMF firmware (its own PXE gets ipxe.efi, then HTTP)
   --server dnsmasq  serve the same tree with dnsmasq instead (bench/boot)
+  --serve-arg ARG   one more flag for pxed serve (repeatable), e.g.
+                    --serve-arg=--tftp-io-uring=false
 `
 
 const (
@@ -43,13 +45,15 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	server := fs.String("server", "pxed", "boot server: pxed or dnsmasq")
 	cache := fs.String("cache", lab.CacheDir(), "`dir`ectory for the downloaded and built boot files")
 	timeout := fs.Duration("timeout", 4*time.Minute, "give up on the boot after this long")
+	var serveArgs stringList
+	fs.Var(&serveArgs, "serve-arg", "one more `flag` for pxed serve (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if fs.NArg() > 0 || (*server != "pxed" && *server != "dnsmasq") || (*server == "dnsmasq" && (*http || *uefi)) {
+	if fs.NArg() > 0 || (*server != "pxed" && *server != "dnsmasq") || (*server == "dnsmasq" && (*http || *uefi || len(serveArgs) > 0)) {
 		fmt.Fprint(stderr, labUsage)
 		return 2
 	}
@@ -59,14 +63,14 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := runLab(ctx, stdout, *server, *http, *uefi, *cache, *timeout); err != nil {
+	if err := runLab(ctx, stdout, *server, *http, *uefi, *cache, *timeout, serveArgs); err != nil {
 		fmt.Fprintf(stderr, "pxed lab: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runLab(ctx context.Context, out io.Writer, server string, http, uefi bool, cache string, timeout time.Duration) error {
+func runLab(ctx context.Context, out io.Writer, server string, http, uefi bool, cache string, timeout time.Duration, serveArgs []string) error {
 	fmt.Fprintf(out, "preparing boot files in %s …\n", cache)
 	a, err := lab.PrepareAssets(ctx, cache, false)
 	if err != nil {
@@ -110,9 +114,10 @@ func runLab(ctx context.Context, out io.Writer, server string, http, uefi bool, 
 			httpAddr = "" // iPXE then gets pxelinux.0 like any PXE ROM
 		}
 		state := filepath.Join(l.Dir, "state")
-		srv, err = l.Start("pxed", nil, self, "serve", "--interface", l.Tap, "--dhcpd-conf", conf, "--inventory", inv,
+		args := append([]string{self, "serve", "--interface", l.Tap, "--dhcpd-conf", conf, "--inventory", inv,
 			"--tftp-root", root, "--tftp-addr", "192.0.2.1:69", "--http-addr", httpAddr, "--state-dir", state,
-			"--log-format", "json", "--log-level", "debug")
+			"--log-format", "json", "--log-level", "debug"}, serveArgs...)
+		srv, err = l.Start("pxed", nil, args...)
 		if err != nil {
 			return err
 		}
