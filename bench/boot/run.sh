@@ -13,17 +13,21 @@
 #   dnsmasq-tftp  dnsmasq 2.90 with a hand-written pxelinux.cfg file, same tree
 #   pxed-http     pxed, iPXE script, kernel and initrd over HTTP
 # and prints the medians. Timings are whole boots under software
-# emulation: compare within one run only.
+# emulation: compare within one run only. Needs tcpdump (the capture).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
-for c in go qemu-system-x86_64 dnsmasq; do command -v "$c" >/dev/null || { echo "$c not found" >&2; exit 2; }; done
+for c in go qemu-system-x86_64 dnsmasq tcpdump; do command -v "$c" >/dev/null || { echo "$c not found" >&2; exit 2; }; done
 BIN=$(mktemp -d)/pxed
 trap 'rm -rf "$(dirname "$BIN")"' EXIT
 go build -o "$BIN" ./cmd/pxed
-declare -A T
+# Three figures per boot: power-on to kernel running (the serial marker),
+# and from a capture of the tap (pxed lab --capture, the same for every
+# server): when the DHCP ACK went out, and the TFTP phase from the first
+# request of a file to the last packet of the last file.
+declare -A T D W
 modes=(pxed-tftp pxed-tftp-gr dnsmasq-tftp pxed-http)
 for r in $(seq 1 "$ROUNDS"); do
 	for m in "${modes[@]}"; do
@@ -33,20 +37,33 @@ for r in $(seq 1 "$ROUNDS"); do
 		dnsmasq-tftp) args=(--server dnsmasq) ;;
 		pxed-http) args=(--http) ;;
 		esac
-		out=$(timeout 600 "$BIN" lab "${args[@]}" 2>&1) || { echo "$out" >&2; exit 1; }
+		out=$(timeout 600 "$BIN" lab --capture "${args[@]}" 2>&1) || { echo "$out" >&2; exit 1; }
 		s=$(sed -n 's/^power-on to kernel running: \([0-9.]*\) s.*/\1/p' <<<"$out")
-		[ -n "$s" ] || { echo "$out" >&2; exit 1; }
+		d=$(sed -n 's/^DHCP ACK on the wire: \([0-9.]*\) s.*/\1/p' <<<"$out")
+		w=$(sed -n 's/^TFTP on the wire: \([0-9.]*\) s.*/\1/p' <<<"$out")
+		[ -n "$s" ] && [ -n "$d" ] && [ -n "$w" ] || { echo "$out" >&2; exit 1; }
 		T[$m]="${T[$m]:-} $s"
-		# The kernel's transfer, from pxed's timeline (dnsmasq logs none).
-		k=$(sed -n 's/.*TFTP demo\/vmlinuz ([0-9]* bytes, \([0-9.]*m\{0,1\}s\), ok).*/\1/p' <<<"$out")
-		echo "round $r $m: $s s${k:+ (kernel over TFTP: $k)}"
+		D[$m]="${D[$m]:-} $d"
+		[ "$m" = pxed-http ] || W[$m]="${W[$m]:-} $w"
+		echo "round $r $m: $s s to the kernel, DHCP ACK at $d s${w:+, TFTP on the wire $w s}"
 	done
 done
 median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo
-printf '%-14s %10s   %s\n' mode "median s" "rounds"
-for m in "${modes[@]}"; do printf '%-14s %10s  %s\n' "$m" "$(median "${T[$m]}")" "${T[$m]}"; done
+printf '%-14s %14s %14s %14s   %s\n' mode "to kernel s" "DHCP ACK s" "TFTP wire s" "rounds (to kernel)"
+for m in "${modes[@]}"; do
+	wm=-
+	[ -n "${W[$m]:-}" ] && wm=$(median "${W[$m]}")
+	printf '%-14s %14s %14s %14s  %s\n' "$m" "$(median "${T[$m]}")" "$(median "${D[$m]}")" "$wm" "${T[$m]}"
+done
+echo
+for m in pxed-tftp pxed-tftp-gr dnsmasq-tftp; do echo "TFTP on the wire, $m:${W[$m]}"; done
+echo
 d=$(median "${T[dnsmasq-tftp]}")
 for m in pxed-tftp pxed-tftp-gr pxed-http; do
-	awk -v a="$(median "${T[$m]}")" -v b="$d" -v m="$m" 'BEGIN {printf "%s vs dnsmasq-tftp: %.2fx the time (%.1f s %s)\n", m, a/b, (a<b?b-a:a-b), (a<b?"faster":"slower")}'
+	awk -v a="$(median "${T[$m]}")" -v b="$d" -v m="$m" 'BEGIN {printf "%s vs dnsmasq-tftp: %.2fx the time to the kernel (%.1f s %s)\n", m, a/b, (a<b?b-a:a-b), (a<b?"faster":"slower")}'
+done
+dw=$(median "${W[dnsmasq-tftp]}")
+for m in pxed-tftp pxed-tftp-gr; do
+	awk -v a="$(median "${W[$m]}")" -v b="$dw" -v m="$m" 'BEGIN {printf "%s vs dnsmasq-tftp: %.2fx the TFTP time on the wire\n", m, a/b}'
 done

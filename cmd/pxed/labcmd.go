@@ -10,13 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"syscall"
 	"time"
 
 	"pxed/internal/lab"
 )
 
-const labUsage = `usage: pxed lab [--http] [--uefi] [--server pxed|dnsmasq] [--cache DIR] [--serve-arg ARG]...
+const labUsage = `usage: pxed lab [--http] [--uefi] [--server pxed|dnsmasq] [--capture] [--cache DIR] [--serve-arg ARG]...
 
 Builds a throwaway lab — a network namespace with a tap device, pxed serving
 DHCP, TFTP and HTTP on it, and a QEMU guest (MAC 00:16:3e:72:79:e4, the seeds'
@@ -27,6 +28,9 @@ into --cache.
   --http            iPXE gets an HTTP script: kernel and initrd over HTTP
   --uefi            OVMF firmware (its own PXE gets ipxe.efi, then HTTP)
   --server dnsmasq  serve the same tree with dnsmasq instead (bench/boot)
+  --capture         also capture the tap with tcpdump and add what went over
+                    the wire to the timeline (DHCP, IPv6, each TFTP transfer),
+                    for any server
   --serve-arg ARG   one more flag for pxed serve (repeatable), e.g.
                     --serve-arg=--tftp-io-uring=false
 `
@@ -45,6 +49,7 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	server := fs.String("server", "pxed", "boot server: pxed or dnsmasq")
 	cache := fs.String("cache", lab.CacheDir(), "`dir`ectory for the downloaded and built boot files")
 	timeout := fs.Duration("timeout", 4*time.Minute, "give up on the boot after this long")
+	capture := fs.Bool("capture", false, "capture the tap with tcpdump and show the wire in the timeline")
 	var serveArgs stringList
 	fs.Var(&serveArgs, "serve-arg", "one more `flag` for pxed serve (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -63,14 +68,26 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := runLab(ctx, stdout, *server, *http, *uefi, *cache, *timeout, serveArgs); err != nil {
+	opts := labOptions{server: *server, http: *http, uefi: *uefi, capture: *capture, cache: *cache, timeout: *timeout, serveArgs: serveArgs}
+	if err := runLab(ctx, stdout, opts); err != nil {
 		fmt.Fprintf(stderr, "pxed lab: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runLab(ctx context.Context, out io.Writer, server string, http, uefi bool, cache string, timeout time.Duration, serveArgs []string) error {
+// labOptions are pxed lab's flags.
+type labOptions struct {
+	server     string
+	http, uefi bool
+	capture    bool
+	cache      string
+	timeout    time.Duration
+	serveArgs  []string
+}
+
+func runLab(ctx context.Context, out io.Writer, o labOptions) error {
+	server, http, uefi, cache, timeout, serveArgs := o.server, o.http, o.uefi, o.cache, o.timeout, o.serveArgs
 	fmt.Fprintf(out, "preparing boot files in %s …\n", cache)
 	a, err := lab.PrepareAssets(ctx, cache, false)
 	if err != nil {
@@ -155,16 +172,44 @@ func runLab(ctx context.Context, out io.Writer, server string, http, uefi bool, 
 		how = "SeaBIOS + iPXE ROM, iPXE script, kernel over HTTP"
 	}
 	fmt.Fprintf(out, "booting %s from %s (%s) …\n", labMAC, server, how)
+	var capt *lab.Capture
+	if o.capture {
+		if capt, err = l.StartCapture(ctx); err != nil {
+			return fmt.Errorf("capture (is tcpdump installed?): %w", err)
+		}
+	}
 	res, err := l.Boot(ctx, a, lab.Guest{MAC: labMAC, UEFI: uefi, VirtioNoROM: uefi}, []string{lab.Marker}, timeout)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\n  %6.1fs  power on\n", 0.0)
+	var events []lab.Event
 	if server == "pxed" {
-		lab.FormatTimeline(out, lab.PxedEvents(srv.Output(), res.Start, labMAC, labIP))
+		events = lab.PxedEvents(srv.Output(), res.Start, labMAC, labIP)
 	}
+	var wire *lab.WireSummary
+	if capt != nil {
+		pkts, err := capt.Stop()
+		if err != nil {
+			return fmt.Errorf("reading the capture: %w", err)
+		}
+		wire = lab.Summarize(pkts, res.Start, labMAC)
+		events = append(events, wire.Events(res.Start)...)
+		sort.SliceStable(events, func(i, j int) bool { return events[i].At < events[j].At })
+	}
+	fmt.Fprintf(out, "\n  %6.1fs  power on\n", 0.0)
+	lab.FormatTimeline(out, events)
 	at := res.Seen[lab.Marker]
 	fmt.Fprintf(out, "  %6.1fs  kernel running: %s\n\n", at.Seconds(), res.Cmdline())
 	fmt.Fprintf(out, "power-on to kernel running: %.1f s (%s, %s)\n", at.Seconds(), server, how)
+	if wire != nil {
+		for _, e := range wire.DHCP {
+			if e.What == "DHCP ACK (wire)" {
+				fmt.Fprintf(out, "DHCP ACK on the wire: %.3f s after power-on\n", e.At.Seconds())
+				break
+			}
+		}
+		span, bytes := wire.TFTPSpan()
+		fmt.Fprintf(out, "TFTP on the wire: %.3f s for %d bytes (first request to last packet)\n", span.Seconds(), bytes)
+	}
 	return nil
 }

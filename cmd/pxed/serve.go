@@ -84,6 +84,8 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config, v bool) { c.TFTP.SinglePort = v })
 	boolean("tftp-io-uring", "tftp.io-uring", d.TFTP.IOURing, "drive TFTP transfers from io_uring workers where the kernel has io_uring (false: a goroutine per transfer)",
 		func(c *config.Config, v bool) { c.TFTP.IOURing = v })
+	integer("tftp-io-workers", "tftp.io-workers", d.TFTP.IOWorkers, "io_uring worker threads for TFTP (0: one per two CPUs, at most 4)",
+		func(c *config.Config, v int) { c.TFTP.IOWorkers = v })
 	integer("tftp-max-blksize", "tftp.max-blksize", d.TFTP.MaxBlksize, "largest TFTP block size granted (8..65464)",
 		func(c *config.Config, v int) { c.TFTP.MaxBlksize = v })
 	boolean("tftp-mtu-clamp", "tftp.mtu-clamp", d.TFTP.MTUClamp, "clamp TFTP block size to the MTU of the interface the request came in on",
@@ -334,6 +336,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 			Logger:        log,
 			SinglePort:    c.TFTP.SinglePort,
 			NoRing:        !c.TFTP.IOURing,
+			RingWorkers:   c.TFTP.IOWorkers,
 			MaxBlksize:    c.TFTP.MaxBlksize,
 			NoMTUClamp:    !c.TFTP.MTUClamp,
 			MaxWindowsize: c.TFTP.MaxWindowsize,

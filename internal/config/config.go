@@ -57,7 +57,8 @@ type TFTP struct {
 	Root          string        `yaml:"root"`
 	Addr          string        `yaml:"addr"` // empty disables TFTP
 	SinglePort    bool          `yaml:"single-port"`
-	IOURing       bool          `yaml:"io-uring"` // drive ephemeral-port transfers with io_uring where the kernel has it
+	IOURing       bool          `yaml:"io-uring"`   // drive ephemeral-port transfers with io_uring where the kernel has it
+	IOWorkers     int           `yaml:"io-workers"` // io_uring worker threads; 0: one per two CPUs, 1..4
 	MaxBlksize    int           `yaml:"max-blksize"`
 	MTUClamp      bool          `yaml:"mtu-clamp"`
 	MaxWindowsize int           `yaml:"max-windowsize"`
@@ -342,6 +343,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TFTP.MaxTransfers < 1 {
 		bad("tftp.max-transfers", "must be at least 1")
+	}
+	if c.TFTP.IOWorkers < 0 || c.TFTP.IOWorkers > 64 {
+		bad("tftp.io-workers", "%d is outside 0..64 (0: one per two CPUs)", c.TFTP.IOWorkers)
 	}
 	for i, ifname := range c.DHCP.Interfaces {
 		if ifname == "" {

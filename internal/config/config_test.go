@@ -256,6 +256,7 @@ func TestInvalidValues(t *testing.T) {
 		{"tftp.timeout", "timeout", "1ms", "tftp:\n  timeout: 1ms\n"},
 		{"tftp.retries", "retries", "0", "tftp:\n  retries: 0\n"},
 		{"tftp.max-transfers", "max-transfers", "-1", "tftp:\n  max-transfers: -1\n"},
+		{"tftp.io-workers", "io-workers", "-1", "tftp:\n  io-workers: -1\n"},
 		{"tftp.root", "root", `""`, "tftp:\n  root: \"\"\n"},
 		{"log.level", "level", "loud", "log:\n  level: loud\n"},
 		{"log.format", "format", "xml", "log:\n  format: xml\n"},

@@ -1722,7 +1722,10 @@ func TestStoppingServersLeavesOtherSocketsAlone(t *testing.T) {
 // their port, and by asking for a missing file. Every complete transfer is
 // byte-exact and from one TID; the others end without a stray packet; and
 // the server holds no transfer afterwards.
-func TestMixedClients(t *testing.T) { forModes(t, modes, testMixedClients) }
+func TestMixedClients(t *testing.T) {
+	several := mode{"io_uring-3-workers", func(s *Server) { s.RingWorkers = 3 }}
+	forModes(t, append([]mode{several}, modes...), testMixedClients)
+}
 
 func testMixedClients(t *testing.T, m mode) {
 	const n = 60
@@ -1863,5 +1866,13 @@ func mixedClient(c *tclient, behaviour int, name string, want []byte, opts []str
 			return fmt.Errorf("got %v, want DATA 1", p)
 		}
 		return c.conn.Close()
+	}
+}
+
+func TestDefaultRingWorkers(t *testing.T) {
+	for cpus, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 8: 4, 64: 4} {
+		if got := defaultRingWorkers(cpus); got != want {
+			t.Errorf("defaultRingWorkers(%d) = %d, want %d", cpus, got, want)
+		}
 	}
 }
