@@ -2,6 +2,7 @@ package tftp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -209,18 +210,14 @@ func (w *ringWorker) wake() {
 	if w.woken.Swap(true) {
 		return
 	}
-	one := [8]byte{1} // a host-endian 1 on little-endian machines
-	if !littleEndian {
-		one = [8]byte{7: 1}
-	}
+	var one [8]byte // eventfd(2) adds a host-endian uint64
+	binary.NativeEndian.PutUint64(one[:], 1)
 	w.mu.Lock()
 	if w.efd >= 0 {
 		unix.Write(w.efd, one[:])
 	}
 	w.mu.Unlock()
 }
-
-var littleEndian = func() bool { x := uint16(1); return *(*byte)(unsafe.Pointer(&x)) == 1 }()
 
 func (w *ringWorker) sqe() *uring.SQE {
 	for {

@@ -74,7 +74,7 @@ type Server struct {
 	Grace time.Duration
 	// NoRing drives each ephemeral-port transfer from a goroutine of its
 	// own instead of io_uring workers. Without it, io_uring is used where
-	// the kernel offers it (Linux 6.1+ for every feature used; refused by
+	// the kernel offers it (Linux 5.11 or later; refused by
 	// some container seccomp policies, then the goroutines are used).
 	NoRing bool
 	// RingWorkers is how many io_uring workers run (default: one per two
@@ -423,27 +423,14 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 	// Ephemeral: the transfer's own socket, from the address the client
 	// wrote to, opened with the file on a goroutine of its own (the disk
 	// may be slow); then an io_uring worker drives it, or that goroutine.
-	if l.engine != nil {
-		go func() {
-			out, err := newRingSender(local, peer)
-			if err != nil {
-				log.Error("tftp: cannot open transfer socket", "client", peer.String(), "file", req.filename, "error", err)
-				t.out = &listenerSender{l: l, peer: peer, local: local}
-				t.fail(&transferError{code: ErrUndefined, msg: "server cannot open a socket", err: err})
-				return
-			}
-			t.out = out
-			oack, err := t.open()
-			if err != nil {
-				t.fail(err)
-				return
-			}
-			l.engine.adopt(t, oack)
-		}()
-		return
-	}
 	go func() {
-		out, err := newConnSender(local, peer)
+		var out sender
+		var err error
+		if l.engine != nil {
+			out, err = newRingSender(local, peer)
+		} else {
+			out, err = newConnSender(local, peer)
+		}
 		if err != nil {
 			log.Error("tftp: cannot open transfer socket", "client", peer.String(), "file", req.filename, "error", err)
 			t.out = &listenerSender{l: l, peer: peer, local: local}
@@ -451,7 +438,16 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 			return
 		}
 		t.out = out
-		t.runConn(l.abortCtx)
+		if l.engine == nil {
+			t.runConn(l.abortCtx)
+			return
+		}
+		oack, err := t.open()
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		l.engine.adopt(t, oack)
 	}()
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -371,6 +372,7 @@ func seedDHCPDPath(t *testing.T) string {
 // timeline and leaves no namespace behind.
 func TestE2EPxedLab(t *testing.T) {
 	t.Parallel()
+	need(t, "tcpdump")
 	labAssets(t) // the same cache: no second download
 	before := run(t, "ip", "netns", "list")
 	out := run(t, pxed(t), "lab", "--http")
@@ -378,6 +380,22 @@ func TestE2EPxedLab(t *testing.T) {
 		"kernel running: initrd=initrd.img console=ttyS0 pxed.lab=demo", "power-on to kernel running:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("pxed lab output lacks %q:\n%s", want, out)
+		}
+	}
+	// The same boot over TFTP with the tap captured: the wire's view of
+	// each file agrees with pxed's own log.
+	out = run(t, pxed(t), "lab", "--capture")
+	for _, want := range []string{"DHCP DISCOVER (wire)", "DHCP ACK (wire)", "IPv6 router solicitation (wire;", "DHCP ACK on the wire: ",
+		"TFTP pxelinux.0 on the wire: ", "kernel running: BOOT_IMAGE=demo/vmlinuz", "TFTP on the wire: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pxed lab --capture output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, file := range []string{"demo/vmlinuz", "demo/initrd.img"} {
+		logged := regexp.MustCompile(`TFTP ` + regexp.QuoteMeta(file) + ` \((\d+) bytes, [^,]+, ok\)`).FindStringSubmatch(out)
+		wire := regexp.MustCompile(`TFTP ` + regexp.QuoteMeta(file) + ` on the wire: (\d+) bytes in [^,]+, (\d+) blocks of (\d+)`).FindStringSubmatch(out)
+		if logged == nil || wire == nil || logged[1] != wire[1] {
+			t.Errorf("%s: pxed logged %v, the capture saw %v; want the same byte count:\n%s", file, logged, wire, out)
 		}
 	}
 	// Other tests' labs come and go meanwhile (named after this process);
