@@ -87,9 +87,8 @@ type labOptions struct {
 }
 
 func runLab(ctx context.Context, out io.Writer, o labOptions) error {
-	server, http, uefi, cache, timeout, serveArgs := o.server, o.http, o.uefi, o.cache, o.timeout, o.serveArgs
-	fmt.Fprintf(out, "preparing boot files in %s …\n", cache)
-	a, err := lab.PrepareAssets(ctx, cache, false)
+	fmt.Fprintf(out, "preparing boot files in %s …\n", o.cache)
+	a, err := lab.PrepareAssets(ctx, o.cache, false)
 	if err != nil {
 		return err
 	}
@@ -116,7 +115,7 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 		return p, os.WriteFile(p, []byte(data), 0o644)
 	}
 	var srv *lab.Proc
-	switch server {
+	switch o.server {
 	case "pxed":
 		conf, err := write("dhcpd.conf", "authoritative;\nsubnet 192.0.2.0 netmask 255.255.255.0 {\n  next-server 192.0.2.1;\n  filename \"pxelinux.0\";\n  range 192.0.2.100 192.0.2.150;\n}\n")
 		if err != nil {
@@ -127,13 +126,13 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 			return err
 		}
 		httpAddr := "192.0.2.1:8080"
-		if !http && !uefi {
+		if !o.http && !o.uefi {
 			httpAddr = "" // iPXE then gets pxelinux.0 like any PXE ROM
 		}
 		state := filepath.Join(l.Dir, "state")
 		args := append([]string{self, "serve", "--interface", l.Tap, "--dhcpd-conf", conf, "--inventory", inv,
 			"--tftp-root", root, "--tftp-addr", "192.0.2.1:69", "--http-addr", httpAddr, "--state-dir", state,
-			"--log-format", "json", "--log-level", "debug"}, serveArgs...)
+			"--log-format", "json", "--log-level", "debug"}, o.serveArgs...)
 		srv, err = l.Start("pxed", nil, args...)
 		if err != nil {
 			return err
@@ -166,24 +165,24 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 	}
 	how := "SeaBIOS + iPXE ROM, PXELINUX over TFTP"
 	switch {
-	case uefi:
+	case o.uefi:
 		how = "OVMF, ipxe.efi, kernel over HTTP"
-	case http:
+	case o.http:
 		how = "SeaBIOS + iPXE ROM, iPXE script, kernel over HTTP"
 	}
-	fmt.Fprintf(out, "booting %s from %s (%s) …\n", labMAC, server, how)
+	fmt.Fprintf(out, "booting %s from %s (%s) …\n", labMAC, o.server, how)
 	var capt *lab.Capture
 	if o.capture {
 		if capt, err = l.StartCapture(ctx); err != nil {
 			return fmt.Errorf("capture (is tcpdump installed?): %w", err)
 		}
 	}
-	res, err := l.Boot(ctx, a, lab.Guest{MAC: labMAC, UEFI: uefi, VirtioNoROM: uefi}, []string{lab.Marker}, timeout)
+	res, err := l.Boot(ctx, a, lab.Guest{MAC: labMAC, UEFI: o.uefi, VirtioNoROM: o.uefi}, []string{lab.Marker}, o.timeout)
 	if err != nil {
 		return err
 	}
 	var events []lab.Event
-	if server == "pxed" {
+	if o.server == "pxed" {
 		events = lab.PxedEvents(srv.Output(), res.Start, labMAC, labIP)
 	}
 	var wire *lab.WireSummary
@@ -200,7 +199,7 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 	lab.FormatTimeline(out, events)
 	at := res.Seen[lab.Marker]
 	fmt.Fprintf(out, "  %6.1fs  kernel running: %s\n\n", at.Seconds(), res.Cmdline())
-	fmt.Fprintf(out, "power-on to kernel running: %.1f s (%s, %s)\n", at.Seconds(), server, how)
+	fmt.Fprintf(out, "power-on to kernel running: %.1f s (%s, %s)\n", at.Seconds(), o.server, how)
 	if wire != nil {
 		for _, e := range wire.DHCP {
 			if e.What == "DHCP ACK (wire)" {

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -248,14 +250,15 @@ func (s *WireSummary) TFTPSpan() (time.Duration, int64) {
 	return last.Sub(first), bytes
 }
 
+var dhcpTypeNames = map[byte]string{1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK", 7: "RELEASE", 8: "INFORM"}
+
 // dhcpType returns the DHCP message type (option 53) and the client
 // hardware address of a BOOTP/DHCP payload.
 func dhcpType(b []byte) (string, string) {
 	if len(b) < 240 || binary.BigEndian.Uint32(b[236:]) != 0x63825363 {
 		return "", ""
 	}
-	chaddr := fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[28], b[29], b[30], b[31], b[32], b[33])
-	names := map[byte]string{1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK", 7: "RELEASE", 8: "INFORM"}
+	chaddr := net.HardwareAddr(b[28:34]).String()
 	for o := b[240:]; len(o) >= 1; {
 		switch o[0] {
 		case 0:
@@ -268,7 +271,7 @@ func dhcpType(b []byte) (string, string) {
 			return "", chaddr
 		}
 		if o[0] == 53 && o[1] == 1 {
-			if n, ok := names[o[2]]; ok {
+			if n, ok := dhcpTypeNames[o[2]]; ok {
 				return n, chaddr
 			}
 			return fmt.Sprintf("type %d", o[2]), chaddr
@@ -284,12 +287,9 @@ func oackValue(b []byte, name string) int {
 	f := strings.Split(string(b), "\x00")
 	for i := 0; i+1 < len(f); i += 2 {
 		if strings.EqualFold(f[i], name) {
-			v := 0
-			for _, c := range f[i+1] {
-				if c < '0' || c > '9' {
-					return 0
-				}
-				v = v*10 + int(c-'0')
+			v, err := strconv.Atoi(f[i+1])
+			if err != nil || v < 0 {
+				return 0
 			}
 			return v
 		}
@@ -303,7 +303,6 @@ func isRouterSolicitation(frame []byte, mac string) bool {
 	if len(frame) < 14+40+1 || binary.BigEndian.Uint16(frame[12:]) != 0x86dd {
 		return false
 	}
-	src := fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", frame[6], frame[7], frame[8], frame[9], frame[10], frame[11])
 	ip := frame[14:]
-	return strings.EqualFold(src, mac) && ip[6] == 58 && ip[40] == 133 // next header ICMPv6 (no extension headers)
+	return strings.EqualFold(net.HardwareAddr(frame[6:12]).String(), mac) && ip[6] == 58 && ip[40] == 133 // next header ICMPv6 (no extension headers)
 }

@@ -109,8 +109,12 @@ func (s *connSender) send(b []byte) error {
 }
 
 // result interprets the errno of the last raw send.
-func (s *connSender) result() error {
-	switch s.err {
+func (s *connSender) result() error { return sendError(s.err) }
+
+// sendError is what a send that ended with errno e means for a transfer,
+// whichever way it was sent (write, sendmmsg, io_uring).
+func sendError(e syscall.Errno) error {
+	switch e {
 	case 0:
 		return nil
 	case syscall.ECONNREFUSED:
@@ -120,7 +124,7 @@ func (s *connSender) result() error {
 		// timer recovers it.
 		return nil
 	default:
-		return s.err
+		return e
 	}
 }
 

@@ -75,10 +75,10 @@ type ringEngine struct {
 
 // newRingEngine starts n workers, or returns an error (uring.ErrUnsupported
 // when the kernel or its policy has no io_uring) and starts none.
-func newRingEngine(n int, abortCtx context.Context) (*ringEngine, error) {
+func newRingEngine(srv *Server, n int, abortCtx context.Context) (*ringEngine, error) {
 	e := &ringEngine{}
 	for i := 0; i < n; i++ {
-		w, err := startRingWorker(abortCtx, &e.wg)
+		w, err := startRingWorker(srv, abortCtx, &e.wg)
 		if err != nil {
 			e.stop()
 			return nil, err
@@ -131,13 +131,15 @@ type ringSlot struct {
 	recv    []byte
 }
 
+// sendBuf is a send in flight: its buffer, and the transfer it is for.
 type sendBuf struct {
-	b    []byte
+	buf  *[]byte
 	slot uint32
 	gen  uint32
 }
 
 type ringWorker struct {
+	srv      *Server
 	ring     *uring.Ring
 	abortCtx context.Context
 
@@ -152,8 +154,8 @@ type ringWorker struct {
 	slots     []*ringSlot
 	freeSlots []uint32
 	active    int
-	bufs      []sendBuf
-	freeBufs  [len(bufClasses)][]uint32
+	bufs      []sendBuf // sends in flight, by index; freeBufs lists the unused entries
+	freeBufs  []uint32
 	aborted   bool
 	nextTick  time.Time
 	lastTick  time.Time
@@ -165,12 +167,12 @@ type ringWorker struct {
 	completeF func(*uring.CQE)
 }
 
-func startRingWorker(abortCtx context.Context, wg *sync.WaitGroup) (*ringWorker, error) {
+func startRingWorker(srv *Server, abortCtx context.Context, wg *sync.WaitGroup) (*ringWorker, error) {
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	w := &ringWorker{abortCtx: abortCtx, efd: efd, efdBuf: make([]byte, 8)}
+	w := &ringWorker{srv: srv, abortCtx: abortCtx, efd: efd, efdBuf: make([]byte, 8)}
 	w.completeF = w.complete
 	ready := make(chan error, 1)
 	wg.Add(1)
@@ -332,12 +334,10 @@ func (w *ringWorker) spin() bool {
 func (w *ringWorker) fatal(err error) {
 	w.mu.Lock()
 	w.dead.Store(true)
-	w.mu.Unlock()
-	err = fmt.Errorf("io_uring: %w", err)
-	w.mu.Lock()
 	in := w.incoming
 	w.incoming = nil
 	w.mu.Unlock()
+	err = fmt.Errorf("io_uring: %w", err)
 	for _, a := range in {
 		a.t.fail(err) // not adopted: its sender still writes and closes directly
 	}
@@ -354,9 +354,7 @@ func (w *ringWorker) fatal(err error) {
 }
 
 func (w *ringWorker) tick() {
-	if w.abortCtx.Err() != nil && !w.aborted {
-		w.aborted = true
-	}
+	w.aborted = w.aborted || w.abortCtx.Err() != nil
 	for _, sl := range w.slots {
 		if sl.t == nil || sl.t.done {
 			continue
@@ -401,7 +399,9 @@ func (w *ringWorker) complete(c *uring.CQE) {
 	case udSend:
 		b := &w.bufs[idx]
 		slot, sgen := b.slot, b.gen
-		w.freeBuf(idx)
+		w.srv.putBuf(b.buf)
+		b.buf = nil
+		w.freeBufs = append(w.freeBufs, idx)
 		if c.Res >= 0 {
 			return
 		}
@@ -409,14 +409,8 @@ func (w *ringWorker) complete(c *uring.CQE) {
 		if sl.gen != sgen || sl.t == nil || sl.t.done {
 			return
 		}
-		switch e := syscall.Errno(-c.Res); e {
-		case unix.ECONNREFUSED:
-			sl.t.fail(errUnreachable)
-		case unix.ENOBUFS, unix.EAGAIN, unix.EINTR:
-			// Lost like any other packet; the retransmission timer
-			// recovers it.
-		default:
-			sl.t.fail(fmt.Errorf("send: %w", e))
+		if err := sendError(syscall.Errno(-c.Res)); err != nil {
+			sl.t.fail(fmt.Errorf("send: %w", err))
 		}
 	case udEvent:
 		w.woken.Store(false)
@@ -496,40 +490,21 @@ func (w *ringWorker) release(idx uint32) {
 	w.active--
 }
 
-// queueSend copies pkt into a buffer the ring owns until the send completes
-// and queues the send.
+// queueSend copies pkt into a buffer from the server's pools, which the
+// ring holds until the send completes, and queues the send.
 func (w *ringWorker) queueSend(s *ringSender, pkt []byte) {
-	cls := len(bufClasses) - 1
-	for i, c := range bufClasses {
-		if len(pkt) <= c {
-			cls = i
-			break
-		}
-	}
 	var idx uint32
-	if fl := w.freeBufs[cls]; len(fl) > 0 {
-		idx = fl[len(fl)-1]
-		w.freeBufs[cls] = fl[:len(fl)-1]
+	if n := len(w.freeBufs); n > 0 {
+		idx = w.freeBufs[n-1]
+		w.freeBufs = w.freeBufs[:n-1]
 	} else {
 		idx = uint32(len(w.bufs))
-		w.bufs = append(w.bufs, sendBuf{b: make([]byte, max(bufClasses[cls], len(pkt)))})
+		w.bufs = append(w.bufs, sendBuf{})
 	}
 	b := &w.bufs[idx]
-	b.slot, b.gen = s.slot, s.gen
-	n := copy(b.b, pkt)
-	uring.PrepSend(w.sqe(), s.fd, b.b[:n], ud(udSend, 0, idx))
-}
-
-func (w *ringWorker) freeBuf(idx uint32) {
-	b := &w.bufs[idx]
-	cls := len(bufClasses) - 1
-	for i, c := range bufClasses {
-		if cap(b.b) == c {
-			cls = i
-			break
-		}
-	}
-	w.freeBufs[cls] = append(w.freeBufs[cls], idx)
+	b.buf, b.slot, b.gen = w.srv.getBuf(len(pkt)), s.slot, s.gen
+	n := copy(*b.buf, pkt)
+	uring.PrepSend(w.sqe(), s.fd, (*b.buf)[:n], ud(udSend, 0, idx))
 }
 
 // ringSender is a transfer's own UDP socket (its TID), connected to the
@@ -580,14 +555,7 @@ func (s *ringSender) send(b []byte) error {
 		return nil
 	}
 	_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-	switch e {
-	case 0, unix.ENOBUFS, unix.EAGAIN, unix.EINTR:
-		return nil
-	case unix.ECONNREFUSED:
-		return errUnreachable
-	default:
-		return e
-	}
+	return sendError(e)
 }
 
 func (s *ringSender) sendBatch(pkts [][]byte) error {

@@ -533,7 +533,7 @@ func (s *Server) startEngine(abortCtx context.Context) *ringEngine {
 	if n <= 0 {
 		n = defaultRingWorkers(runtime.GOMAXPROCS(0))
 	}
-	e, err := newRingEngine(n, abortCtx)
+	e, err := newRingEngine(s, n, abortCtx)
 	if err != nil {
 		s.logger().Info("tftp: io_uring not available; one goroutine per transfer", "reason", err)
 		return nil

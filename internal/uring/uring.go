@@ -31,7 +31,6 @@ import (
 // Operation codes (enum io_uring_op in linux/io_uring.h).
 const (
 	OpNop         = 0
-	OpTimeout     = 11
 	OpAsyncCancel = 14
 	OpRead        = 22
 	OpSend        = 26
