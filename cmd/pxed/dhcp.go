@@ -7,60 +7,13 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"pxed/internal/bootfs"
+	"pxed/internal/app"
 	"pxed/internal/config"
-	"pxed/internal/config/isc"
 	"pxed/internal/dhcp"
 	"pxed/internal/dhcpnet"
-	"pxed/internal/inventory"
 	"pxed/internal/lease"
 	"pxed/internal/lease/bolt"
 )
-
-// leaseDBName is the lease database's file name inside the state directory.
-const leaseDBName = "leases.db"
-
-// loadNetwork returns the DHCP model the configuration names: an ISC
-// dhcpd.conf or the inline `dhcp:` section. nil means DHCP is off.
-func loadNetwork(c *config.Config) (*config.Network, []dhcp.Warning, error) {
-	inline := &c.DHCP.Network
-	hasInline := len(inline.Subnets) > 0 || len(inline.Hosts) > 0
-	if c.DHCP.DHCPDConf == "" {
-		if !hasInline {
-			return nil, nil, nil
-		}
-		return inline, nil, nil
-	}
-	if hasInline {
-		return nil, nil, errors.New("dhcp: both dhcpd-conf and inline subnets/hosts are configured; use one")
-	}
-	n, warns, err := isc.ParseFile(c.DHCP.DHCPDConf)
-	if err != nil {
-		return nil, nil, err
-	}
-	var out []dhcp.Warning
-	for _, w := range warns {
-		out = append(out, dhcp.Warning{Pos: w.Pos, Msg: w.Msg})
-	}
-	// Server-wide switches from the YAML still apply to a dhcpd.conf.
-	n.Proxy = n.Proxy || inline.Proxy
-	n.PingCheck = n.PingCheck || inline.PingCheck
-	return n, out, nil
-}
-
-// compileNetwork loads and compiles the DHCP model, with the inventory's
-// hosts merged in; nil plan means DHCP off.
-func compileNetwork(c *config.Config, inv *inventory.Inventory, tree *bootfs.Tree) (*dhcp.Plan, []dhcp.Warning, error) {
-	n, warns, err := buildNetwork(c, inv, tree)
-	if err != nil || n == nil {
-		return nil, warns, err
-	}
-	if len(n.Subnets) == 0 {
-		return nil, append(warns, dhcp.Warning{Msg: "no subnet declared: DHCP stays off"}), nil
-	}
-	plan, w2, err := dhcp.Compile(n)
-	return plan, append(warns, w2...), err
-}
 
 // dhcpService is the running DHCP server's parts, opened before anything
 // starts so a bad interface or a locked lease database stops serve early.
@@ -70,7 +23,9 @@ type dhcpService struct {
 	alloc *lease.Allocator
 }
 
-func openDHCP(c *config.Config, plan *dhcp.Plan, log *slog.Logger) (*dhcpService, error) {
+// openDHCP binds the DHCP ports of every named interface and opens the
+// lease database; the server answers from a's current snapshot.
+func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger) (*dhcpService, error) {
 	if len(c.DHCP.Interfaces) == 0 {
 		return nil, errors.New("dhcp: subnets are configured but no interface is named; pxed serves DHCP only on the interfaces you name with --interface (or dhcp.interfaces)")
 	}
@@ -98,7 +53,7 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, log *slog.Logger) (*dhcpService
 			}
 		}
 	}
-	store, err := bolt.Open(filepath.Join(c.StateDir, leaseDBName))
+	store, err := bolt.Open(filepath.Join(c.StateDir, app.LeaseDBName))
 	if err != nil {
 		return nil, fmt.Errorf("dhcp: lease database: %w", err)
 	}
@@ -107,7 +62,8 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, log *slog.Logger) (*dhcpService
 		store.Close()
 		return nil, fmt.Errorf("dhcp: lease database: %w", err)
 	}
-	d.srv = &dhcp.Server{Plan: plan, Leases: d.alloc, Logger: log, TFTPEnabled: c.TFTP.Addr != ""}
+	a.UseLeases(d.alloc)
+	d.srv = &dhcp.Server{View: a.DHCPView, Leases: d.alloc, Logger: log}
 	if plan.PingCheck {
 		p, err := dhcp.NewICMPPinger()
 		if err != nil {

@@ -3,17 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"pxed/internal/api"
+	"pxed/internal/app"
+	"pxed/internal/config"
 	"pxed/internal/inventory"
 )
 
@@ -59,65 +60,10 @@ func cmdHost(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	// Through the running server first: it owns the state file.
-	sock := filepath.Join(c.StateDir, controlSocketName)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-	}}
-	var views []hostView
-	var resp *http.Response
-	if state == "" {
-		resp, err = client.Get("http://pxed/hosts")
-	} else {
-		resp, err = client.Post("http://pxed/hosts/"+url.PathEscape(names[0])+"/state?to="+string(state), "", nil)
-	}
-	if err == nil {
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		switch {
-		case resp.StatusCode == http.StatusNotFound && state == "":
-			fmt.Fprintln(stderr, "pxed host: the running pxed serve has no inventory")
-			return 1
-		case resp.StatusCode != http.StatusOK:
-			fmt.Fprintf(stderr, "pxed host: %s", body)
-			return 1
-		case state == "":
-			json.Unmarshal(body, &views)
-		default:
-			var v hostView
-			json.Unmarshal(body, &v)
-			views = []hostView{v}
-		}
-	} else {
-		// No server: work on the state file with the configured inventory.
-		inv, err := loadInventory(c)
-		if err != nil {
-			fmt.Fprintf(stderr, "pxed host: %v\n", err)
-			return 1
-		}
-		if inv == nil {
-			fmt.Fprintln(stderr, "pxed host: no running pxed serve and no inventory configured (--config or --inventory)")
-			return 1
-		}
-		states, err := inventory.OpenStateFile(filepath.Join(c.StateDir, hostStateName))
-		if err != nil {
-			fmt.Fprintf(stderr, "pxed host: %v\n", err)
-			return 1
-		}
-		live := inventory.NewLive(inv, states, inventory.Options{})
-		a := apiHosts{live: live}
-		if state == "" {
-			views = a.List().([]hostView)
-		} else {
-			h, err := live.SetState(names[0], state, "pxed host")
-			if err != nil {
-				fmt.Fprintf(stderr, "pxed host: %v\n", err)
-				return 1
-			}
-			views = []hostView{a.view(h)}
-		}
+	views, err := hostViews(c, sub, state, names)
+	if err != nil {
+		fmt.Fprintf(stderr, "pxed host: %v\n", err)
+		return 1
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -136,4 +82,50 @@ func cmdHost(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	return 0
+}
+
+// hostViews does the host command through the running server, which owns
+// the state file, or, when none runs, on the state file directly.
+func hostViews(c *config.Config, sub string, state inventory.State, names []string) ([]api.HostView, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := api.NewSocketClient(filepath.Join(c.StateDir, app.ControlSocket))
+	var views []api.HostView
+	var err error
+	if state == "" {
+		views, err = client.Hosts(ctx)
+	} else {
+		var v api.HostView
+		if v, err = client.SetHostState(ctx, names[0], string(state)); err == nil {
+			views = []api.HostView{v}
+		}
+	}
+	switch {
+	case err == nil:
+		return views, nil
+	case errors.Is(err, api.ErrNoInventory):
+		return nil, errors.New("the running pxed serve has no inventory")
+	case !errors.Is(err, api.ErrNoServer):
+		return nil, err
+	}
+	// No server: work on the state file with the configured inventory.
+	if c.Inventory == "" {
+		return nil, errors.New("no running pxed serve and no inventory configured (--config or --inventory)")
+	}
+	inv, err := inventory.Load(c.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	states, err := app.OpenStates(c, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if state == "" {
+		return app.HostViews(inv, states), nil
+	}
+	v, err := app.SetHostState(inv, states, names[0], string(state), "pxed host")
+	if err != nil {
+		return nil, err
+	}
+	return []api.HostView{v}, nil
 }

@@ -8,22 +8,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"text/tabwriter"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"pxed/internal/api"
+	"pxed/internal/app"
 	"pxed/internal/bootfs"
 	"pxed/internal/config"
 	"pxed/internal/config/isc"
-	"pxed/internal/lease"
-	"pxed/internal/lease/bolt"
 	"pxed/internal/pxelinux"
 )
 
@@ -42,24 +39,22 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	inv, err := loadInventory(c)
-	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
-		return 1
-	}
-	var tree *bootfs.Tree
+	var env app.Env
 	if t, err := bootfs.Open(c.TFTP.Root); err == nil {
-		tree = t
+		env.Tree = t
 		defer t.Close()
 	}
-	plan, warns, err := compileNetwork(c, inv, tree)
-	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
+	snap, err := app.Build(c, env)
+	if snap != nil {
+		for _, w := range snap.Warnings {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return 1
 	}
+	inv, plan := snap.Inventory, snap.DHCP
 	if inv != nil {
 		fmt.Fprintf(stdout, "ok: inventory %s: %d host(s), %d profile(s)\n", c.Inventory, len(inv.Hosts), len(inv.Profiles))
 	}
@@ -115,81 +110,6 @@ func cmdImport(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// controlSocketName is the Unix socket in the state directory where a
-// running `pxed serve` answers local queries (pxed leases). The state
-// directory's permissions are its access control.
-const controlSocketName = "control.sock"
-
-// controlHandler serves the control socket.
-func controlHandler(alloc *lease.Allocator, hosts *apiHosts) http.Handler {
-	mux := http.NewServeMux()
-	if alloc != nil {
-		mux.HandleFunc("GET /leases", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(leaseViews(alloc.List()))
-		})
-	}
-	if hosts != nil {
-		mux.HandleFunc("GET /hosts", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(hosts.List())
-		})
-		// POST /hosts/NAME/state?to=install|local: pxed host install|local.
-		mux.HandleFunc("POST /hosts/{host}/state", func(w http.ResponseWriter, r *http.Request) {
-			name, ok := hosts.Resolve(r.PathValue("host"))
-			if !ok {
-				http.Error(w, fmt.Sprintf("no host %q in the inventory", r.PathValue("host")), http.StatusNotFound)
-				return
-			}
-			if err := hosts.SetState(name, r.URL.Query().Get("to"), "pxed host"); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(hosts.Get(name))
-		})
-	}
-	return mux
-}
-
-// leaseView is a lease as `pxed leases` prints it and the control socket
-// sends it.
-type leaseView struct {
-	IP       string    `json:"ip"`
-	MAC      string    `json:"mac"`
-	Client   string    `json:"client"`
-	State    string    `json:"state"`
-	Start    time.Time `json:"start"`
-	Expiry   time.Time `json:"expiry"` // zero: never (BOOTP)
-	Hostname string    `json:"hostname,omitempty"`
-	UUID     string    `json:"uuid,omitempty"`
-}
-
-func leaseViews(ls []lease.Lease) []leaseView {
-	out := make([]leaseView, 0, len(ls))
-	for _, l := range ls {
-		out = append(out, leaseView{IP: l.IP.String(), MAC: l.MAC.String(), Client: string(l.Client), State: l.State.String(),
-			Start: l.Start, Expiry: l.Expiry, Hostname: l.Hostname, UUID: l.UUID})
-	}
-	return out
-}
-
-// listenControl opens the control socket, replacing a stale one.
-func listenControl(stateDir string) (net.Listener, error) {
-	path := filepath.Join(stateDir, controlSocketName)
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("another pxed serve is running with state dir %s", stateDir)
-	}
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	os.Chmod(path, 0o600)
-	return ln, nil
-}
-
 // cmdLeases lists leases: from the running server through its control
 // socket, or from the database when no server holds it.
 func cmdLeases(args []string, stdout, stderr io.Writer) int {
@@ -227,37 +147,25 @@ func cmdLeases(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func readLeases(stateDir string) ([]leaseView, error) {
-	sock := filepath.Join(stateDir, controlSocketName)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-	}}
-	if resp, err := client.Get("http://pxed/leases"); err == nil {
-		defer resp.Body.Close()
-		var out []leaseView
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			return nil, fmt.Errorf("reading from the running server: %w", err)
-		}
-		return out, nil
+// readLeases asks the running server, else reads the database no server
+// holds.
+func readLeases(stateDir string) ([]api.LeaseView, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	leases, err := api.NewSocketClient(filepath.Join(stateDir, app.ControlSocket)).Leases(ctx)
+	switch {
+	case err == nil:
+		return leases, nil
+	case errors.Is(err, api.ErrNoDHCP):
+		return nil, errors.New("the running pxed serve has DHCP off")
+	case !errors.Is(err, api.ErrNoServer):
+		return nil, fmt.Errorf("asking the running server: %w", err)
 	}
-	path := filepath.Join(stateDir, leaseDBName)
+	path := filepath.Join(stateDir, app.LeaseDBName)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no lease database: %w (is --state-dir right?)", err)
 	}
-	st, err := bolt.OpenReadOnly(path)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	ls, err := st.Load(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(ls, func(a, b lease.Lease) int { return a.IP.Compare(b.IP) })
-	return leaseViews(ls), nil
+	return app.OfflineLeases(stateDir)
 }
 
 // cmdHexIP prints each IPv4 address in the upper-case hex form PXELINUX

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"pxed/internal/app"
 	"pxed/internal/config"
 	"pxed/internal/config/isc"
 	"pxed/internal/dhcp"
@@ -126,7 +127,7 @@ func TestCheckAndImportErrors(t *testing.T) {
 
 func TestLeasesOffline(t *testing.T) {
 	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, leaseDBName))
+	st, err := bolt.Open(filepath.Join(dir, app.LeaseDBName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,49 +12,52 @@ import "log/slog"
 // = 8), as every proxyDHCP server does.
 var pxeVendorOptions = []byte{6, 1, 8, 255}
 
-func (x *exchange) proxy() {
-	if !x.f.pxe && !x.f.httpClient {
-		return // not a network-boot client: the other DHCP server answers it
+func (x *exchange) proxy() Outcome {
+	if !x.f.boot.PXE && !x.f.boot.HTTPClient {
+		return silence(slog.LevelDebug, "proxy mode: not a network-boot client (the other DHCP server answers it)")
 	}
 	t := x.p.Type()
 	switch {
 	case !x.port.PXE && t == msgDiscover:
-		x.proxyReply(msgOffer)
+		return x.proxyReply(msgOffer)
 	case x.port.PXE && (t == msgRequest || t == msgInform):
-		x.proxyReply(msgAck)
-	default:
-		x.logAt(slog.LevelDebug, "dhcp: proxy mode ignores this message", "type", msgName(t), "port-4011", x.port.PXE)
+		return x.proxyReply(msgAck)
 	}
+	return silence(slog.LevelDebug, "proxy mode ignores "+msgName(t)+" on this port")
 }
 
-func (x *exchange) proxyReply(t uint8) {
+func (x *exchange) proxyReply(t uint8) Outcome {
 	h, _ := x.fixed()
 	sc := x.sn.scope
 	if h != nil {
 		sc = x.plan.hostScope(h, x.sn)
 	}
 	if !sc.allowBooting {
-		return
+		return silence(slog.LevelDebug, deniedBooting)
 	}
-	file, why, ok := bootFile(sc, x.f)
-	if !ok {
-		x.s.warnFirst("proxy-nofile:"+x.sn.prefix.String(), "dhcp: proxy mode, but no filename/boot-files for this client", "subnet", x.sn.prefix.String(), "mac", x.f.mac)
-		return
+	// Another server assigns addresses; pxed's next-server is its own
+	// address when the scope names none, TFTP or not.
+	bs := sc.bootScope()
+	if !bs.NextServer.IsValid() {
+		bs.NextServer = x.serverIP
+	}
+	d := x.v.Boot.Decide(x.f.boot, bs)
+	if d.File == "" {
+		o := silence(slog.LevelDebug, "proxy mode, but no filename/boot-files for this client")
+		o.WarnKey, o.Warn = "proxy-nofile:"+x.sn.prefix.String(), "dhcp: proxy mode, but no filename/boot-files for this client"
+		o.Boot = d
+		return o
 	}
 	r := x.newReply(t)
 	r.CIAddr = x.p.CIAddr
 	// Only boot information: no address, no lease, no network options.
-	next := sc.nextServer
-	if !sc.nextServerOK && x.serverIP.IsValid() {
-		next = x.serverIP
-	}
-	r.SIAddr = next
-	if len(file) < 128 {
-		r.File = file
+	r.SIAddr = d.NextServer
+	if len(d.File) < 128 {
+		r.File = d.File
 	} else {
-		r.set(optBootfile, []byte(file))
+		r.set(optBootfile, []byte(d.File))
 	}
-	if x.f.httpClient {
+	if x.f.boot.HTTPClient {
 		r.set(optVendorClass, []byte("HTTPClient"))
 	} else {
 		r.set(optVendorClass, []byte("PXEClient"))
@@ -63,6 +66,5 @@ func (x *exchange) proxyReply(t uint8) {
 	if u := x.p.Options[optClientUUID]; u != nil {
 		r.set(optClientUUID, u)
 	}
-	x.logAt(slog.LevelInfo, "dhcp: proxy "+msgName(t), "next-server", next.String(), "file", file, "chosen-by", why, "arch", x.f.archName)
-	x.send(r, t)
+	return Outcome{Reply: r, Type: t, Host: hostName(h), Boot: d, State: "proxy"}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -562,11 +563,26 @@ func TestServerPlaceholderInBootFile(t *testing.T) {
 	}
 }
 
-// SetPlan swaps the configuration between two requests: a host added by a
-// reload gets its fixed address, which the pool no longer offers to others.
-func TestSetPlan(t *testing.T) {
+// A reload swaps the view between two requests (as internal/app does: the
+// new plan adopts the old one's pools, the allocator reserves its fixed
+// addresses): a host added by a reload gets its fixed address, which the
+// pool no longer offers to others.
+func TestReloadBetweenRequests(t *testing.T) {
 	n := seedNetwork()
 	r := newRig(t, n)
+	var cur atomic.Pointer[Plan]
+	cur.Store(r.srv.Plan)
+	r.srv.View = func() View { return View{Plan: cur.Load()} }
+	reload := func(p *Plan) error {
+		if err := p.Adopt(cur.Load()); err != nil {
+			return err
+		}
+		if err := r.alloc.SetReserved(p.Reserved); err != nil {
+			return err
+		}
+		cur.Store(p)
+		return nil
+	}
 	r.send(msg{t: msgDiscover, mac: "02:00:00:00:07:01"})
 	if p := r.conn.next(t).packet; p.YIAddr.String() != "192.0.2.200" {
 		t.Fatalf("before: offered %s, want the pool's first free 192.0.2.200", p.YIAddr)
@@ -577,7 +593,7 @@ func TestSetPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.srv.SetPlan(plan); err != nil {
+	if err := reload(plan); err != nil {
 		t.Fatal(err)
 	}
 	r.send(msg{t: msgDiscover, mac: "02:00:00:00:07:02"})
@@ -595,10 +611,10 @@ func TestSetPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.srv.SetPlan(plan3); err == nil || !strings.Contains(err.Error(), "restart") {
-		t.Fatalf("SetPlan with other pools: %v, want an error saying to restart", err)
+	if err := reload(plan3); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("reload with other pools: %v, want an error saying to restart", err)
 	}
-	if r.srv.plan() != plan {
+	if cur.Load() != plan {
 		t.Fatal("a refused plan replaced the running one")
 	}
 }

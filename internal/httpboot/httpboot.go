@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path"
-	"strings"
 	"time"
 
 	"pxed/internal/bootfs"
@@ -23,6 +21,10 @@ import (
 type Files struct {
 	FS     fs.FS
 	Logger *slog.Logger
+	// ContentType names the type of a file served under name; generated
+	// says it came from a generator, not from disk (the boot plan owns
+	// which names are text). nil: application/octet-stream for all.
+	ContentType func(name string, generated bool) string
 }
 
 func (h *Files) logger() *slog.Logger {
@@ -89,10 +91,9 @@ func (h *Files) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		rs = io.NewSectionReader(ra, 0, fi.Size())
 	}
 	ctype := "application/octet-stream"
-	if _, onDisk := f.(*os.File); perClient && !onDisk && isText(name) {
-		// Generated (not on disk): configs and scripts, which people
-		// read in a browser or with curl.
-		ctype = "text/plain; charset=utf-8"
+	if h.ContentType != nil {
+		_, onDisk := f.(*os.File)
+		ctype = h.ContentType(name, perClient && !onDisk)
 	}
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -119,23 +120,6 @@ func clientOf(r *http.Request) bootfs.Client {
 		}
 	}
 	return c
-}
-
-// isText reports whether a generated file called name is text: PXELINUX
-// and GRUB configs, iPXE scripts and kickstarts.
-func isText(name string) bool {
-	switch path.Ext(name) {
-	case ".ipxe", ".cfg", ".ks":
-		return true
-	}
-	dir, _ := path.Split(name)
-	for _, elem := range strings.Split(strings.TrimSuffix(dir, "/"), "/") {
-		switch elem {
-		case "pxelinux.cfg", "ks", "ipxe":
-			return true
-		}
-	}
-	return false
 }
 
 func (h *Files) fail(w http.ResponseWriter, err error) (int, string) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"pxed/internal/bootfs"
+	"pxed/internal/bootplan"
 )
 
 // hostGen generates files that name the client and the Host it asked, and
@@ -61,6 +62,7 @@ func TestGeneratedFiles(t *testing.T) {
 	g := &hostGen{}
 	layered.SetGenerator(g)
 	f.h.FS = layered
+	f.h.ContentType = bootplan.ContentType
 	url, _ := f.start(t)
 	port := url[len("http://127.0.0.1:"):]
 	loopback := netip.MustParseAddr("127.0.0.1")

@@ -2,11 +2,10 @@
 // hosts (who boots it, and whether it should install or boot its disk),
 // read from a YAML file whose errors name file:line:column.
 //
-// An Inventory is immutable once loaded; a Live holds the current one,
-// swaps in a new one on reload, keeps each host's durable boot state
-// (netboot once, then local) and generates the files clients fetch:
-// PXELINUX configs at every name PXELINUX searches, iPXE scripts and
-// kickstarts.
+// An Inventory is immutable once loaded. States keep each host's durable
+// boot state (netboot once, then local). The content of the files clients
+// fetch (PXELINUX configs, iPXE scripts, kickstarts) is rendered here; the
+// names they are served under belong to internal/bootplan.
 package inventory
 
 import (
@@ -443,7 +442,8 @@ func (v *validator) host(h *Host) {
 	if h.prof != nil {
 		// Render now, so that a template that needs a var this host lacks
 		// is an error at load time, pointing at the host.
-		env := Env{Server: "pxed.invalid:8080", InstalledToken: "x"}
+		env := Env{Server: "pxed.invalid:8080", BaseURL: "http://pxed.invalid:8080",
+			KickstartURL: "http://pxed.invalid:8080/kickstart", InstalledURL: "http://pxed.invalid:8080/installed"}
 		if _, err := h.CommandLine(env); err != nil {
 			v.bad(h.Pos, "%v", err)
 		}
@@ -495,6 +495,10 @@ func (inv *Inventory) Host(nameOrMAC string) *Host {
 
 // ByMAC returns the host with this hardware address, or nil.
 func (inv *Inventory) ByMAC(hw net.HardwareAddr) *Host { return inv.byMAC[hw.String()] }
+
+// ByMACKey returns the host whose MAC in lower-case colon form
+// (net.HardwareAddr.String) is key, or nil.
+func (inv *Inventory) ByMACKey(key string) *Host { return inv.byMAC[key] }
 
 // ByIP returns the host whose fixed address is a, or nil.
 func (inv *Inventory) ByIP(a netip.Addr) *Host { return inv.byIP[a.Unmap()] }

@@ -9,24 +9,14 @@ import (
 	"pxed/internal/config"
 )
 
-// DHCPOptions say how inventory hosts are announced by pxed's DHCP server.
-type DHCPOptions struct {
-	// IPXEScript is the boot file for a host's iPXE (not for multiboot
-	// profiles, which boot through mboot.c32); "{mac}" is replaced
-	// by the host's MAC in file-name form ("00-16-3e-72-79-e4") and
-	// "{server}" is left for the DHCP server (its own address). Empty: the
-	// DHCP scopes decide.
-	IPXEScript string
-	// EFIBootFile is given to UEFI x64 clients (option 93 = 7 or 9) when
-	// no scope names a boot file for them.
-	EFIBootFile string
-}
-
 // Merge returns n with the inventory's hosts added as DHCP host
 // declarations (one per MAC). n itself is not modified. Conflicts with
 // hosts already in n (the same MAC, the same fixed address) and fixed
 // addresses outside every subnet of n are errors naming both places.
-func (inv *Inventory) Merge(n *config.Network, o DHCPOptions) (*config.Network, error) {
+//
+// What a host boots (its iPXE script, a UEFI boot file) is not written
+// here: the boot plan decides it per request.
+func (inv *Inventory) Merge(n *config.Network) (*config.Network, error) {
 	out := *n
 	out.Hosts = append([]config.Host(nil), n.Hosts...)
 	var subnets []netip.Prefix
@@ -47,11 +37,6 @@ func (inv *Inventory) Merge(n *config.Network, o DHCPOptions) (*config.Network, 
 				byIP[ip] = h
 			}
 		}
-	}
-	efiSet := func(sc config.Params) bool { return sc.BootFiles["efi-x64"] != "" }
-	anyEFI := efiSet(n.Params)
-	for _, sn := range n.Subnets {
-		anyEFI = anyEFI || efiSet(sn.Params)
 	}
 	var es config.Errors
 	bad := func(h *Host, format string, args ...any) {
@@ -82,15 +67,6 @@ func (inv *Inventory) Merge(n *config.Network, o DHCPOptions) (*config.Network, 
 			if h.addr.IsValid() {
 				ch.FixedAddresses = []string{h.addr.String()}
 			}
-			// A Xen host goes through PXELINUX's mboot.c32 even from iPXE:
-			// iPXE builds before 2021 cannot load a gzipped hypervisor
-			// (QEMU's ROMs among them).
-			if o.IPXEScript != "" && (h.prof == nil || h.prof.Multiboot == nil) {
-				ch.IPXEScript = strings.ReplaceAll(o.IPXEScript, "{mac}", dashed(hw))
-			}
-			if o.EFIBootFile != "" && !anyEFI {
-				ch.BootFiles = map[string]string{"efi-x64": o.EFIBootFile}
-			}
 			out.Hosts = append(out.Hosts, ch)
 		}
 	}
@@ -109,9 +85,4 @@ func prefixList(ps []netip.Prefix) string {
 		s = append(s, p.String())
 	}
 	return strings.Join(s, ", ")
-}
-
-// dashed is a MAC in lower-case hex joined by dashes, iPXE's ${mac:hexhyp}.
-func dashed(hw net.HardwareAddr) string {
-	return strings.ReplaceAll(hw.String(), ":", "-")
 }

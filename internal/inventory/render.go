@@ -8,13 +8,31 @@ import (
 	"pxed/internal/pxelinux"
 )
 
-// Env is what rendering needs to know about the server.
+// Env is what rendering needs to know about the server and the client.
+// The boot plan (internal/bootplan) fills it: it owns every name and URL
+// shape, so rendering never spells one.
 type Env struct {
 	// Server is the HTTP server as clients reach it, "192.0.2.1:8080";
-	// empty when HTTP is off (no kickstart URL then).
+	// empty when HTTP is off (no URLs then).
 	Server string
-	// InstalledToken is the host's callback token for InstalledURL.
-	InstalledToken string
+	// BaseURL is "http://" + Server ("" without HTTP).
+	BaseURL string
+	// KickstartURL is where the host's kickstart is served ("" when its
+	// profile has none, or without HTTP).
+	KickstartURL string
+	// InstalledURL is the host's netboot-once callback, with its token.
+	InstalledURL string
+	// Path turns a boot-tree path of the profile into the name a generated
+	// PXELINUX config writes (PXELINUX puts its path prefix before every
+	// name but "::name"). nil: the path as it is.
+	Path func(string) string
+}
+
+func (e Env) path(s string) string {
+	if e.Path == nil || strings.Contains(s, "://") {
+		return s
+	}
+	return e.Path(s)
 }
 
 // TemplateData is what append lines and kickstart templates see.
@@ -62,14 +80,7 @@ func (h *Host) Data(env Env) TemplateData {
 		d.Host.IP = h.addr.String()
 	}
 	if env.Server != "" {
-		d.BaseURL = "http://" + env.Server
-		if h.prof != nil && h.prof.ksTmpl != nil {
-			d.KickstartURL = d.BaseURL + "/ks/" + h.Name
-		}
-		d.InstalledURL = d.BaseURL + "/api/v1/hosts/" + h.Name + "/installed"
-		if env.InstalledToken != "" {
-			d.InstalledURL += "?token=" + env.InstalledToken
-		}
+		d.BaseURL, d.KickstartURL, d.InstalledURL = env.BaseURL, env.KickstartURL, env.InstalledURL
 	}
 	return d
 }
@@ -126,14 +137,20 @@ func (h *Host) PXELinux(st State, env Env) ([]byte, error) {
 	switch {
 	case p.Multiboot != nil:
 		m := p.Multiboot
-		parts := []string{join(m.Hypervisor, m.HypervisorArgs), join(m.Kernel, line)}
-		parts = append(parts, m.Initrd...)
-		fmt.Fprintf(&b, "  KERNEL %s\n  APPEND %s\n", m.Loader, strings.Join(parts, " --- "))
+		parts := []string{join(env.path(m.Hypervisor), m.HypervisorArgs), join(env.path(m.Kernel), line)}
+		for _, i := range m.Initrd {
+			parts = append(parts, env.path(i))
+		}
+		fmt.Fprintf(&b, "  KERNEL %s\n  APPEND %s\n", env.path(m.Loader), strings.Join(parts, " --- "))
 	default:
-		fmt.Fprintf(&b, "  KERNEL %s\n", p.Kernel)
+		fmt.Fprintf(&b, "  KERNEL %s\n", env.path(p.Kernel))
 		args := line
 		if len(p.Initrd) > 0 {
-			args = join("initrd="+strings.Join(p.Initrd, ","), line)
+			var rds []string
+			for _, i := range p.Initrd {
+				rds = append(rds, env.path(i))
+			}
+			args = join("initrd="+strings.Join(rds, ","), line)
 		}
 		if args != "" {
 			fmt.Fprintf(&b, "  APPEND %s\n", args)

@@ -1,4 +1,4 @@
-package inventory
+package bootplan
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 
 	"pxed/internal/bootfs"
 	"pxed/internal/config"
+	"pxed/internal/inventory"
 	"pxed/internal/pxelinux"
 )
 
@@ -26,7 +27,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("profiles: {p: {kernel: \"k\\nLOCALBOOT 0\"}}\n")
 	f.Add("hosts: [{name: h, mac: '00:16:3e:00:00:01', ip: 192.0.2.1, uuid: 00112233445566778899aabbccddeeff, profile: p}]\nprofiles: {p: {localboot: true}}\n")
 	f.Fuzz(func(t *testing.T, src string) {
-		inv, err := Parse("fuzz.yaml", []byte(src))
+		inv, err := inventory.Parse("fuzz.yaml", []byte(src))
 		if err != nil {
 			var es config.Errors
 			if !errors.As(err, &es) {
@@ -34,12 +35,12 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		live := NewLive(inv, nil, Options{HTTPPort: 8080, Secret: []byte("s")})
+		live := New(Options{Inventory: inv, HTTPPort: 8080, States: inventory.NewStates(nil, []byte("s"), nil)})
 		c := bootfs.Client{Local: netip.MustParseAddr("192.0.2.1")}
 		for _, h := range inv.Hosts {
-			for _, st := range []State{Install, Local} {
-				live.SetState(h.Name, st, "fuzz")
-				for _, name := range h.Names() {
+			for _, st := range []inventory.State{inventory.Install, inventory.Local} {
+				live.States().Set(inv, h.Name, st, "fuzz")
+				for _, name := range HostNames(h) {
 					data, _, ok := live.Generate(c, name)
 					if !ok {
 						t.Fatalf("%s: %s not generated", h.Name, name)
@@ -55,7 +56,7 @@ func FuzzParse(f *testing.F) {
 					p := h.ProfileOf()
 					want := p.Kernel
 					switch {
-					case st == Local || p.Localboot:
+					case st == inventory.Local || p.Localboot:
 						want = ""
 					case p.Multiboot != nil:
 						want = p.Multiboot.Loader

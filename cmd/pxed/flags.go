@@ -1,0 +1,185 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"pxed/internal/config"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// serveFlags binds every `pxed serve` flag to a config key. A flag the user
+// sets overrides the config file; one left alone does not.
+type serveFlags struct {
+	fs         *flag.FlagSet
+	configFile string
+	parsed     bool
+	apply      map[string]func(*config.Config) // flag name -> override
+	keys       map[string]string               // flag name -> config key, for errors
+}
+
+func newServeFlags(stderr io.Writer) *serveFlags {
+	f := &serveFlags{fs: flag.NewFlagSet("serve", flag.ContinueOnError), apply: map[string]func(*config.Config){}, keys: map[string]string{}}
+	f.fs.SetOutput(stderr)
+	d := config.Default()
+	f.fs.StringVar(&f.configFile, "config", "", "native YAML config `file` (optional; flags override it)")
+
+	str := func(name, key, def, help string, set func(*config.Config, string)) {
+		v := f.fs.String(name, def, help)
+		f.keys[name] = key
+		f.apply[name] = func(c *config.Config) { set(c, *v) }
+	}
+	integer := func(name, key string, def int, help string, set func(*config.Config, int)) {
+		v := f.fs.Int(name, def, help)
+		f.keys[name] = key
+		f.apply[name] = func(c *config.Config) { set(c, *v) }
+	}
+	boolean := func(name, key string, def bool, help string, set func(*config.Config, bool)) {
+		v := f.fs.Bool(name, def, help)
+		f.keys[name] = key
+		f.apply[name] = func(c *config.Config) { set(c, *v) }
+	}
+	duration := func(name, key string, def time.Duration, help string, set func(*config.Config, time.Duration)) {
+		v := f.fs.Duration(name, def, help)
+		f.keys[name] = key
+		f.apply[name] = func(c *config.Config) { set(c, *v) }
+	}
+
+	str("tftp-root", "tftp.root", d.TFTP.Root, "boot tree `dir`ectory served by TFTP and HTTP (a jail, like tftp-hpa --secure)",
+		func(c *config.Config, v string) { c.TFTP.Root = v })
+	str("tftp-addr", "tftp.addr", d.TFTP.Addr, "TFTP listen `HOST:PORT` (empty disables TFTP)",
+		func(c *config.Config, v string) { c.TFTP.Addr = v })
+	str("http-addr", "http.addr", d.HTTP.Addr, "HTTP listen `HOST:PORT` (empty disables HTTP)",
+		func(c *config.Config, v string) { c.HTTP.Addr = v })
+	str("state-dir", "state-dir", d.StateDir, "`dir`ectory for durable state (leases, host states)",
+		func(c *config.Config, v string) { c.StateDir = v })
+	str("dhcpd-conf", "dhcp.dhcpd-conf", "", "ISC dhcpd.conf `file` to serve DHCP from (read as it is; see pxed check)",
+		func(c *config.Config, v string) { c.DHCP.DHCPDConf = v })
+	str("inventory", "inventory", "", "boot inventory `file` (hosts and profiles; reloaded on SIGHUP and on change)",
+		func(c *config.Config, v string) { c.Inventory = v })
+	str("http-advertise", "http.advertise", "", "`HOST:PORT` clients should use for HTTP in generated files (default: the address they reached, http port)",
+		func(c *config.Config, v string) { c.HTTP.Advertise = v })
+	boolean("tftp-single-port", "tftp.single-port", d.TFTP.SinglePort, "serve every TFTP transfer from the listening port (for NAT and firewalls)",
+		func(c *config.Config, v bool) { c.TFTP.SinglePort = v })
+	boolean("tftp-io-uring", "tftp.io-uring", d.TFTP.IOURing, "drive TFTP transfers from io_uring workers where the kernel has io_uring (false: a goroutine per transfer)",
+		func(c *config.Config, v bool) { c.TFTP.IOURing = v })
+	integer("tftp-io-workers", "tftp.io-workers", d.TFTP.IOWorkers, "io_uring worker threads for TFTP (0: one per two CPUs, at most 4)",
+		func(c *config.Config, v int) { c.TFTP.IOWorkers = v })
+	integer("tftp-max-blksize", "tftp.max-blksize", d.TFTP.MaxBlksize, "largest TFTP block size granted (8..65464)",
+		func(c *config.Config, v int) { c.TFTP.MaxBlksize = v })
+	boolean("tftp-mtu-clamp", "tftp.mtu-clamp", d.TFTP.MTUClamp, "clamp TFTP block size to the MTU of the interface the request came in on",
+		func(c *config.Config, v bool) { c.TFTP.MTUClamp = v })
+	integer("tftp-max-windowsize", "tftp.max-windowsize", d.TFTP.MaxWindowsize, "largest RFC 7440 window granted (1..65535)",
+		func(c *config.Config, v int) { c.TFTP.MaxWindowsize = v })
+	duration("tftp-timeout", "tftp.timeout", d.TFTP.Timeout, "TFTP retransmission timeout when the client does not negotiate one",
+		func(c *config.Config, v time.Duration) { c.TFTP.Timeout = v })
+	integer("tftp-retries", "tftp.retries", d.TFTP.Retries, "TFTP retransmissions before a transfer is abandoned",
+		func(c *config.Config, v int) { c.TFTP.Retries = v })
+	integer("tftp-max-transfers", "tftp.max-transfers", d.TFTP.MaxTransfers, "concurrent TFTP transfers before new requests are refused",
+		func(c *config.Config, v int) { c.TFTP.MaxTransfers = v })
+	duration("shutdown-grace", "shutdown-grace", d.ShutdownGrace, "on SIGTERM/SIGINT, how long in-flight transfers may finish",
+		func(c *config.Config, v time.Duration) { c.ShutdownGrace = v })
+	str("log-level", "log.level", d.Log.Level, "debug, info, warn or error",
+		func(c *config.Config, v string) { c.Log.Level = v })
+	str("log-format", "log.format", d.Log.Format, "text or json",
+		func(c *config.Config, v string) { c.Log.Format = v })
+
+	ifaces := &stringList{}
+	f.fs.Var(ifaces, "interface", "network interface `name` to serve DHCP on (repeatable; DHCP never listens on an interface not named)")
+	f.keys["interface"] = "dhcp.interfaces"
+	f.apply["interface"] = func(c *config.Config) { c.DHCP.Interfaces = append([]string(nil), (*ifaces)...) }
+	return f
+}
+
+// load parses args and returns the configuration they and the config file describe.
+func (f *serveFlags) load(args []string) (*config.Config, error) {
+	if err := f.fs.Parse(args); err != nil {
+		return nil, err
+	}
+	f.parsed = true
+	if f.fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
+	}
+	c := config.Default()
+	if f.configFile != "" {
+		var err error
+		if c, err = config.Load(f.configFile); err != nil {
+			return nil, err
+		}
+	}
+	f.fs.Visit(func(fl *flag.Flag) {
+		if apply, ok := f.apply[fl.Name]; ok {
+			apply(c)
+			c.SetByFlag(f.keys[fl.Name])
+		}
+	})
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// loadWithArgs is load for commands that also take positional arguments
+// (a MAC, a host name), before or after the flags. It returns them.
+func (f *serveFlags) loadWithArgs(args []string) (*config.Config, []string, error) {
+	var pos, rest []string
+	for i, a := range args {
+		if !strings.HasPrefix(a, "-") && (i == 0 || !needsValue(f.fs, args[i-1])) {
+			pos = append(pos, a)
+			continue
+		}
+		rest = append(rest, a)
+	}
+	c, err := f.load(rest)
+	return c, pos, err
+}
+
+// needsValue reports whether arg is a flag that takes the next argument
+// as its value ("--config F"), so F is not a positional argument.
+func needsValue(fs *flag.FlagSet, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	fl := fs.Lookup(name)
+	if fl == nil {
+		return false
+	}
+	if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return false
+	}
+	return true
+}
+
+// loadFailed reports a load error of command cmd and returns its exit
+// status: 0 for -h, 2 otherwise (the flag package has already printed its
+// own errors).
+func (f *serveFlags) loadFailed(cmd string, err error, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if f.parsed {
+		fmt.Fprintf(stderr, "pxed %s: %v\n", cmd, err)
+	}
+	return 2
+}
+
+func newLogger(c *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,136 @@
+package bootplan
+
+import (
+	"net"
+	"path"
+	"strings"
+
+	"pxed/internal/inventory"
+	"pxed/internal/pxelinux"
+)
+
+// The boot namespace: every name pxed generates, and every URL shape it
+// hands to a client, is spelled in this file and nowhere else.
+const (
+	// pxelinuxDir is PXELINUX's config directory, next to pxelinux.0 (so
+	// under the boot file's directory: "bios/pxelinux.cfg/01-<mac>").
+	pxelinuxDir = "pxelinux.cfg/"
+	// ipxeDir holds one iPXE script per MAC: ipxe/<mac in hexhyp form>.
+	ipxeDir = "ipxe/"
+	// bootIPXE is the one script for everyone: chain to ipxe/${mac:hexhyp}.
+	bootIPXE = "boot.ipxe"
+	// ksDir holds one kickstart per host: ks/<host name>.
+	ksDir = "ks/"
+	// apiHosts is the API's host collection; the install callback is
+	// apiHosts + NAME + "/installed".
+	apiHosts = "/api/v1/hosts/"
+)
+
+// efiCandidates are the UEFI x64 boot files pxed offers inventory hosts
+// when no DHCP scope names one, in order of preference: iPXE works under
+// every firmware tested, syslinux.efi does not (it cannot fetch
+// ldlinux.e64 under OVMF with QEMU's iPXE).
+var efiCandidates = []string{"ipxe.efi", "snponly.efi", "syslinux.efi"}
+
+// kind is what a generated name is.
+type kind int
+
+const (
+	kindNone kind = iota
+	kindPXELinux
+	kindIPXE     // ipxe/<mac>
+	kindBootIPXE // boot.ipxe
+	kindKickstart
+)
+
+// name is a parsed request name in the boot namespace.
+type name struct {
+	kind kind
+	// dir is the directory before pxelinux.cfg/ ("bios/"): PXELINUX's path
+	// prefix, which the generated config must account for.
+	dir string
+	// rest is what follows the kind's directory: the PXELINUX search name,
+	// the MAC of ipxe/, the host of ks/.
+	rest string
+}
+
+// parseName classifies a clean fs.FS path. It allocates nothing for the
+// names of ordinary files (kernels, initrds), which every TFTP and HTTP
+// request asks about.
+func parseName(n string) name {
+	switch {
+	case n == bootIPXE:
+		return name{kind: kindBootIPXE}
+	case strings.HasPrefix(n, ipxeDir):
+		return name{kind: kindIPXE, rest: strings.TrimSuffix(n[len(ipxeDir):], ".ipxe")}
+	case strings.HasPrefix(n, ksDir):
+		return name{kind: kindKickstart, rest: n[len(ksDir):]}
+	}
+	i := strings.LastIndex(n, pxelinuxDir)
+	if i < 0 || (i > 0 && n[i-1] != '/') {
+		return name{}
+	}
+	rest := n[i+len(pxelinuxDir):]
+	if rest == "" || strings.Contains(rest, "/") {
+		return name{}
+	}
+	return name{kind: kindPXELinux, dir: n[:i], rest: rest}
+}
+
+// Owns reports whether name (a clean fs.FS path) is in the generated
+// namespace, whoever asks: bootfs.Layered asks the generator only then.
+func Owns(n string) bool { return parseName(n).kind != kindNone }
+
+// ContentType is the HTTP Content-Type of a file served under name;
+// generated files in the boot namespace are text people read in a browser
+// or with curl, everything else (kernels, initrds, boot loaders) bytes.
+func ContentType(n string, generated bool) string {
+	if generated && (Owns(n) || textExt[path.Ext(n)]) {
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// textExt are the extensions of generated text: iPXE scripts, PXELINUX
+// and GRUB configs, kickstarts.
+var textExt = map[string]bool{".ipxe": true, ".cfg": true, ".ks": true}
+
+// macHexHyp is a MAC as iPXE's ${mac:hexhyp} writes it: 00-16-3e-72-79-e4.
+func macHexHyp(hw net.HardwareAddr) string {
+	return strings.ReplaceAll(hw.String(), ":", "-")
+}
+
+// IPXEScriptPath is the path of the iPXE script pxed generates for hw.
+func IPXEScriptPath(hw net.HardwareAddr) string { return ipxeDir + macHexHyp(hw) }
+
+// KickstartPath is the path of host's generated kickstart.
+func KickstartPath(host string) string { return ksDir + host }
+
+// baseURL is the HTTP base URL for server ("host:port").
+func baseURL(server string) string { return "http://" + server }
+
+// installedURL is host's netboot-once callback on server, with its token.
+func installedURL(server, host, token string) string {
+	u := baseURL(server) + apiHosts + host + "/installed"
+	if token != "" {
+		u += "?token=" + token
+	}
+	return u
+}
+
+// HostNames are the PXELINUX config names generated for h whoever asks
+// (UUID, each MAC, fixed address), in PXELINUX's search order, at the root
+// of the tree: a file on disk under one of them hides the generated one.
+func HostNames(h *inventory.Host) []string {
+	var out []string
+	if u := h.CanonicalUUID(); u != "" {
+		out = append(out, pxelinuxDir+u)
+	}
+	for _, hw := range h.HWAddrs() {
+		out = append(out, pxelinuxDir+pxelinux.MACName(hw))
+	}
+	if h.Addr().IsValid() {
+		out = append(out, pxelinuxDir+pxelinux.HexIP(h.Addr()))
+	}
+	return out
+}
