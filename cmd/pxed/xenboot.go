@@ -79,6 +79,9 @@ func xenBoot(ctx context.Context, inv *xen.Invocation, logf func(string, ...any)
 	logf("got %s; boot server %s (%s), boot file %q", lease.IP, server, how, lease.File)
 	src := &pxeclient.Source{TFTP: netip.AddrPortFrom(server, 69)}
 	plan, err := pxeclient.Find(ctx, src, lease, inv.MAC, "", inv.Label)
+	if err == nil {
+		err = plan.ForPV()
+	}
 	if err != nil {
 		return res, false, fmt.Errorf("%w (boot server %s)", err, server)
 	}

@@ -8,61 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"net/netip"
-	"path"
-	"strconv"
 	"strings"
 
 	"pxed/internal/pxelinux"
-	"pxed/internal/tftp"
 )
-
-// Fetcher gets one file by the name a PXELINUX config uses: a path on the
-// boot server, or a URL.
-type Fetcher interface {
-	Fetch(ctx context.Context, name string, w io.Writer) error
-}
-
-// Source fetches paths over TFTP from one server and URLs over HTTP.
-type Source struct {
-	TFTP   netip.AddrPort
-	Client tftp.Client
-	HTTP   *http.Client // nil: http.DefaultClient
-}
-
-// Fetch implements Fetcher. A missing file is an error wrapping
-// fs.ErrNotExist.
-func (s *Source) Fetch(ctx context.Context, name string, w io.Writer) error {
-	if strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://") {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, name, nil)
-		if err != nil {
-			return err
-		}
-		hc := s.HTTP
-		if hc == nil {
-			hc = http.DefaultClient
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusNotFound:
-			return fmt.Errorf("%s: %w", name, fs.ErrNotExist)
-		case resp.StatusCode != http.StatusOK:
-			return fmt.Errorf("%s: HTTP %s", name, resp.Status)
-		}
-		_, err = io.Copy(w, resp.Body)
-		return err
-	}
-	if strings.Contains(name, "://") {
-		return fmt.Errorf("%s: only tftp paths and http(s) URLs can be fetched", name)
-	}
-	_, err := s.Client.Get(ctx, s.TFTP, name, w)
-	return err
-}
 
 // Server is the boot server a lease names: next-server (siaddr), as
 // PXE ROMs and pypxeboot use, else option 66 when it is an address, else
@@ -84,83 +34,145 @@ func (l *Lease) Server() (netip.Addr, string) {
 	return l.ServerID, "DHCP server"
 }
 
-// Plan is what a PXELINUX configuration boots for this client.
+// Try is one configuration file name Find asked for and why it failed
+// (Err nil for the one found).
+type Try struct {
+	Name string
+	Err  error
+}
+
+// Module is one multiboot module of an mboot.c32 label, its file name
+// resolved.
+type Module struct {
+	Name string
+	Args string
+}
+
+// Plan is what a PXELINUX configuration boots for this client, with every
+// file name resolved as PXELINUX resolves it (ResolveName with Prefix).
 type Plan struct {
-	// Config is the configuration file found; Tried every name asked for
-	// up to it.
-	Config string
-	Tried  []string
-	Label  string
-	Kind   pxelinux.BootKind
-	// Kernel and Initrds are names to fetch (boot file directory applied).
+	// Prefix is the path prefix (PathPrefix of the boot file and option
+	// 210).
+	Prefix string
+	// Config is the configuration file found and ConfigData its bytes as
+	// fetched; Tried every name asked for up to and including it.
+	Config     string
+	ConfigData []byte
+	Tried      []Try
+	// Includes are the INCLUDEd files, as fetched, in the order read.
+	Includes []string
+	// Boot is the entry as the configuration writes it (names unresolved).
+	Boot  pxelinux.Boot
+	Label string
+	Kind  pxelinux.BootKind
+	// Kernel is the file the label boots (a Linux kernel, a .c32 module,
+	// a CONFIG file, ...); Initrds the initial ramdisks of a Linux label;
+	// Modules the multiboot modules of an mboot.c32 label.
 	Kernel  string
 	Initrds []string
-	// Args is the kernel command line: the label's APPEND without its
+	Modules []Module
+	// Args is a Linux label's kernel command line: its APPEND without
 	// initrd= items, with IPAPPEND's ip=/BOOTIF= added.
 	Args string
 	// Localboot: the label boots the local disk.
 	Localboot bool
 }
 
-// maxConfig bounds a configuration file.
-const maxConfig = 1 << 20
+// ForPV says whether a Xen PV guest can boot the plan: a Linux label or
+// LOCALBOOT (which the caller hands to the local bootloader).
+func (p *Plan) ForPV() error {
+	if p.Localboot || p.Kind == pxelinux.KindLinux {
+		return nil
+	}
+	return fmt.Errorf("%s: label %q boots %s (%s), which a Xen PV guest cannot run; choose a Linux label with --label=", p.Config, p.Boot.Label, p.Boot.Kernel, p.Kind)
+}
 
-// Find walks PXELINUX's search (UUID, 01-<mac>, hex IP and its prefixes,
-// default) in the boot file's directory, parses the first config found
-// (INCLUDEs fetched the same way) and resolves label ("" = the default).
+// Bounds on what configuration files may cost: one file, all files of one
+// Find (search and INCLUDEs), and INCLUDE nesting.
+const (
+	maxConfig        = 1 << 20
+	maxConfigTotal   = 4 << 20
+	maxConfigFetches = 64
+	maxIncludeDepth  = 8
+)
+
+// Find does what PXELINUX does after it starts: it takes the path prefix
+// from option 210 in the lease, else from the boot file (PathPrefix); asks
+// for option 209's config file, if any, then walks the search (UUID,
+// 01-<mac>, hex IP and its prefixes, default) under pxelinux.cfg/; parses
+// the first config found (INCLUDEs fetched the same way) and resolves label
+// ("" = the default). Every name is resolved with ResolveName. Any label
+// kind is returned; ForPV says whether a PV guest can boot it. On an error
+// after the search began, the plan so far (Prefix, Tried, Config) comes
+// with it.
 func Find(ctx context.Context, f Fetcher, l *Lease, mac net.HardwareAddr, uuid, label string) (*Plan, error) {
-	prefix := dirOf(l.File)
-	p := &Plan{}
-	var data []byte
-	for _, name := range pxelinux.SearchPath(uuid, mac, l.IP) {
-		full := prefix + name
-		p.Tried = append(p.Tried, full)
-		var b bytes.Buffer
-		err := f.Fetch(ctx, full, &limitWriter{w: &b, n: maxConfig})
+	p := &Plan{Prefix: PathPrefix(l.File, cString(l.Options[210]))}
+	budget := &configBudget{bytes: maxConfigTotal, fetches: maxConfigFetches}
+	var names []string
+	if c := cString(l.Options[209]); c != "" {
+		names = append(names, c)
+	}
+	names = append(names, pxelinux.SearchPath(uuid, mac, l.IP)...)
+	for _, name := range names {
+		full := ResolveName(p.Prefix, name)
+		data, err := budget.fetch(ctx, f, full)
+		p.Tried = append(p.Tried, Try{Name: full, Err: err})
 		if err == nil {
-			p.Config, data = full, b.Bytes()
+			p.Config, p.ConfigData = full, data
 			break
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("looking for the PXELINUX config: %w", ctx.Err())
+			return p, fmt.Errorf("looking for the PXELINUX config: %w", ctx.Err())
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("fetching %s: %w", full, err)
+		// PXELINUX goes on past any file the server refuses; a server
+		// that does not answer (or a file over the limits) ends the search.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
+			return p, fmt.Errorf("fetching %s: %w", full, err)
 		}
 	}
 	if p.Config == "" {
-		return nil, fmt.Errorf("no PXELINUX config for %s (%s): tried %s", mac, l.IP, strings.Join(p.Tried, ", "))
-	}
-	open := func(name string) (io.ReadCloser, error) {
-		if name == p.Config {
-			return io.NopCloser(bytes.NewReader(data)), nil
+		tried := make([]string, len(p.Tried))
+		for i, t := range p.Tried {
+			tried[i] = t.Name
 		}
-		var b bytes.Buffer
-		if err := f.Fetch(ctx, resolveName(prefix, name), &limitWriter{w: &b, n: maxConfig}); err != nil {
+		return p, fmt.Errorf("no PXELINUX config for %s (%s): tried %s", mac, l.IP, strings.Join(tried, ", "))
+	}
+	first := true
+	open := func(name string) (io.ReadCloser, error) {
+		if first {
+			first = false
+			return io.NopCloser(bytes.NewReader(p.ConfigData)), nil
+		}
+		full := ResolveName(p.Prefix, name)
+		data, err := budget.fetch(ctx, f, full)
+		if err != nil {
 			return nil, err
 		}
-		return io.NopCloser(&b), nil
+		p.Includes = append(p.Includes, full)
+		return io.NopCloser(bytes.NewReader(data)), nil
 	}
-	cfg, err := pxelinux.ParseWithIncludes(p.Config, open, 8)
+	cfg, err := pxelinux.ParseWithIncludes(p.Config, open, maxIncludeDepth)
 	if err != nil {
-		return nil, err
+		return p, err
 	}
 	b, err := cfg.Resolve(label)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Config, err)
+		return p, fmt.Errorf("%s: %w", p.Config, err)
 	}
-	p.Label, p.Kind = b.Label, b.Kind
-	switch b.Kind {
-	case pxelinux.KindLocalboot:
+	p.Boot, p.Label, p.Kind = b, b.Label, b.Kind
+	if b.Kind == pxelinux.KindLocalboot {
 		p.Localboot = true
 		return p, nil
-	case pxelinux.KindLinux:
-	default:
-		return nil, fmt.Errorf("%s: label %q boots %s (%s), which a Xen PV guest cannot run; choose a Linux label with --label=", p.Config, b.Label, b.Kernel, b.Kind)
 	}
-	p.Kernel = resolveName(prefix, b.Kernel)
+	p.Kernel = ResolveName(p.Prefix, b.Kernel)
 	for _, i := range b.Initrds {
-		p.Initrds = append(p.Initrds, resolveName(prefix, i))
+		p.Initrds = append(p.Initrds, ResolveName(p.Prefix, i))
+	}
+	for _, m := range b.Multiboot {
+		p.Modules = append(p.Modules, Module{Name: ResolveName(p.Prefix, m.Path), Args: m.Args})
+	}
+	if b.Kind != pxelinux.KindLinux {
+		return p, nil
 	}
 	var args []string
 	for _, w := range strings.Fields(b.Append) {
@@ -179,6 +191,14 @@ func Find(ctx context.Context, f Fetcher, l *Lease, mac net.HardwareAddr, uuid, 
 	return p, nil
 }
 
+// cString is a DHCP text option as PXELINUX reads it: up to the first NUL.
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
 func addrOrEmpty(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""
@@ -186,34 +206,25 @@ func addrOrEmpty(a netip.Addr) string {
 	return a.String()
 }
 
-// dirOf is the directory of the boot file, where PXELINUX looks for
-// pxelinux.cfg/ and resolves relative names ("" for the root).
-func dirOf(file string) string {
-	file = strings.ReplaceAll(file, `\`, "/")
-	if i := strings.LastIndexByte(file, '/'); i >= 0 {
-		d := file[:i+1]
-		if !strings.Contains(d, "://") {
-			d = strings.TrimPrefix(d, "/")
-		}
-		return d
-	}
-	return ""
+// configBudget bounds the configuration files of one Find.
+type configBudget struct {
+	bytes   int64
+	fetches int
 }
 
-// resolveName applies PXELINUX's rules: URLs as they are, "::name" and
-// "/name" from the root, other names relative to the boot file's directory.
-func resolveName(prefix, name string) string {
-	switch {
-	case strings.Contains(name, "://"):
-		return name
-	case strings.HasPrefix(name, "::"):
-		return strings.TrimLeft(name[2:], "/")
-	case strings.HasPrefix(name, "/"):
-		return strings.TrimLeft(name, "/")
-	case strings.Contains(prefix, "://"):
-		return prefix + name
+func (c *configBudget) fetch(ctx context.Context, f Fetcher, name string) ([]byte, error) {
+	if c.fetches <= 0 {
+		return nil, fmt.Errorf("%s: more than %d configuration files fetched", name, maxConfigFetches)
 	}
-	return path.Clean(prefix + name)
+	c.fetches--
+	var b bytes.Buffer
+	lw := &limitWriter{w: &b, n: min(maxConfig, c.bytes)}
+	err := f.Fetch(ctx, name, lw)
+	c.bytes -= int64(b.Len())
+	if err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // limitWriter fails once more than n bytes were written.
@@ -224,7 +235,7 @@ type limitWriter struct {
 
 func (l *limitWriter) Write(b []byte) (int, error) {
 	if int64(len(b)) > l.n {
-		return 0, errors.New("configuration file larger than " + strconv.Itoa(maxConfig) + " bytes")
+		return 0, fmt.Errorf("configuration file too large (at most %d bytes each, %d for all of one search)", maxConfig, maxConfigTotal)
 	}
 	l.n -= int64(len(b))
 	return l.w.Write(b)

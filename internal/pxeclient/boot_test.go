@@ -60,8 +60,9 @@ func TestFindSearchOrderAndPrefixes(t *testing.T) {
 		{"hex prefix", "pxelinux.0", map[string]string{"pxelinux.cfg/C000": seedPV}, "", "pxelinux.cfg/C000", 6, "el5u4_x86_xen_install/vmlinuz"},
 		{"uuid first", "pxelinux.0", map[string]string{"pxelinux.cfg/4c4c4544-0032-3510-8052-b8c04f4a4e31": seedPV, "pxelinux.cfg/default": "kernel other"},
 			"4C4C4544-0032-3510-8052-B8C04F4A4E31", "pxelinux.cfg/4c4c4544-0032-3510-8052-b8c04f4a4e31", 1, "el5u4_x86_xen_install/vmlinuz"},
-		{"boot file directory", "/boot/x86/pxelinux.0", map[string]string{"boot/x86/pxelinux.cfg/default": "default l\nlabel l\nkernel vmlinuz\ninitrd /abs/initrd.img,rel.img\n"},
-			"", "boot/x86/pxelinux.cfg/default", 10, "boot/x86/vmlinuz"},
+		// The prefix is sent as it is, leading slash and all.
+		{"boot file directory", "/boot/x86/pxelinux.0", map[string]string{"/boot/x86/pxelinux.cfg/default": "default l\nlabel l\nkernel vmlinuz\ninitrd /abs/initrd.img,rel.img\n"},
+			"", "/boot/x86/pxelinux.cfg/default", 10, "/boot/x86/vmlinuz"},
 		{"http boot file", "http://192.0.2.1:8080/pxe/pxelinux.0", map[string]string{"http://192.0.2.1:8080/pxe/pxelinux.cfg/default": "default vmlinuz quiet\n"},
 			"", "http://192.0.2.1:8080/pxe/pxelinux.cfg/default", 10, "http://192.0.2.1:8080/pxe/vmlinuz"},
 	} {
@@ -76,7 +77,9 @@ func TestFindSearchOrderAndPrefixes(t *testing.T) {
 			if p.Config != tc.wantConfig || len(p.Tried) != tc.wantTried || p.Kernel != tc.wantKernel {
 				t.Fatalf("config %s after %d tries (%v), kernel %s", p.Config, len(p.Tried), p.Tried, p.Kernel)
 			}
-			if tc.name == "boot file directory" && strings.Join(p.Initrds, " ") != "abs/initrd.img boot/x86/rel.img" {
+			// A leading '/' does not escape the prefix (this test expected
+			// "abs/initrd.img" before PXELINUX's rule was established).
+			if tc.name == "boot file directory" && strings.Join(p.Initrds, " ") != "/boot/x86//abs/initrd.img /boot/x86/rel.img" {
 				t.Fatalf("initrds %v", p.Initrds)
 			}
 		})
@@ -97,8 +100,10 @@ func TestFindArgsAndIPAppend(t *testing.T) {
 	if p, err := Find(context.Background(), f, pvLease, pvMAC, "", "disk"); err != nil || !p.Localboot {
 		t.Fatalf("localboot label: %+v %v", p, err)
 	}
-	if _, err := Find(context.Background(), f, pvLease, pvMAC, "", "xen"); err == nil || !strings.Contains(err.Error(), "cannot run") {
+	if p, err := Find(context.Background(), f, pvLease, pvMAC, "", "xen"); err != nil {
 		t.Fatalf("mboot label: %v", err)
+	} else if err := p.ForPV(); err == nil || !strings.Contains(err.Error(), "cannot run") {
+		t.Fatalf("mboot label for a PV guest: %v", err)
 	}
 	if _, err := Find(context.Background(), f, pvLease, pvMAC, "", "nope"); err == nil || !strings.Contains(err.Error(), "no such label") {
 		t.Fatalf("missing label: %v", err)

@@ -112,7 +112,8 @@ func (c *client) run(ctx context.Context, ifname string) (*Lease, error) {
 	rand.Read(xb[:])
 	c.xid = binary.BigEndian.Uint32(xb[:])
 	base := map[uint8][]byte{
-		55: {1, 3, 6, 12, 15, 28, 43, 54, 60, 66, 67, 97},
+		// 209 and 210: PXELINUX's config file and path prefix.
+		55: {1, 3, 6, 12, 15, 28, 43, 54, 60, 66, 67, 97, 209, 210},
 		57: {0x05, 0xdc}, // max message size 1500
 		60: []byte(c.o.VendorClass),
 		93: {byte(c.o.Arch >> 8), byte(c.o.Arch)},
