@@ -10,11 +10,14 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"pxed/internal/pos"
 )
 
 // Config is everything `pxed serve` needs. Its YAML form uses the same names
@@ -114,37 +117,11 @@ func Default() *Config {
 	}
 }
 
-// Error is a configuration error with its position.
-type Error struct {
-	File         string
-	Line, Column int // 0 when unknown
-	Msg          string
-}
-
-func (e *Error) Error() string {
-	switch {
-	case e.File == "" && e.Line == 0:
-		return e.Msg
-	case e.Line == 0:
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	default:
-		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
-	}
-}
+// Error is a configuration error with its position (see package pos).
+type Error = pos.Error
 
 // Errors is a list of configuration errors, reported together.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	var b strings.Builder
-	for i, e := range es {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
+type Errors = pos.Errors
 
 // Load reads a YAML config file over the defaults. Unknown keys, wrong types
 // and invalid values are errors that name file:line:column.
@@ -193,13 +170,7 @@ func (c *Config) positionNetwork() {
 		return
 	}
 	pos := func(n *yaml.Node) Pos { return Pos{File: c.file, Line: n.Line, Column: n.Column} }
-	items := func(parent *yaml.Node, key string) []*yaml.Node {
-		n := mapValue(parent, key)
-		if n == nil || n.Kind != yaml.SequenceNode {
-			return nil
-		}
-		return n.Content
-	}
+	items := func(parent *yaml.Node, key string) []*yaml.Node { return seqItems(mapValue(parent, key)) }
 	n := &c.DHCP.Network
 	for i, sn := range items(dhcp, "subnets") {
 		if i >= len(n.Subnets) {
@@ -275,8 +246,10 @@ func positioned(file, msg string) *Error {
 	return &Error{File: file, Msg: msg}
 }
 
-// Validate checks values that YAML types cannot: addresses, ranges. It is
-// called by Load and must be called again after flags override a Config.
+// Validate checks values that YAML types cannot: addresses, ranges, the
+// DHCP option definitions and every option value of the inline DHCP model.
+// It is called by Load and must be called again after flags override a
+// Config.
 func (c *Config) Validate() error {
 	var es Errors
 	bad := func(path string, format string, args ...any) {
@@ -352,8 +325,98 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("dhcp.interfaces[%d]", i), "empty interface name")
 		}
 	}
+	es = append(es, c.checkOptions()...)
 	if len(es) > 0 {
 		return es
+	}
+	return nil
+}
+
+// checkOptions checks the option definitions and every option value of the
+// inline DHCP model (global scope, subnets, pools, hosts) against the option
+// table, so that a bad value fails Load at its key rather than later when
+// the DHCP server compiles the model.
+func (c *Config) checkOptions() Errors {
+	n := &c.DHCP.Network
+	table, err := n.OptionTable()
+	if err != nil {
+		var es Errors
+		if errors.As(err, &es) {
+			return es
+		}
+		return Errors{{File: c.file, Msg: "dhcp.option-definitions: " + err.Error()}}
+	}
+	var es Errors
+	// check reports the bad values of p; node is the YAML mapping p was
+	// read from (nil when unknown), where each option's key is.
+	check := func(p *Params, node *yaml.Node, what string, scopePos Pos) {
+		names := make([]string, 0, len(p.Options))
+		for name := range p.Options {
+			if _, done := p.Encoded[name]; !done {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		opts := mapValue(node, "options")
+		for _, name := range names {
+			at := scopePos
+			if k := mapKey(opts, name); k != nil {
+				at = Pos{File: c.file, Line: k.Line, Column: k.Column}
+			}
+			def, ok := table.Lookup(name)
+			if !ok {
+				es = append(es, at.Errorf("%s: unknown option %q (a site option must be declared under dhcp.option-definitions)", what, name))
+				continue
+			}
+			if _, err := def.Type.Encode(p.Options[name]); err != nil {
+				es = append(es, at.Errorf("%s: option %s: %v", what, name, err))
+			}
+		}
+	}
+	dhcp := c.node("dhcp")
+	check(&n.Params, dhcp, "global scope", Pos{})
+	subnets := seqItems(mapValue(dhcp, "subnets"))
+	for i := range n.Subnets {
+		s := &n.Subnets[i]
+		sn := item(subnets, i)
+		check(&s.Params, sn, "subnet "+s.Network, s.Pos)
+		pools := seqItems(mapValue(sn, "pools"))
+		for j := range s.Pools {
+			check(&s.Pools[j].Params, item(pools, j), fmt.Sprintf("pool %d of subnet %s", j+1, s.Network), s.Pools[j].Pos)
+		}
+	}
+	hosts := seqItems(mapValue(dhcp, "hosts"))
+	for i := range n.Hosts {
+		h := &n.Hosts[i]
+		check(&h.Params, item(hosts, i), "host "+h.Name, h.Pos)
+	}
+	return es
+}
+
+// seqItems returns the items of a YAML sequence, nil for anything else.
+func seqItems(n *yaml.Node) []*yaml.Node {
+	if n == nil || n.Kind != yaml.SequenceNode {
+		return nil
+	}
+	return n.Content
+}
+
+func item(items []*yaml.Node, i int) *yaml.Node {
+	if i < len(items) {
+		return items[i]
+	}
+	return nil
+}
+
+// mapKey returns the key node of key in the mapping n, nil if absent.
+func mapKey(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i]
+		}
 	}
 	return nil
 }

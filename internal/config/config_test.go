@@ -403,3 +403,46 @@ func TestErrorFormat(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestOptionErrorsAtLoad: a bad option value or definition in the inline
+// DHCP model fails Load itself, at the option's key (or the definition),
+// in every scope that carries options.
+func TestOptionErrorsAtLoad(t *testing.T) {
+	for _, tt := range []struct {
+		name, text, want string // want: the error after "FILE:"
+	}{
+		{"global", "dhcp:\n  options:\n    routers: 300.1.2.3\n",
+			`3:5: global scope: option routers: "300.1.2.3" is not an IPv4 address`},
+		{"subnet", "dhcp:\n  subnets:\n    - network: 192.0.2.0/24\n      options:\n        domain-name: example.com\n        routers: \"not-an-ip\"\n",
+			`6:9: subnet 192.0.2.0/24: option routers: "not-an-ip" is not an IPv4 address (pxed does not resolve host names here; write the address)`},
+		{"pool", "dhcp:\n  subnets:\n    - network: 192.0.2.0/24\n      pools:\n        - ranges: [{start: 192.0.2.10, end: 192.0.2.20}]\n          options: {interface-mtu: 70000}\n",
+			"6:21: pool 1 of subnet 192.0.2.0/24: option interface-mtu: 70000 is outside 0..65535 (unsigned integer 16)"},
+		{"host", "dhcp:\n  hosts:\n    - name: pvm\n      mac: 00:16:3e:72:79:e3\n      options:\n        ip-forwarding: maybe\n",
+			`6:9: host pvm: option ip-forwarding: "maybe" is not a boolean: expected true, false, on or off`},
+		{"unknown option", "dhcp:\n  options:\n    no-such-option: 1\n",
+			`3:5: global scope: unknown option "no-such-option" (a site option must be declared under dhcp.option-definitions)`},
+		{"site option", "dhcp:\n  option-definitions:\n    - {name: arch, code: 93, type: unsigned integer 16}\n  hosts:\n    - name: a\n      options: {arch: 65536}\n",
+			"6:17: host a: option arch: 65536 is outside 0..65535 (unsigned integer 16)"},
+		{"bad definition", "dhcp:\n  option-definitions:\n    - name: arch\n      code: 0\n      type: text\n  options:\n    arch: x\n",
+			"3:7: option arch: code 0 is outside 1..254 (0 is pad and 255 is end)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := writeConfig(t, tt.text)
+			c, err := Load(file)
+			if c != nil {
+				t.Error("a config came back with an error")
+			}
+			es := errorsOf(t, err)
+			if len(es) != 1 || es[0].Error() != file+":"+tt.want {
+				t.Errorf("Load = %v\nwant %s:%s", err, file, tt.want)
+			}
+		})
+	}
+	// Site options are usable, and good values load.
+	file := writeConfig(t, "dhcp:\n  option-definitions:\n    - {name: arch, code: 93, type: unsigned integer 16}\n"+
+		"  options: {routers: \"192.0.2.1, 192.0.2.2\", domain-search: \"a.example, b.example\"}\n"+
+		"  subnets:\n    - network: 192.0.2.0/24\n      options: {arch: 7, root-path: \"/a, b\"}\n")
+	if _, err := Load(file); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,9 @@
 package config
 
-import "strconv"
+import (
+	"pxed/internal/dhcpopt"
+	"pxed/internal/pos"
+)
 
 // The DHCP network model: what an ISC dhcpd.conf describes (internal/config/isc
 // parses into it) and what the native YAML `dhcp:` section describes. Both
@@ -56,7 +59,17 @@ type Params struct {
 	// Network.OptionDefs, or "option-N" for a bare code) to its value in
 	// canonical text: ISC syntax without quotes around text, arrays as
 	// "a, b", data strings as quoted-free text or colon hex ("01:02:0a").
+	// It is the YAML form: Load checks every value against the option
+	// table; the DHCP compiler encodes a value from this text only when
+	// Encoded has no entry for its name.
 	Options map[string]string `yaml:"options,omitempty"`
+	// Encoded holds option values a front end has already encoded, by
+	// option name: the dhcpd.conf reader encodes each value straight from
+	// the file's tokens and keeps here the bytes and where the option was
+	// set, and the canonical text in Options only so that `pxed import` can
+	// print YAML. The DHCP compiler sends these bytes as they are. Every
+	// name in Encoded is also in Options.
+	Encoded map[string]EncodedOption `yaml:"-"`
 
 	// Native-only boot selection (no dhcpd.conf equivalent without
 	// conditionals, which pxed does not read):
@@ -71,6 +84,15 @@ type Params struct {
 	IPXEScript string `yaml:"ipxe-script,omitempty"`
 }
 
+// EncodedOption is an option value in its wire form.
+type EncodedOption struct {
+	// Data is the option's bytes, possibly longer than 255 (the server
+	// splits long options, RFC 3396).
+	Data []byte
+	// Pos is where the option was set.
+	Pos Pos
+}
+
 // OptionDef declares a site option.
 type OptionDef struct {
 	Name string `yaml:"name"`
@@ -80,6 +102,21 @@ type OptionDef struct {
 	// "integer 8", "domain-list", …
 	Type string `yaml:"type"`
 	Pos  Pos    `yaml:"-"`
+}
+
+// Site returns d as the option codec takes it.
+func (d OptionDef) Site() dhcpopt.SiteDef {
+	return dhcpopt.SiteDef{Name: d.Name, Code: d.Code, Type: d.Type, Pos: d.Pos}
+}
+
+// OptionTable returns the standard options plus n's site definitions.
+// Errors are Errors, one per bad definition, at the definition.
+func (n *Network) OptionTable() (*dhcpopt.Table, error) {
+	site := make([]dhcpopt.SiteDef, len(n.OptionDefs))
+	for i, d := range n.OptionDefs {
+		site[i] = d.Site()
+	}
+	return dhcpopt.NewTable(site)
 }
 
 // Subnet is a `subnet A netmask M { }` block.
@@ -122,22 +159,8 @@ type Host struct {
 	Pos            Pos `yaml:"-"`
 }
 
-// Pos is where a declaration was written, for messages.
-type Pos struct {
-	File         string
-	Line, Column int
-}
-
-func (p Pos) String() string {
-	switch {
-	case p.File == "" && p.Line == 0:
-		return ""
-	case p.Line == 0:
-		return p.File
-	default:
-		return p.File + ":" + strconv.Itoa(p.Line) + ":" + strconv.Itoa(p.Column)
-	}
-}
+// Pos is where a declaration was written, for messages (see package pos).
+type Pos = pos.Pos
 
 // Over returns p with every field p leaves unset taken from outer: the
 // inheritance rule of ISC scopes (host over group over subnet over global).
@@ -169,6 +192,7 @@ func (p Params) Over(outer Params) Params {
 		r.IPXEScript = outer.IPXEScript
 	}
 	r.Options = mergeMap(p.Options, outer.Options)
+	r.Encoded = mergeEncoded(p, outer)
 	r.BootFiles = mergeMap(p.BootFiles, outer.BootFiles)
 	return r
 }
@@ -185,6 +209,27 @@ func mergeMap(inner, outer map[string]string) map[string]string {
 		m[k] = v
 	}
 	for k, v := range inner {
+		m[k] = v
+	}
+	return m
+}
+
+// mergeEncoded is Over for Encoded: an option the inner scope sets wins with
+// its encoding, or without one (a text value) over the outer one's.
+func mergeEncoded(inner, outer Params) map[string]EncodedOption {
+	if len(outer.Encoded) == 0 {
+		return inner.Encoded
+	}
+	if len(inner.Options) == 0 && len(inner.Encoded) == 0 {
+		return outer.Encoded
+	}
+	m := make(map[string]EncodedOption, len(inner.Encoded)+len(outer.Encoded))
+	for k, v := range outer.Encoded {
+		if _, set := inner.Options[k]; !set {
+			m[k] = v
+		}
+	}
+	for k, v := range inner.Encoded {
 		m[k] = v
 	}
 	return m

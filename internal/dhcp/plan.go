@@ -16,6 +16,7 @@ import (
 	"pxed/internal/config"
 	"pxed/internal/dhcpopt"
 	"pxed/internal/lease"
+	"pxed/internal/pos"
 )
 
 // ISC dhcpd's defaults when a scope says nothing.
@@ -90,17 +91,7 @@ type host struct {
 }
 
 // Warning is a problem that does not stop pxed, with where it was written.
-type Warning struct {
-	Pos config.Pos
-	Msg string
-}
-
-func (w Warning) String() string {
-	if p := w.Pos.String(); p != "" {
-		return p + ": " + w.Msg
-	}
-	return w.Msg
-}
+type Warning = pos.Warning
 
 // Compile checks n and builds its Plan. Errors name file:line:column.
 func Compile(n *config.Network) (*Plan, []Warning, error) {
@@ -116,6 +107,14 @@ type compiler struct {
 	errs  config.Errors
 	warns []Warning
 	table *dhcpopt.Table
+	// ignored: the protocol options already warned about, by where they
+	// were set.
+	ignored map[ignoredOption]bool
+}
+
+type ignoredOption struct {
+	pos  config.Pos
+	name string
 }
 
 func (c *compiler) errorf(pos config.Pos, format string, args ...any) {
@@ -127,7 +126,7 @@ func (c *compiler) warnf(pos config.Pos, format string, args ...any) {
 }
 
 func (c *compiler) compile(n *config.Network) *Plan {
-	table, err := dhcpopt.NewTable(n.OptionDefs)
+	table, err := n.OptionTable()
 	if err != nil {
 		var es config.Errors
 		if errors.As(err, &es) {
@@ -331,22 +330,19 @@ func (c *compiler) scope(pr config.Params, pos config.Pos, what string) *scope {
 			c.errorf(pos, "%s: boot-files: unknown architecture %q (one of %s)", what, arch, strings.Join(archNames(), ", "))
 		}
 	}
-	names := make([]string, 0, len(pr.Options))
-	for name := range pr.Options {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		def, data, err := c.table.Encode(name, pr.Options[name])
-		if err != nil {
-			c.errorf(pos, "%s: option %s: %v", what, name, err)
+	for _, o := range c.options(pr, pos, what) {
+		if o.def.Protocol || o.def.Code == optRelayAgent {
+			// Once per statement, not again in every scope inheriting it.
+			if k := (ignoredOption{o.pos, o.def.Name}); !c.ignored[k] {
+				if c.ignored == nil {
+					c.ignored = map[ignoredOption]bool{}
+				}
+				c.ignored[k] = true
+				c.warnf(o.pos, "%s: option %s is set by pxed itself; the configured value is ignored", what, o.def.Name)
+			}
 			continue
 		}
-		if def.Protocol || def.Code == optRelayAgent {
-			c.warnf(pos, "%s: option %s is set by pxed itself; the configured value is ignored", what, name)
-			continue
-		}
-		s.byCode[def.Code] = data
+		s.byCode[o.def.Code] = o.data
 	}
 	for code, data := range s.byCode {
 		s.opts = append(s.opts, option{code, data})
@@ -355,9 +351,57 @@ func (c *compiler) scope(pr config.Params, pos config.Pos, what string) *scope {
 	return s
 }
 
+// configured is an option value of a scope, ready to send.
+type configured struct {
+	def  dhcpopt.Def
+	data []byte
+	pos  config.Pos // where it was set; the scope's position if unknown
+}
+
+// options returns pr's option values in name order. A value a front end
+// has encoded already (pr.Encoded: the dhcpd.conf reader encodes from the
+// file's tokens) is used as it is; only text values (pr.Options without an
+// encoding: YAML, which config.Load has checked, or a Network built in Go)
+// are encoded here, and problems with them are reported at scopePos.
+func (c *compiler) options(pr config.Params, scopePos config.Pos, what string) []configured {
+	names := make([]string, 0, len(pr.Options)+len(pr.Encoded))
+	for name := range pr.Options {
+		names = append(names, name)
+	}
+	for name := range pr.Encoded {
+		if _, dup := pr.Options[name]; !dup {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	out := make([]configured, 0, len(names))
+	for _, name := range names {
+		if e, ok := pr.Encoded[name]; ok {
+			def, known := c.table.Lookup(name)
+			if !known {
+				c.errorf(e.Pos, "%s: unknown option %q", what, name)
+				continue
+			}
+			at := e.Pos
+			if at == (config.Pos{}) {
+				at = scopePos
+			}
+			out = append(out, configured{def, e.Data, at})
+			continue
+		}
+		def, data, err := c.table.Encode(name, pr.Options[name])
+		if err != nil {
+			c.errorf(scopePos, "%s: option %s: %v", what, name, err)
+			continue
+		}
+		out = append(out, configured{def, data, scopePos})
+	}
+	return out
+}
+
 func paramsEmpty(p config.Params) bool {
 	return p.DefaultLeaseTime == 0 && p.MaxLeaseTime == 0 && p.NextServer == "" && p.Filename == nil &&
-		p.ServerName == nil && p.AllowBootp == nil && p.AllowBooting == nil && len(p.Options) == 0 &&
+		p.ServerName == nil && p.AllowBootp == nil && p.AllowBooting == nil && len(p.Options) == 0 && len(p.Encoded) == 0 &&
 		len(p.BootFiles) == 0 && p.IPXEScript == ""
 }
 

@@ -1,10 +1,12 @@
 package dhcp
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
 	"pxed/internal/config"
+	"pxed/internal/config/isc"
 )
 
 func TestCompileErrorsAndWarnings(t *testing.T) {
@@ -114,4 +116,94 @@ func TestScopeInheritance(t *testing.T) {
 	if host.defLease != 120e9 || pool.maxLease != 120e9 {
 		t.Errorf("lease times: host default %s, pool max %s", host.defLease, pool.maxLease)
 	}
+}
+
+// TestPlanSendsParsedBytes: options read from a dhcpd.conf reach the plan as
+// the bytes the parser encoded from the file's tokens, never re-encoded from
+// their text, in every scope. The values are ones a trip through text could
+// change: text and data strings holding ", ", quotes or colon hex, a signed
+// octet above 127, an array of addresses, and an option whose type a later
+// definition changes.
+func TestPlanSendsParsedBytes(t *testing.T) {
+	const src = `option note code 224 = text;
+option blob code 225 = string;
+option routes code 121 = array of integer 8;
+option domain-search "a.example";
+option domain-search code 119 = text;
+option note "a, \"b\"";
+option dhcp-lease-time 60;
+subnet 192.0.2.0 netmask 255.255.255.0 {
+  option routers 192.0.2.1, 192.0.2.2;
+  option blob "01:02";
+  option routes 24, 200, 10;
+  pool {
+    option note "01:02";
+    range 192.0.2.10 192.0.2.20;
+  }
+  host h {
+    hardware ethernet 00:16:3e:00:00:01;
+    fixed-address 192.0.2.5;
+    option host-name "h, \"q\"";
+    option blob 01:02;
+  }
+}
+`
+	n, _, err := isc.Parse("f.conf", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, n *config.Network) {
+		plan, warns, err := Compile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One warning, at the statement, not one per scope inheriting it.
+		var ignored []string
+		for _, w := range warns {
+			if strings.Contains(w.Msg, "set by pxed itself") {
+				ignored = append(ignored, w.String())
+			}
+		}
+		if len(ignored) != 1 || ignored[0] != "f.conf:7:1: global scope: option dhcp-lease-time is set by pxed itself; the configured value is ignored" {
+			t.Errorf("warnings about dhcp-lease-time: %q", ignored)
+		}
+		sn := plan.subnets[0]
+		host := plan.hostScope(plan.byMAC["00:16:3e:00:00:01"][0], sn)
+		for _, c := range []struct {
+			scope string
+			sc    *scope
+			code  uint8
+			want  string
+		}{
+			{"global", plan.global, 224, `a, "b"`},
+			{"global", plan.global, 119, "\x01a\x07example\x00"},
+			{"subnet", sn.scope, 3, "\xc0\x00\x02\x01\xc0\x00\x02\x02"},
+			{"subnet", sn.scope, 225, "01:02"},
+			{"subnet", sn.scope, 121, "\x18\xc8\x0a"},
+			{"subnet inherits global", sn.scope, 224, `a, "b"`},
+			{"pool", sn.pools[0].scope, 224, "01:02"},
+			{"host", host, 12, `h, "q"`},
+			{"host", host, 225, "\x01\x02"},
+			{"host inherits subnet", host, 121, "\x18\xc8\x0a"},
+		} {
+			if got := c.sc.byCode[c.code]; !bytes.Equal(got, []byte(c.want)) {
+				t.Errorf("%s: option %d = %q, want %q", c.scope, c.code, got, c.want)
+			}
+		}
+		if _, ok := plan.global.byCode[51]; ok {
+			t.Error("the protocol option dhcp-lease-time is in the plan")
+		}
+	}
+	t.Run("parsed", func(t *testing.T) { check(t, n) })
+	// The text is for pxed import only: garbling it changes nothing.
+	garble := func(p *config.Params) {
+		for name := range p.Options {
+			p.Options[name] = "\x00 not a value, of any type"
+		}
+	}
+	garble(&n.Params)
+	garble(&n.Subnets[0].Params)
+	garble(&n.Subnets[0].Pools[0].Params)
+	garble(&n.Hosts[0].Params)
+	t.Run("text garbled", func(t *testing.T) { check(t, n) })
 }

@@ -43,6 +43,36 @@ func (t Type) Encode(value string) ([]byte, error) {
 	return b, nil
 }
 
+// AppendValue appends to b the wire bytes of one value as a configuration
+// file's tokens give it: for an array or a domain-list, one element of the
+// list (the caller has split the list at its commas, so an element is taken
+// whole and never split again); otherwise the whole value. quoted says the
+// value was written as a quoted string: a string (data string) type then
+// takes its bytes as they are, while an unquoted string value must be colon
+// hex ("01:02:0a"). Text takes the value's bytes either way. Nothing goes
+// through the canonical text form, so no value can be mistaken for another
+// on the way.
+func (t Type) AppendValue(b []byte, value string, quoted bool) ([]byte, error) {
+	switch t.Kind {
+	case KindText:
+		return append(b, value...), nil
+	case KindString:
+		if quoted {
+			return append(b, value...), nil
+		}
+		h, ok := ParseHex(value)
+		if !ok {
+			return nil, fmt.Errorf("%q is neither a quoted string nor colon-separated hex bytes (like 01:02:ab)", value)
+		}
+		return append(b, h...), nil
+	case KindDomainList:
+		return appendDomainName(b, value)
+	case KindIP, KindBool, KindInt:
+		return t.appendScalar(b, value)
+	}
+	return nil, errors.New("invalid option type")
+}
+
 // splitList splits "a, b, c" into its trimmed elements; an empty list or an
 // empty element is an error.
 func splitList(value string) ([]string, error) {
@@ -331,22 +361,31 @@ func encodeDomainList(value string) ([]byte, error) {
 	}
 	var b []byte
 	for _, name := range names {
-		n := strings.TrimSuffix(name, ".")
-		if n == "" {
-			return nil, fmt.Errorf("%q is not a domain name", name)
+		if b, err = appendDomainName(b, name); err != nil {
+			return nil, err
 		}
-		start := len(b)
-		for label := range strings.SplitSeq(n, ".") {
-			if err := checkLabel(label); err != nil {
-				return nil, fmt.Errorf("domain name %q: %v", name, err)
-			}
-			b = append(b, byte(len(label)))
-			b = append(b, label...)
+	}
+	return b, nil
+}
+
+// appendDomainName appends one RFC 1035 name, uncompressed; a trailing dot
+// is allowed.
+func appendDomainName(b []byte, name string) ([]byte, error) {
+	n := strings.TrimSuffix(name, ".")
+	if n == "" {
+		return nil, fmt.Errorf("%q is not a domain name", name)
+	}
+	start := len(b)
+	for label := range strings.SplitSeq(n, ".") {
+		if err := checkLabel(label); err != nil {
+			return nil, fmt.Errorf("domain name %q: %v", name, err)
 		}
-		b = append(b, 0)
-		if len(b)-start > 255 {
-			return nil, fmt.Errorf("domain name %q is longer than 255 bytes encoded", name)
-		}
+		b = append(b, byte(len(label)))
+		b = append(b, label...)
+	}
+	b = append(b, 0)
+	if len(b)-start > 255 {
+		return nil, fmt.Errorf("domain name %q is longer than 255 bytes encoded", name)
 	}
 	return b, nil
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"pxed/internal/config"
+	"pxed/internal/pos"
 )
 
 func TestParseType(t *testing.T) {
@@ -170,7 +170,7 @@ func TestStandardTable(t *testing.T) {
 		t.Errorf("nil Table Format = %q", s)
 	}
 	var zero Table
-	if err := zero.Define(config.OptionDef{Name: "arch", Code: 93, Type: "unsigned integer 16"}); err != nil {
+	if err := zero.Define(SiteDef{Name: "arch", Code: 93, Type: "unsigned integer 16"}); err != nil {
 		t.Fatal(err)
 	}
 	if d, ok := zero.ByCode(93); !ok || d.Name != "arch" {
@@ -205,18 +205,18 @@ func TestOptionN(t *testing.T) {
 }
 
 func TestSiteDefinitions(t *testing.T) {
-	pos := func(line int) config.Pos { return config.Pos{File: "dhcpd.conf", Line: line, Column: 1} }
-	tab, err := NewTable([]config.OptionDef{
-		{Name: "arch", Code: 93, Type: "unsigned integer 16", Pos: pos(1)},
-		{Name: "rfc3442-classless-static-routes", Code: 121, Type: "array of integer 8", Pos: pos(2)},
-		{Name: "pxelinux-configfile", Code: 209, Type: "text", Pos: pos(3)},
-		{Name: "pxelinux-configfile", Code: 209, Type: "text", Pos: pos(4)}, // same again: fine
-		{Name: "domain-search", Code: 119, Type: "text", Pos: pos(5)},       // retyping a standard name
+	at := func(line int) pos.Pos { return pos.Pos{File: "dhcpd.conf", Line: line, Column: 1} }
+	tab, err := NewTable([]SiteDef{
+		{Name: "arch", Code: 93, Type: "unsigned integer 16", Pos: at(1)},
+		{Name: "rfc3442-classless-static-routes", Code: 121, Type: "array of integer 8", Pos: at(2)},
+		{Name: "pxelinux-configfile", Code: 209, Type: "text", Pos: at(3)},
+		{Name: "pxelinux-configfile", Code: 209, Type: "text", Pos: at(4)}, // same again: fine
+		{Name: "domain-search", Code: 119, Type: "text", Pos: at(5)},       // retyping a standard name
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := tab.ByCode(93); d.Name != "arch" || d.Type != Uint16 || d.Pos != pos(1) {
+	if d, _ := tab.ByCode(93); d.Name != "arch" || d.Type != Uint16 || d.Pos != at(1) {
 		t.Errorf("ByCode(93) = %+v", d)
 	}
 	if d, ok := tab.Lookup("pxe-system-type"); !ok || d.Code != 93 || !d.Type.Array {
@@ -236,44 +236,44 @@ func TestSiteDefinitions(t *testing.T) {
 	}
 
 	bad := []struct {
-		def config.OptionDef
+		def SiteDef
 		msg string
 	}{
-		{config.OptionDef{Name: "zero", Code: 0, Type: "text"}, "code 0 is outside 1..254"},
-		{config.OptionDef{Name: "end", Code: 255, Type: "text"}, "code 255 is outside"},
-		{config.OptionDef{Name: "big", Code: 300, Type: "text"}, "code 300"},
-		{config.OptionDef{Name: "neg", Code: -1, Type: "text"}, "code -1"},
-		{config.OptionDef{Name: "t", Code: 200, Type: "txt"}, "unknown option type \"txt\""},
-		{config.OptionDef{Name: "r", Code: 200, Type: "{ ip-address, text }"}, "record option types"},
-		{config.OptionDef{Name: "routers", Code: 200, Type: "text"}, "standard option with code 3"},
-		{config.OptionDef{Name: "dhcp-lease-time", Code: 51, Type: "text"}, "protocol option"},
-		{config.OptionDef{Name: "option-200", Code: 200, Type: "text"}, "reserved"},
-		{config.OptionDef{Name: "", Code: 200, Type: "text"}, "bad option name"},
-		{config.OptionDef{Name: "arch", Code: 93, Type: "text"}, "already declared at dhcpd.conf:1:1 as code 93 = unsigned integer 16"},
-		{config.OptionDef{Name: "arch", Code: 94, Type: "unsigned integer 16"}, "already declared"},
+		{SiteDef{Name: "zero", Code: 0, Type: "text"}, "code 0 is outside 1..254"},
+		{SiteDef{Name: "end", Code: 255, Type: "text"}, "code 255 is outside"},
+		{SiteDef{Name: "big", Code: 300, Type: "text"}, "code 300"},
+		{SiteDef{Name: "neg", Code: -1, Type: "text"}, "code -1"},
+		{SiteDef{Name: "t", Code: 200, Type: "txt"}, "unknown option type \"txt\""},
+		{SiteDef{Name: "r", Code: 200, Type: "{ ip-address, text }"}, "record option types"},
+		{SiteDef{Name: "routers", Code: 200, Type: "text"}, "standard option with code 3"},
+		{SiteDef{Name: "dhcp-lease-time", Code: 51, Type: "text"}, "protocol option"},
+		{SiteDef{Name: "option-200", Code: 200, Type: "text"}, "reserved"},
+		{SiteDef{Name: "", Code: 200, Type: "text"}, "bad option name"},
+		{SiteDef{Name: "arch", Code: 93, Type: "text"}, "already declared at dhcpd.conf:1:1 as code 93 = unsigned integer 16"},
+		{SiteDef{Name: "arch", Code: 94, Type: "unsigned integer 16"}, "already declared"},
 	}
 	for _, c := range bad {
-		c.def.Pos = pos(42)
+		c.def.Pos = at(42)
 		err := tab.Define(c.def)
-		var ce *config.Error
+		var ce *pos.Error
 		if !errors.As(err, &ce) || ce.Line != 42 || ce.File != "dhcpd.conf" || !strings.Contains(ce.Msg, c.msg) {
 			t.Errorf("Define(%+v) = %v, want positioned error containing %q", c.def, err, c.msg)
 		}
 	}
 	// NewTable reports every bad definition.
-	_, err = NewTable([]config.OptionDef{
-		{Name: "a", Code: 0, Type: "text", Pos: pos(1)},
-		{Name: "b", Code: 200, Type: "text", Pos: pos(2)},
-		{Name: "c", Code: 201, Type: "nope", Pos: pos(3)},
+	_, err = NewTable([]SiteDef{
+		{Name: "a", Code: 0, Type: "text", Pos: at(1)},
+		{Name: "b", Code: 200, Type: "text", Pos: at(2)},
+		{Name: "c", Code: 201, Type: "nope", Pos: at(3)},
 	})
-	var es config.Errors
+	var es pos.Errors
 	if !errors.As(err, &es) || len(es) != 2 || es[0].Line != 1 || es[1].Line != 3 {
 		t.Errorf("NewTable errors = %v", err)
 	}
 }
 
 func TestEncode(t *testing.T) {
-	tab, err := NewTable([]config.OptionDef{
+	tab, err := NewTable([]SiteDef{
 		{Name: "s8", Code: 200, Type: "integer 8"},
 		{Name: "s16", Code: 201, Type: "signed integer 16"},
 		{Name: "u32", Code: 202, Type: "unsigned integer 32"},
@@ -545,9 +545,21 @@ func FuzzEncode(f *testing.F) {
 		{Kind: KindInt, Bits: 32, Array: true}, {Kind: KindBool, Array: true}}
 	f.Fuzz(func(t *testing.T, s string) {
 		if _, err := ParseType(s); err == nil {
-			_, _ = NewTable([]config.OptionDef{{Name: "x", Code: 200, Type: s}})
+			_, _ = NewTable([]SiteDef{{Name: "x", Code: 200, Type: s}})
 		}
 		for _, ty := range types {
+			// A value read from tokens encodes as its canonical text does.
+			elem := ty.elem()
+			if b, err := elem.AppendValue(nil, s, false); err == nil {
+				if b2, err := elem.Encode(s); err != nil || !bytes.Equal(b, b2) {
+					t.Fatalf("%s: AppendValue(%q) = %v, Encode = %v, %v", elem, s, b, b2, err)
+				}
+			}
+			if b, err := elem.AppendValue(nil, s, true); err == nil && elem.Kind == KindString {
+				if b2, err := elem.Encode(DataString(b)); err != nil || !bytes.Equal(b, b2) {
+					t.Fatalf("quoted %q: Encode(DataString) = %v, %v", s, b2, err)
+				}
+			}
 			if b, err := ty.Encode(s); err == nil {
 				out, err := ty.Decode(b)
 				if err != nil {
@@ -569,4 +581,53 @@ func FuzzEncode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAppendValue: values as a configuration file's tokens give them encode
+// whole, element by element, without any reading of their text as a list
+// or as hex that the file did not ask for.
+func TestAppendValue(t *testing.T) {
+	for _, c := range []struct {
+		typ    Type
+		in     []string
+		quoted bool
+		want   []byte
+	}{
+		{Text, []string{`a, "b"`}, true, []byte(`a, "b"`)},
+		{Text, []string{"01:02"}, true, []byte("01:02")},
+		{String, []string{"01:02"}, true, []byte("01:02")},
+		{String, []string{"01:02"}, false, []byte{1, 2}},
+		{String, []string{" a, b "}, true, []byte(" a, b ")},
+		{IPArray, []string{"192.0.2.1", "192.0.2.2"}, false, []byte{192, 0, 2, 1, 192, 0, 2, 2}},
+		{Type{Kind: KindInt, Bits: 8, Signed: true, Array: true}, []string{"24", "200", "-1"}, false, []byte{24, 200, 255}},
+		{Uint16, []string{"0x10"}, false, []byte{0, 16}},
+		{Boolean, []string{"on"}, false, []byte{1}},
+		{DomainList, []string{"a.example.", "b"}, true, []byte("\x01a\x07example\x00\x01b\x00")},
+	} {
+		var b []byte
+		var err error
+		for _, v := range c.in {
+			if b, err = c.typ.elem().AppendValue(b, v, c.quoted); err != nil {
+				t.Fatalf("%s: AppendValue(%q): %v", c.typ, v, err)
+			}
+		}
+		if !bytes.Equal(b, c.want) {
+			t.Errorf("%s: %q = %q, want %q", c.typ, c.in, b, c.want)
+		}
+	}
+	for _, c := range []struct {
+		typ    Type
+		in     string
+		quoted bool
+		err    string
+	}{
+		{String, "PXEClient", false, "neither a quoted string nor colon-separated hex"},
+		{DomainList, "a,b", true, `label "a,b" has the character ','`},
+		{IPAddress, "192.0.2.1, 192.0.2.2", false, "is not an IPv4 address"},
+		{Uint8, "256", false, "outside 0..255"},
+	} {
+		if _, err := c.typ.AppendValue(nil, c.in, c.quoted); err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s: AppendValue(%q) = %v, want an error containing %q", c.typ, c.in, err, c.err)
+		}
+	}
 }

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"pxed/internal/config"
+	"pxed/internal/pos"
 )
 
 // Def is one option definition.
@@ -22,7 +22,19 @@ type Def struct {
 	// one of them is overridden or has no effect.
 	Protocol bool
 	// Pos is where a site option was declared; zero for standard options.
-	Pos config.Pos
+	Pos pos.Pos
+}
+
+// SiteDef declares a site option as a configuration file writes it (ISC
+// `option NAME code N = TYPE;`, or the YAML option-definitions); Define
+// checks it.
+type SiteDef struct {
+	Name string
+	Code int
+	// Type in ISC syntax, as ParseType reads it.
+	Type string
+	// Pos is where the definition was written; errors about it name it.
+	Pos pos.Pos
 }
 
 // standard is the DHCPv4 option table: names and codes from RFC 2132 and the
@@ -151,11 +163,11 @@ type Table struct {
 
 // NewTable returns the standard table plus the site options declared in
 // site (ISC `option NAME code N = TYPE;`), checked as Define checks them.
-// Errors are *config.Error positioned at the OptionDef's Pos; all bad
-// definitions are reported, as config.Errors.
-func NewTable(site []config.OptionDef) (*Table, error) {
+// Errors are *pos.Error positioned at the SiteDef's Pos; all bad
+// definitions are reported, as pos.Errors.
+func NewTable(site []SiteDef) (*Table, error) {
 	t := &Table{byName: map[string]*Def{}}
-	var es config.Errors
+	var es pos.Errors
 	for _, d := range site {
 		if e := t.define(d); e != nil {
 			es = append(es, e)
@@ -182,18 +194,17 @@ func NewTable(site []config.OptionDef) (*Table, error) {
 //     type (as repeated includes do);
 //   - several site names may share one code; the last one wins for ByCode.
 //
-// A non-nil error is a *config.Error positioned at d.Pos.
-func (t *Table) Define(d config.OptionDef) error {
+// A non-nil error is a *pos.Error positioned at d.Pos.
+func (t *Table) Define(d SiteDef) error {
 	if e := t.define(d); e != nil {
 		return e
 	}
 	return nil
 }
 
-func (t *Table) define(d config.OptionDef) *config.Error {
-	bad := func(format string, args ...any) *config.Error {
-		return &config.Error{File: d.Pos.File, Line: d.Pos.Line, Column: d.Pos.Column,
-			Msg: fmt.Sprintf("option %s: ", d.Name) + fmt.Sprintf(format, args...)}
+func (t *Table) define(d SiteDef) *pos.Error {
+	bad := func(format string, args ...any) *pos.Error {
+		return d.Pos.Errorf("option %s: %s", d.Name, fmt.Sprintf(format, args...))
 	}
 	if d.Name == "" || strings.ContainsAny(d.Name, " \t\r\n,;{}\"") {
 		return bad("bad option name %q", d.Name)

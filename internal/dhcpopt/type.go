@@ -2,7 +2,7 @@
 // option's value as text and its bytes on the wire.
 //
 // Option values are handled in one canonical text form, the one the
-// configuration model (config.Params.Options) stores:
+// configuration model keeps for YAML (config.Params.Options):
 //
 //   - ip-address: dotted quad, "192.0.2.1" (host names are not resolved)
 //   - text: the text itself, without quotes

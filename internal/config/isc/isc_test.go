@@ -1,6 +1,7 @@
 package isc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,12 +24,59 @@ func mustEqual(t *testing.T, what string, got, want any) {
 	}
 }
 
+// takeEncoded checks the encoded option values of every scope of n against
+// the canonical text `pxed import` prints for them (the text must encode to
+// the same bytes, so the YAML import sends what the dhcpd.conf sends) and
+// that each has a position, then clears them, so that the tests below can
+// compare the rest of the model as written.
+func takeEncoded(t *testing.T, n *config.Network) {
+	t.Helper()
+	table, err := n.OptionTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, p *config.Params) {
+		if len(p.Encoded) != len(p.Options) {
+			t.Errorf("%s: %d encoded options for %d options", what, len(p.Encoded), len(p.Options))
+		}
+		for name, e := range p.Encoded {
+			text, ok := p.Options[name]
+			if !ok {
+				t.Errorf("%s: option %s encoded but without text", what, name)
+				continue
+			}
+			if e.Pos.File == "" || e.Pos.Line < 1 || e.Pos.Column < 1 {
+				t.Errorf("%s: option %s has no position: %+v", what, name, e.Pos)
+			}
+			if _, b, err := table.Encode(name, text); err != nil || !bytes.Equal(b, e.Data) {
+				t.Errorf("%s: option %s: text %q encodes to %x, %v; the file's tokens gave %x", what, name, text, b, err, e.Data)
+			}
+		}
+		p.Encoded = nil
+	}
+	check("global", &n.Params)
+	for i := range n.Subnets {
+		s := &n.Subnets[i]
+		check("subnet "+s.Network, &s.Params)
+		for j := range s.Pools {
+			check(fmt.Sprintf("subnet %s pool %d", s.Network, j), &s.Pools[j].Params)
+		}
+	}
+	for i := range n.Hosts {
+		check("host "+n.Hosts[i].Name, &n.Hosts[i].Params)
+	}
+}
+
 func TestSeedXenPXE(t *testing.T) {
 	const file = "testdata/seed-xen-pxe.conf"
 	n, warns, err := ParseFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e := n.Subnets[0].Encoded["routers"]; !bytes.Equal(e.Data, []byte{192, 168, 1, 166}) || e.Pos != (config.Pos{File: file, Line: 5, Column: 1}) {
+		t.Errorf("routers encoded as %+v", e)
+	}
+	takeEncoded(t, n)
 	pos := func(line, col int) config.Pos { return config.Pos{File: file, Line: line, Column: col} }
 	want := &config.Network{
 		Params: config.Params{
@@ -101,6 +149,7 @@ func TestAllStatements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	takeEncoded(t, n)
 	stripPos(n)
 	want := &config.Network{
 		Params: config.Params{
@@ -304,6 +353,12 @@ func TestPositions(t *testing.T) {
 	mustEqual(t, "pool range", n.Subnets[0].Pools[2].Ranges[1].Pos, p(f, 39, 5))
 	mustEqual(t, "shared pool split", n.Subnets[3].Pools[0].Pos, p(f, 89, 3))
 	mustEqual(t, "host", n.Hosts[2].Pos, p(f, 64, 5))
+	mustEqual(t, "global option", n.Encoded["domain-name"].Pos, p(f, 12, 1))
+	mustEqual(t, "included option", n.Encoded["log-servers"].Pos, p("testdata/include/more.conf", 1, 1))
+	mustEqual(t, "subnet option", n.Subnets[0].Encoded["routers"].Pos, p(f, 28, 3))
+	mustEqual(t, "pool option", n.Subnets[0].Pools[2].Encoded["arch"].Pos, p(f, 41, 5))
+	mustEqual(t, "host option", n.Hosts[2].Encoded["host-name"].Pos, p(f, 68, 7))
+	mustEqual(t, "option inherited from a group", n.Hosts[2].Encoded["root-path"].Pos, p(f, 60, 3))
 }
 
 // memFS is an in-memory readInclude.
@@ -704,10 +759,144 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		retyped := false
 		for _, w := range warns {
 			if w.Pos.Line < 1 {
 				t.Fatalf("warning without a line: %v", w)
 			}
+			retyped = retyped || strings.Contains(w.Msg, "changes the type of an option already set")
+		}
+		// What pxed import prints for each option must encode to the bytes
+		// the file's tokens gave (unless a definition retyped an option
+		// after it was set, which the parser warns about).
+		if !retyped {
+			takeEncoded(t, n)
 		}
 	})
+}
+
+// TestOptionBytes checks the wire bytes the parser encodes straight from the
+// file's tokens, for values a round trip through text could mistake: text
+// and data strings holding ", ", quotes or colon hex, escapes, signed octets
+// above 127, lists. The options are set in every kind of scope, site
+// options declared in the file before they are used.
+func TestOptionBytes(t *testing.T) {
+	src := `option note code 224 = text;
+option blob code 225 = string;
+option routes code 121 = array of integer 8;
+option note "a, \"b\"; c";
+option blob "01:02";
+option routers 192.0.2.1, 192.0.2.2;
+option option-201 " x, y ";
+option routes 24, 200, 10;
+shared-network lan {
+  option root-path "10.0.0.1:/srv/root, with comma";
+  subnet 192.0.2.0 netmask 255.255.255.0 {
+    option note "01:02";
+    option blob 01:02;
+    pool {
+      option domain-search "a.example.", b.example;
+      range 192.0.2.10 192.0.2.20;
+    }
+  }
+}
+group {
+  option vendor-class-identifier "\000x\xff";
+  host h {
+    hardware ethernet 00:16:3e:00:00:01;
+    option host-name "h, \"quoted\"";
+  }
+}
+`
+	n, _, err := Parse("f.conf", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(line, col int) config.Pos { return config.Pos{File: "f.conf", Line: line, Column: col} }
+	for _, c := range []struct {
+		scope string
+		p     config.Params
+		name  string
+		want  []byte
+		pos   config.Pos
+	}{
+		{"global", n.Params, "note", []byte(`a, "b"; c`), at(4, 1)},
+		{"global", n.Params, "blob", []byte("01:02"), at(5, 1)},
+		{"global", n.Params, "routers", []byte{192, 0, 2, 1, 192, 0, 2, 2}, at(6, 1)},
+		{"global", n.Params, "option-201", []byte(" x, y "), at(7, 1)},
+		{"global", n.Params, "routes", []byte{24, 200, 10}, at(8, 1)},
+		{"subnet (shared-network)", n.Subnets[0].Params, "root-path", []byte("10.0.0.1:/srv/root, with comma"), at(10, 3)},
+		{"subnet", n.Subnets[0].Params, "note", []byte("01:02"), at(12, 5)},
+		{"subnet", n.Subnets[0].Params, "blob", []byte{1, 2}, at(13, 5)},
+		{"pool", n.Subnets[0].Pools[0].Params, "domain-search", []byte("\x01a\x07example\x00\x01b\x07example\x00"), at(15, 7)},
+		{"host (group)", n.Hosts[0].Params, "vendor-class-identifier", []byte{0, 'x', 0xff}, at(21, 3)},
+		{"host", n.Hosts[0].Params, "host-name", []byte(`h, "quoted"`), at(24, 5)},
+	} {
+		e, ok := c.p.Encoded[c.name]
+		if !ok {
+			t.Errorf("%s: option %s not encoded (encoded: %v)", c.scope, c.name, c.p.Encoded)
+			continue
+		}
+		if !bytes.Equal(e.Data, c.want) || e.Pos != c.pos {
+			t.Errorf("%s: option %s = %q at %s, want %q at %s", c.scope, c.name, e.Data, e.Pos, c.want, c.pos)
+		}
+	}
+	// The text pxed import prints encodes to the same bytes.
+	takeEncoded(t, n)
+}
+
+// TestOptionErrorsEveryScope: a bad option value fails the parse at the
+// value, in every scope that can carry options.
+func TestOptionErrorsEveryScope(t *testing.T) {
+	for _, c := range []struct {
+		scope, src, want string
+	}{
+		{"global", "option routers 300.1.2.3;\n",
+			`f.conf:1:16: option routers: "300.1.2.3" is not an IPv4 address`},
+		{"shared-network", "shared-network s {\n  option domain-name-servers 192.0.2.1, bogus;\n  subnet 192.0.2.0 netmask 255.255.255.0 { }\n}\n",
+			`f.conf:2:41: option domain-name-servers: "bogus" is not an IPv4 address (pxed does not resolve host names here; write the address)`},
+		{"subnet", "subnet 192.0.2.0 netmask 255.255.255.0 {\n  option interface-mtu 70000;\n}\n",
+			"f.conf:2:24: option interface-mtu: 70000 is outside 0..65535 (unsigned integer 16)"},
+		{"pool", "subnet 192.0.2.0 netmask 255.255.255.0 {\n  pool {\n    option ip-forwarding maybe;\n    range 192.0.2.10 192.0.2.20;\n  }\n}\n",
+			`f.conf:3:26: option ip-forwarding: "maybe" is not a boolean: expected true, false, on or off`},
+		{"group", "group {\n  option domain-search \"a..b\";\n}\n",
+			`f.conf:2:24: option domain-search: domain name "a..b": empty label`},
+		{"host", "host h {\n  hardware ethernet 00:16:3e:00:00:01;\n  option time-offset 1.5;\n}\n",
+			`f.conf:3:22: option time-offset: "1.5" is not an integer`},
+		{"site option declared in the file", "option arch code 93 = unsigned integer 16;\nhost h {\n  option arch 65536;\n}\n",
+			"f.conf:3:15: option arch: 65536 is outside 0..65535 (unsigned integer 16)"},
+		{"site option used before its declaration", "option arch 7;\noption arch code 93 = unsigned integer 16;\n",
+			`f.conf:1:8: unknown option "arch" (declare it first with: option arch code NUMBER = TYPE;)`},
+		{"included file", "subnet 192.0.2.0 netmask 255.255.255.0 {\n  include \"inc.conf\";\n}\n",
+			`inc.conf:1:16: option routers: "192.0.2" is not an IPv4 address`},
+	} {
+		t.Run(c.scope, func(t *testing.T) {
+			read := memFS{"inc.conf": "option routers 192.0.2;\n"}.read
+			n, _, err := Parse("f.conf", []byte(c.src), read)
+			if err == nil || n != nil {
+				t.Fatalf("no error (network %v)", n)
+			}
+			var es config.Errors
+			if !errors.As(err, &es) || len(es) != 1 || es[0].Error() != c.want {
+				t.Errorf("error = %q, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestRetypeAfterUse: a definition that changes the type of an option
+// already set warns; the earlier value keeps the bytes it was written as.
+func TestRetypeAfterUse(t *testing.T) {
+	src := "option domain-search \"a.example\";\noption domain-search code 119 = text;\noption domain-name \"x\";\n"
+	n, warns, err := Parse("f.conf", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWarnings(t, warns, []string{
+		"f.conf:2: option domain-search code 119 redefines the standard option",
+		"f.conf:2: option domain-search code 119 = text changes the type of an option already set at f.conf:1:1 as domain-list",
+	})
+	if got := n.Encoded["domain-search"].Data; !bytes.Equal(got, []byte("\x01a\x07example\x00")) {
+		t.Errorf("domain-search = %q", got)
+	}
 }

@@ -101,11 +101,21 @@ type parser struct {
 	depth       int // open blocks
 	table       *dhcpopt.Table
 
-	net     *config.Network
+	net *config.Network
+	// used: the options set so far, with the definition their first value
+	// was encoded with.
+	used    map[string]firstUse
 	subnets []*subnetDecl
 	hosts   []*hostDecl
 	errs    config.Errors
 	warns   []Warning
+}
+
+// firstUse is where an option was first set, and the definition its value
+// was encoded with.
+type firstUse struct {
+	def dhcpopt.Def
+	pos config.Pos
 }
 
 type scopeKind uint8
@@ -1015,11 +1025,19 @@ func (p *parser) option(sc *scope, kw token) {
 	}
 	if sc.params.Options == nil {
 		sc.params.Options = map[string]string{}
+		sc.params.Encoded = map[string]config.EncodedOption{}
 	}
 	if _, dup := sc.params.Options[def.Name]; dup {
 		p.warn(kw.pos, "option %s is set twice in %s; the last value wins", def.Name, sc.what())
 	}
 	sc.params.Options[def.Name] = canon
+	sc.params.Encoded[def.Name] = config.EncodedOption{Data: data, Pos: kw.pos}
+	if p.used == nil {
+		p.used = map[string]firstUse{}
+	}
+	if _, seen := p.used[def.Name]; !seen {
+		p.used[def.Name] = firstUse{def, kw.pos}
+	}
 }
 
 // optionDef reads the rest of "option NAME code N = TYPE;".
@@ -1058,7 +1076,7 @@ func (p *parser) optionDef(kw, name token, space, optName string) {
 	for _, d := range p.net.OptionDefs {
 		site = site || d.Name == optName
 	}
-	if err := p.table.Define(def); err != nil {
+	if err := p.table.Define(def.Site()); err != nil {
 		p.errs = append(p.errs, err.(*config.Error))
 		if len(p.errs) >= maxErrors {
 			panic(bailout{})
@@ -1070,6 +1088,11 @@ func (p *parser) optionDef(kw, name token, space, optName string) {
 	}
 	if known && !site {
 		p.warn(kw.pos, "option %s code %d redefines the standard option %s", optName, code, optName)
+	}
+	if u, ok := p.used[optName]; ok {
+		if nd, _ := p.table.Lookup(optName); nd.Type != u.def.Type {
+			p.warn(kw.pos, "option %s code %d = %s changes the type of an option already set at %s as %s; values set before this line keep the old encoding (declare options before using them)", optName, code, nd.Type, u.pos, u.def.Type)
+		}
 	}
 }
 
@@ -1122,7 +1145,10 @@ func (p *parser) optionValue(name token, def dhcpopt.Def) (canon string, data []
 			return "", nil, false
 		}
 		t := e[0]
+		// The element's bytes come from the token itself; its canonical
+		// text (v, then c) is only what `pxed import` prints.
 		var v string
+		var err error
 		switch typ.Kind {
 		case dhcpopt.KindText, dhcpopt.KindDomainList:
 			if t.kind != tWord && t.kind != tString {
@@ -1148,6 +1174,10 @@ func (p *parser) optionValue(name token, def dhcpopt.Def) (canon string, data []
 			}
 			v = t.val
 		}
+		if data, err = elemType.AppendValue(data, t.val, t.kind == tString); err != nil {
+			p.errorAt(t.pos, "option %s: %v", def.Name, err)
+			return "", nil, false
+		}
 		c, err := elemType.Canonical(v)
 		if err != nil {
 			p.errorAt(t.pos, "option %s: %v", def.Name, err)
@@ -1155,13 +1185,7 @@ func (p *parser) optionValue(name token, def dhcpopt.Def) (canon string, data []
 		}
 		vals = append(vals, c)
 	}
-	canon = strings.Join(vals, ", ")
-	data, err := typ.Encode(canon)
-	if err != nil {
-		p.errorAt(name.pos, "option %s: %v", def.Name, err)
-		return "", nil, false
-	}
-	return canon, data, true
+	return strings.Join(vals, ", "), data, true
 }
 
 // finish resolves scopes into the model and checks hosts against subnets.
@@ -1195,6 +1219,13 @@ func cloneParams(p config.Params) config.Params {
 			m[k] = v
 		}
 		p.Options = m
+	}
+	if p.Encoded != nil {
+		m := make(map[string]config.EncodedOption, len(p.Encoded))
+		for k, v := range p.Encoded {
+			m[k] = v
+		}
+		p.Encoded = m
 	}
 	if p.BootFiles != nil {
 		m := make(map[string]string, len(p.BootFiles))
