@@ -29,15 +29,20 @@ var seedDHCPD = func() string {
 	return string(b)
 }()
 
-// stripPos clears positions, which differ between the two front ends.
+// stripPos clears positions, which differ between the two front ends, and
+// the option bytes only the dhcpd.conf reader keeps (Options holds the same
+// values as text for both).
 func stripPos(n *config.Network) *config.Network {
 	c := *n
+	c.Encoded = nil
 	c.Subnets = append([]config.Subnet(nil), n.Subnets...)
 	for i := range c.Subnets {
 		c.Subnets[i].Pos = config.Pos{}
+		c.Subnets[i].Encoded = nil
 		c.Subnets[i].Pools = append([]config.Pool(nil), c.Subnets[i].Pools...)
 		for j := range c.Subnets[i].Pools {
 			c.Subnets[i].Pools[j].Pos = config.Pos{}
+			c.Subnets[i].Pools[j].Encoded = nil
 			c.Subnets[i].Pools[j].Ranges = append([]config.Range(nil), c.Subnets[i].Pools[j].Ranges...)
 			for k := range c.Subnets[i].Pools[j].Ranges {
 				c.Subnets[i].Pools[j].Ranges[k].Pos = config.Pos{}
@@ -47,6 +52,7 @@ func stripPos(n *config.Network) *config.Network {
 	c.Hosts = append([]config.Host(nil), n.Hosts...)
 	for i := range c.Hosts {
 		c.Hosts[i].Pos = config.Pos{}
+		c.Hosts[i].Encoded = nil
 	}
 	return &c
 }
