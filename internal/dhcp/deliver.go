@@ -34,9 +34,8 @@ func (s *Server) Handle(ctx context.Context, port *Port, b []byte, src netip.Add
 
 // deliver carries out o for req (x is nil when no subnet matched).
 func (s *Server) deliver(x *exchange, req Request, o Outcome) {
-	mac := req.Packet.MAC().String()
 	if o.Warn != "" {
-		s.warnFirst(o.WarnKey, o.Warn, "iface", req.Port.Name, "mac", mac, "giaddr", req.Packet.GIAddr.String())
+		s.warnFirst(o.WarnKey, o.Warn, "iface", req.Port.Name, "mac", req.Packet.MAC().String(), "giaddr", req.Packet.GIAddr.String())
 	}
 	switch o.Action {
 	case Decline:
@@ -159,7 +158,11 @@ var broadcastAddr = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 // send logs the reply and delivers it as RFC 2131 §4.1 says.
 func (s *Server) send(x *exchange, req Request, o Outcome) {
 	r, t := o.Reply, o.Type
-	if s.log().Enabled(context.Background(), slog.LevelDebug) || t == msgAck || t == msgNak || t == 0 || o.State == "proxy" {
+	level := slog.LevelInfo
+	if t == msgOffer && o.State != "proxy" {
+		level = slog.LevelDebug // the hot path
+	}
+	if s.log().Enabled(context.Background(), level) {
 		s.logReply(x, req, o)
 	}
 	b, dropped := r.marshal(maxSize(req))
