@@ -172,3 +172,31 @@ dhcp:
 	out, _ = explain(t, "--config", cfg, "00:19:b9:41:2c:b9")
 	wantLines(t, out, "tried pxelinux.cfg/01-00-19-b9-41-2c-b9: found on disk, shadowing the inventory's generated config")
 }
+
+// PXELINUX prefixes every name with the boot file's directory, a leading
+// '/' included ("bios//images/vmlinuz", served as bios/images/vmlinuz);
+// only "::name" is absolute. explain walks that layout as real PXELINUX
+// does (test/e2e/pathprefix_test.go boots it).
+func TestExplainPathPrefix(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dhcpd.conf")
+	writeFile(t, conf, []byte(strings.Replace(seedDHCPD, `filename "pxelinux.0";`, `filename "bios/pxelinux.0";`, 1)))
+	root := seedTree(t, map[string]string{
+		"bios/pxelinux.0": "x",
+		"bios/pxelinux.cfg/01-00-16-3e-72-79-e4": "default linux\nlabel linux\nkernel /images/vmlinuz\ninitrd ::bios/images/initrd.gz\n",
+		"bios/images/vmlinuz":   "k",
+		"bios/images/initrd.gz": "i",
+		"images/vmlinuz":        "the wrong kernel",
+	}, nil)
+	out, code := explain(t, "--dhcpd-conf", conf, "--tftp-root", root, "--state-dir", dir, "00:16:3e:72:79:e4")
+	if code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	wantLines(t, out,
+		"boot file for BIOS PXE: bios/pxelinux.0",
+		"tried bios/pxelinux.cfg/01-00-16-3e-72-79-e4: found on disk",
+		"kernel bios/images/vmlinuz: ok (1 bytes)",
+		"initrd bios/images/initrd.gz: ok (1 bytes)",
+		"no problems found",
+	)
+}

@@ -79,10 +79,11 @@ func (w *walk) dhcp() answers {
 	w.info("next-server: %s", orNone(bios.siaddr))
 	for _, a := range res {
 		if a.answered {
-			w.info("boot file for %-9s %s", a.kind+":", orNoneS(a.file))
+			why := ""
 			if a.why != "" {
-				w.info("  (%s)", a.why)
+				why = "  (" + a.why + ")"
 			}
+			w.info("boot file for %-9s %s%s", a.kind+":", orNoneS(a.file), why)
 		}
 	}
 	if !bios.siaddr.IsValid() || bios.siaddr.IsUnspecified() {
