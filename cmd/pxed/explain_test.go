@@ -182,11 +182,11 @@ func TestExplainPathPrefix(t *testing.T) {
 	conf := filepath.Join(dir, "dhcpd.conf")
 	writeFile(t, conf, []byte(strings.Replace(seedDHCPD, `filename "pxelinux.0";`, `filename "bios/pxelinux.0";`, 1)))
 	root := seedTree(t, map[string]string{
-		"bios/pxelinux.0": "x",
+		"bios/pxelinux.0":                        "x",
 		"bios/pxelinux.cfg/01-00-16-3e-72-79-e4": "default linux\nlabel linux\nkernel /images/vmlinuz\ninitrd ::bios/images/initrd.gz\n",
-		"bios/images/vmlinuz":   "k",
-		"bios/images/initrd.gz": "i",
-		"images/vmlinuz":        "the wrong kernel",
+		"bios/images/vmlinuz":                    "k",
+		"bios/images/initrd.gz":                  "i",
+		"images/vmlinuz":                         "the wrong kernel",
 	}, nil)
 	out, code := explain(t, "--dhcpd-conf", conf, "--tftp-root", root, "--state-dir", dir, "00:16:3e:72:79:e4")
 	if code != 0 {

@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"errors"
-	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 
 	"pxed/internal/config"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 const example = "../../examples/inventory.yaml"
 
