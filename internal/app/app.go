@@ -194,6 +194,11 @@ func Load(c *config.Config, env Env) (*App, error) {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
+	if env.States == nil {
+		// Declared states, kept in memory: the service and the boot plan
+		// must share one.
+		env.States = inventory.NewStates(nil, nil, env.Logger)
+	}
 	a := &App{cfg: c, env: env, log: env.Logger}
 	s, err := build(c, env, a.leaseMAC)
 	if err != nil {
