@@ -77,10 +77,8 @@ func New(o Options) *Plan {
 	o.Loaded = o.Loaded.Truncate(time.Second)
 	p := &Plan{o: o, httpServer: o.Advertise}
 	for _, bf := range o.ScopeBootFiles {
-		for _, name := range []string{"efi-x64"} {
-			if bf[name] != "" {
-				p.scopeEFI = true
-			}
+		if bf["efi-x64"] != "" {
+			p.scopeEFI = true
 		}
 	}
 	if o.Tree != nil {

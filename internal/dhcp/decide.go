@@ -402,12 +402,6 @@ func (x *exchange) nak(ip netip.Addr, why string) Outcome {
 	return Outcome{Reply: r, Type: msgNak, IP: ip, State: why}
 }
 
-// nakFor is the NAK delivery sends when the allocator refuses a lease the
-// decision meant to commit (another client took it in between).
-func (x *exchange) nakFor(ip netip.Addr, err error) Outcome {
-	return x.nak(ip, err.Error())
-}
-
 func (x *exchange) decline() Outcome {
 	if sid := x.p.Addr(optServerID); sid.IsValid() && !x.ours(sid) {
 		return silence(slog.LevelDebug, "DECLINE for another server")

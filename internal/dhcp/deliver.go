@@ -80,7 +80,8 @@ func (s *Server) deliver(x *exchange, req Request, o Outcome) {
 		case err == nil:
 		case errUnavailable(err):
 			replyPool.Put(o.Reply)
-			s.deliver(x, req, x.nakFor(o.IP, err))
+			// Another client took it in between: the decision's NAK.
+			s.deliver(x, req, x.nak(o.IP, err.Error()))
 		default:
 			replyPool.Put(o.Reply)
 			s.logAt(slog.LevelWarn, req, "dhcp: request not answered", "ip", o.IP.String(), "error", err)
