@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"pxed/internal/testutil"
 )
 
 // seedTree builds a /tftpboot like the seeds' with the given files (name ->
@@ -29,7 +31,7 @@ func seedTree(t *testing.T, files map[string]string, modes map[string]os.FileMod
 
 func explain(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	code := run(append([]string{"explain"}, args...), &stdout, &stderr)
 	if stderr.String() != "" {
 		t.Logf("stderr: %s", stderr.String())

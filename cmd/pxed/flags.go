@@ -34,71 +34,58 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 	d := config.Default()
 	f.fs.StringVar(&f.configFile, "config", "", "native YAML config `file` (optional; flags override it)")
 
-	str := func(name, key, def, help string, set func(*config.Config, string)) {
-		v := f.fs.String(name, def, help)
-		f.keys[name] = key
-		f.apply[name] = func(c *config.Config) { set(c, *v) }
-	}
-	integer := func(name, key string, def int, help string, set func(*config.Config, int)) {
-		v := f.fs.Int(name, def, help)
-		f.keys[name] = key
-		f.apply[name] = func(c *config.Config) { set(c, *v) }
-	}
-	boolean := func(name, key string, def bool, help string, set func(*config.Config, bool)) {
-		v := f.fs.Bool(name, def, help)
-		f.keys[name] = key
-		f.apply[name] = func(c *config.Config) { set(c, *v) }
-	}
-	duration := func(name, key string, def time.Duration, help string, set func(*config.Config, time.Duration)) {
-		v := f.fs.Duration(name, def, help)
-		f.keys[name] = key
-		f.apply[name] = func(c *config.Config) { set(c, *v) }
-	}
-
-	str("tftp-root", "tftp.root", d.TFTP.Root, "boot tree `dir`ectory served by TFTP and HTTP (a jail, like tftp-hpa --secure)",
-		func(c *config.Config, v string) { c.TFTP.Root = v })
-	str("tftp-addr", "tftp.addr", d.TFTP.Addr, "TFTP listen `HOST:PORT` (empty disables TFTP)",
-		func(c *config.Config, v string) { c.TFTP.Addr = v })
-	str("http-addr", "http.addr", d.HTTP.Addr, "HTTP listen `HOST:PORT` (empty disables HTTP)",
-		func(c *config.Config, v string) { c.HTTP.Addr = v })
-	str("state-dir", "state-dir", d.StateDir, "`dir`ectory for durable state (leases, host states)",
-		func(c *config.Config, v string) { c.StateDir = v })
-	str("dhcpd-conf", "dhcp.dhcpd-conf", "", "ISC dhcpd.conf `file` to serve DHCP from (read as it is; see pxed check)",
-		func(c *config.Config, v string) { c.DHCP.DHCPDConf = v })
-	str("inventory", "inventory", "", "boot inventory `file` (hosts and profiles; reloaded on SIGHUP and on change)",
-		func(c *config.Config, v string) { c.Inventory = v })
-	str("http-advertise", "http.advertise", "", "`HOST:PORT` clients should use for HTTP in generated files (default: the address they reached, http port)",
-		func(c *config.Config, v string) { c.HTTP.Advertise = v })
-	boolean("tftp-single-port", "tftp.single-port", d.TFTP.SinglePort, "serve every TFTP transfer from the listening port (for NAT and firewalls)",
-		func(c *config.Config, v bool) { c.TFTP.SinglePort = v })
-	boolean("tftp-io-uring", "tftp.io-uring", d.TFTP.IOURing, "drive TFTP transfers from io_uring workers where the kernel has io_uring (false: a goroutine per transfer)",
-		func(c *config.Config, v bool) { c.TFTP.IOURing = v })
-	integer("tftp-io-workers", "tftp.io-workers", d.TFTP.IOWorkers, "io_uring worker threads for TFTP (0: one per two CPUs, at most 4)",
-		func(c *config.Config, v int) { c.TFTP.IOWorkers = v })
-	integer("tftp-max-blksize", "tftp.max-blksize", d.TFTP.MaxBlksize, "largest TFTP block size granted (8..65464)",
-		func(c *config.Config, v int) { c.TFTP.MaxBlksize = v })
-	boolean("tftp-mtu-clamp", "tftp.mtu-clamp", d.TFTP.MTUClamp, "clamp TFTP block size to the MTU of the interface the request came in on",
-		func(c *config.Config, v bool) { c.TFTP.MTUClamp = v })
-	integer("tftp-max-windowsize", "tftp.max-windowsize", d.TFTP.MaxWindowsize, "largest RFC 7440 window granted (1..65535)",
-		func(c *config.Config, v int) { c.TFTP.MaxWindowsize = v })
-	duration("tftp-timeout", "tftp.timeout", d.TFTP.Timeout, "TFTP retransmission timeout when the client does not negotiate one",
-		func(c *config.Config, v time.Duration) { c.TFTP.Timeout = v })
-	integer("tftp-retries", "tftp.retries", d.TFTP.Retries, "TFTP retransmissions before a transfer is abandoned",
-		func(c *config.Config, v int) { c.TFTP.Retries = v })
-	integer("tftp-max-transfers", "tftp.max-transfers", d.TFTP.MaxTransfers, "concurrent TFTP transfers before new requests are refused",
-		func(c *config.Config, v int) { c.TFTP.MaxTransfers = v })
-	duration("shutdown-grace", "shutdown-grace", d.ShutdownGrace, "on SIGTERM/SIGINT, how long in-flight transfers may finish",
-		func(c *config.Config, v time.Duration) { c.ShutdownGrace = v })
-	str("log-level", "log.level", d.Log.Level, "debug, info, warn or error",
-		func(c *config.Config, v string) { c.Log.Level = v })
-	str("log-format", "log.format", d.Log.Format, "text or json",
-		func(c *config.Config, v string) { c.Log.Format = v })
+	bind(f, f.fs.String, "tftp-root", "tftp.root", d.TFTP.Root, "boot tree `dir`ectory served by TFTP and HTTP (a jail, like tftp-hpa --secure)",
+		func(c *config.Config) *string { return &c.TFTP.Root })
+	bind(f, f.fs.String, "tftp-addr", "tftp.addr", d.TFTP.Addr, "TFTP listen `HOST:PORT` (empty disables TFTP)",
+		func(c *config.Config) *string { return &c.TFTP.Addr })
+	bind(f, f.fs.String, "http-addr", "http.addr", d.HTTP.Addr, "HTTP listen `HOST:PORT` (empty disables HTTP)",
+		func(c *config.Config) *string { return &c.HTTP.Addr })
+	bind(f, f.fs.String, "state-dir", "state-dir", d.StateDir, "`dir`ectory for durable state (leases, host states)",
+		func(c *config.Config) *string { return &c.StateDir })
+	bind(f, f.fs.String, "dhcpd-conf", "dhcp.dhcpd-conf", "", "ISC dhcpd.conf `file` to serve DHCP from (read as it is; see pxed check)",
+		func(c *config.Config) *string { return &c.DHCP.DHCPDConf })
+	bind(f, f.fs.String, "inventory", "inventory", "", "boot inventory `file` (hosts and profiles; reloaded on SIGHUP and on change)",
+		func(c *config.Config) *string { return &c.Inventory })
+	bind(f, f.fs.String, "http-advertise", "http.advertise", "", "`HOST:PORT` clients should use for HTTP in generated files (default: the address they reached, http port)",
+		func(c *config.Config) *string { return &c.HTTP.Advertise })
+	bind(f, f.fs.Bool, "tftp-single-port", "tftp.single-port", d.TFTP.SinglePort, "serve every TFTP transfer from the listening port (for NAT and firewalls)",
+		func(c *config.Config) *bool { return &c.TFTP.SinglePort })
+	bind(f, f.fs.Bool, "tftp-io-uring", "tftp.io-uring", d.TFTP.IOURing, "drive TFTP transfers from io_uring workers where the kernel has io_uring (false: a goroutine per transfer)",
+		func(c *config.Config) *bool { return &c.TFTP.IOURing })
+	bind(f, f.fs.Int, "tftp-io-workers", "tftp.io-workers", d.TFTP.IOWorkers, "io_uring worker threads for TFTP (0: one per two CPUs, at most 4)",
+		func(c *config.Config) *int { return &c.TFTP.IOWorkers })
+	bind(f, f.fs.Int, "tftp-max-blksize", "tftp.max-blksize", d.TFTP.MaxBlksize, "largest TFTP block size granted (8..65464)",
+		func(c *config.Config) *int { return &c.TFTP.MaxBlksize })
+	bind(f, f.fs.Bool, "tftp-mtu-clamp", "tftp.mtu-clamp", d.TFTP.MTUClamp, "clamp TFTP block size to the MTU of the interface the request came in on",
+		func(c *config.Config) *bool { return &c.TFTP.MTUClamp })
+	bind(f, f.fs.Int, "tftp-max-windowsize", "tftp.max-windowsize", d.TFTP.MaxWindowsize, "largest RFC 7440 window granted (1..65535)",
+		func(c *config.Config) *int { return &c.TFTP.MaxWindowsize })
+	bind(f, f.fs.Duration, "tftp-timeout", "tftp.timeout", d.TFTP.Timeout, "TFTP retransmission timeout when the client does not negotiate one",
+		func(c *config.Config) *time.Duration { return &c.TFTP.Timeout })
+	bind(f, f.fs.Int, "tftp-retries", "tftp.retries", d.TFTP.Retries, "TFTP retransmissions before a transfer is abandoned",
+		func(c *config.Config) *int { return &c.TFTP.Retries })
+	bind(f, f.fs.Int, "tftp-max-transfers", "tftp.max-transfers", d.TFTP.MaxTransfers, "concurrent TFTP transfers before new requests are refused",
+		func(c *config.Config) *int { return &c.TFTP.MaxTransfers })
+	bind(f, f.fs.Duration, "shutdown-grace", "shutdown-grace", d.ShutdownGrace, "on SIGTERM/SIGINT, how long in-flight transfers may finish",
+		func(c *config.Config) *time.Duration { return &c.ShutdownGrace })
+	bind(f, f.fs.String, "log-level", "log.level", d.Log.Level, "debug, info, warn or error",
+		func(c *config.Config) *string { return &c.Log.Level })
+	bind(f, f.fs.String, "log-format", "log.format", d.Log.Format, "text or json",
+		func(c *config.Config) *string { return &c.Log.Format })
 
 	ifaces := &stringList{}
 	f.fs.Var(ifaces, "interface", "network interface `name` to serve DHCP on (repeatable; DHCP never listens on an interface not named)")
 	f.keys["interface"] = "dhcp.interfaces"
 	f.apply["interface"] = func(c *config.Config) { c.DHCP.Interfaces = append([]string(nil), (*ifaces)...) }
 	return f
+}
+
+// bind defines flag name with define (f.fs.String, f.fs.Int, ...) and
+// records that, when set, it overrides config key through field.
+func bind[T any](f *serveFlags, define func(name string, def T, help string) *T, name, key string, def T, help string, field func(*config.Config) *T) {
+	v := define(name, def, help)
+	f.keys[name] = key
+	f.apply[name] = func(c *config.Config) { *field(c) = *v }
 }
 
 // load parses args and returns the configuration they and the config file describe.

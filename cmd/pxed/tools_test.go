@@ -17,6 +17,7 @@ import (
 	"pxed/internal/dhcp"
 	"pxed/internal/lease"
 	"pxed/internal/lease/bolt"
+	"pxed/internal/testutil"
 )
 
 // seedDHCPD is the first seed's dhcpd.conf in a documentation range, as
@@ -61,7 +62,7 @@ func TestImportRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "dhcpd.conf")
 	writeFile(t, conf, []byte(seedDHCPD))
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	if code := run([]string{"import", conf}, &stdout, &stderr); code != 0 {
 		t.Fatalf("pxed import: exit %d\n%s", code, stderr.String())
 	}
@@ -123,7 +124,7 @@ func TestCheckAndImportErrors(t *testing.T) {
 		{args: []string{"import", broken}, code: 1, stderr: "broken.conf:3:8:"},
 		{args: []string{"import"}, code: 2, stderr: "usage: pxed import"},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr testutil.SyncBuffer
 		code := run(tc.args, &stdout, &stderr)
 		if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
 			t.Errorf("pxed %q: exit %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)", tc.args, code, tc.code, stdout.String(), tc.stdout, stderr.String(), tc.stderr)
@@ -144,7 +145,7 @@ func TestLeasesOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	if code := run([]string{"leases", "--state-dir", dir}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -154,7 +155,7 @@ func TestLeasesOffline(t *testing.T) {
 			t.Errorf("pxed leases output lacks %q:\n%s", want, out)
 		}
 	}
-	stdout, stderr = syncBuffer{}, syncBuffer{}
+	stdout, stderr = testutil.SyncBuffer{}, testutil.SyncBuffer{}
 	if code := run([]string{"leases", "--state-dir", t.TempDir()}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no lease database") {
 		t.Errorf("empty state dir: exit %d, stderr %q", code, stderr.String())
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"pxed/internal/inventory"
+	"pxed/internal/testutil"
 )
 
 // pxed vm create: the seeds' PV guest RK with an 8 GB disk (the seed's dd
@@ -29,7 +30,7 @@ func TestVMCreate(t *testing.T) {
 	writeFile(t, filepath.Join(ks, "el5.ks"), data)
 	disk := filepath.Join(dir, "system.img")
 	cfg := filepath.Join(dir, "rk.cfg")
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	code := run([]string{"vm", "create", "RK", "--type", "pv", "--mac", "00:16:3e:62:39:d3", "--memory", "1024", "--disk", disk + ":8000M",
 		"--out", cfg, "--inventory", inv, "--profile", "el5-pv-install", "--ip", "192.0.2.77"}, &stdout, &stderr)
 	if code != 0 {
@@ -61,7 +62,7 @@ func TestVMCreate(t *testing.T) {
 
 	// Again: the disk exists and the MAC is taken; nothing is changed.
 	before, _ := os.ReadFile(inv)
-	stderr = syncBuffer{}
+	stderr = testutil.SyncBuffer{}
 	if code := run([]string{"vm", "create", "RK2", "--mac", "00:16:3e:62:39:d3", "--disk", filepath.Join(dir, "other.img") + ":1G",
 		"--inventory", inv, "--profile", "el5-pv-install", "--out", filepath.Join(dir, "rk2.cfg")}, &stdout, &stderr); code == 0 {
 		t.Fatal("a second guest with the same MAC was accepted")
@@ -75,13 +76,13 @@ func TestVMCreate(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "other.img")); err == nil {
 		t.Error("a refused vm create created its disk")
 	}
-	stderr = syncBuffer{}
+	stderr = testutil.SyncBuffer{}
 	if code := run([]string{"vm", "create", "RK3", "--mac", "00:16:3e:00:00:99", "--disk", disk + ":1G", "--out", filepath.Join(dir, "rk3.cfg")}, &stdout, &stderr); code == 0 {
 		t.Fatal("an existing disk was overwritten")
 	}
 
 	// HVM in the xm form of the seeds.
-	stdout = syncBuffer{}
+	stdout = testutil.SyncBuffer{}
 	if code := run([]string{"vm", "create", "xen_el5u4_x86_hvm", "--type", "hvm", "--xm", "--mac", "00:16:3E:72:79:E4", "--disk", filepath.Join(dir, "hvm.img") + ":1G", "--out", "-"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("hvm: %s", stderr.String())
 	}

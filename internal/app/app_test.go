@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"pxed/internal/inventory"
 	"pxed/internal/lease"
 	"pxed/internal/lease/bolt"
+	"pxed/internal/testutil"
 )
 
 // The snapshot and its reloads, without a network or root: every file is
@@ -140,27 +139,9 @@ func newFixture(t *testing.T, dhcpSection, dhcpdConf, inv string) *fixture {
 	return f
 }
 
-// syncBuffer is a log sink safe for a reload on another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (f *fixture) load(t *testing.T, env Env) (*App, *syncBuffer) {
+func (f *fixture) load(t *testing.T, env Env) (*App, *testutil.SyncBuffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &testutil.SyncBuffer{}
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -1,7 +1,6 @@
 package bootfs
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"pxed/internal/testutil"
 )
 
 var genMod = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -66,47 +67,16 @@ type owningGen struct {
 
 func (g owningGen) Owns(name string) bool { return g.owns(name) }
 
-// logBuffer collects a logger's output; safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// count returns how many log lines contain s.
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for line := range strings.Lines(l.b.String()) {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newLayered makes a tree with the given world-readable files, a Layered over
 // it logging into the returned buffer, and a recordingGen serving gen, set as
 // its generator.
-func newLayered(t *testing.T, disk map[string]string, gen map[string]string) (*Layered, *recordingGen, *logBuffer, string) {
+func newLayered(t *testing.T, disk map[string]string, gen map[string]string) (*Layered, *recordingGen, *testutil.SyncBuffer, string) {
 	t.Helper()
 	tree, dir := newTree(t)
 	for name, data := range disk {
 		writeFile(t, filepath.Join(dir, filepath.FromSlash(name)), data, 0o644)
 	}
-	log := &logBuffer{}
+	log := &testutil.SyncBuffer{}
 	l := NewLayered(tree, slog.New(slog.NewTextHandler(log, nil)))
 	g := &recordingGen{files: gen}
 	l.SetGenerator(g)
@@ -278,7 +248,7 @@ func TestLayeredShadowWarnsOnce(t *testing.T) {
 					f.Close()
 				}
 			}
-			if n := log.count(msg); n != 1 {
+			if n := log.Count(msg); n != 1 {
 				t.Fatalf("%d shadow warnings after opening one shadowed file 6 times, want 1; log:\n%s", n, log)
 			}
 			out := log.String()
@@ -308,7 +278,7 @@ func TestLayeredShadowWarnsOnce(t *testing.T) {
 				f, _ = l.Open("boot.ipxe")
 				f.Close()
 			}
-			if n := log.count(msg); n != 2 {
+			if n := log.Count(msg); n != 2 {
 				t.Errorf("%d shadow warnings after a second shadowed name, want 2", n)
 			}
 			// Source and Stat say it, but do not log.
@@ -318,7 +288,7 @@ func TestLayeredShadowWarnsOnce(t *testing.T) {
 			if _, err := l.Stat("pxelinux.cfg/default"); err != nil {
 				t.Error(err)
 			}
-			if n := log.count(msg); n != 2 {
+			if n := log.Count(msg); n != 2 {
 				t.Errorf("%d shadow warnings after Source and Stat, want still 2", n)
 			}
 		})
@@ -341,7 +311,7 @@ func TestLayeredShadowWarningConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := log.count("shadows generated file"); n != 1 {
+	if n := log.Count("shadows generated file"); n != 1 {
 		t.Errorf("%d shadow warnings from concurrent opens, want 1", n)
 	}
 }

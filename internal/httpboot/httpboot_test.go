@@ -20,34 +20,8 @@ import (
 	"time"
 
 	"pxed/internal/bootfs"
+	"pxed/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the log's lines, without the trailing empty one.
-func (s *syncBuffer) lines() []string {
-	out := strings.TrimSuffix(s.String(), "\n")
-	if out == "" {
-		return nil
-	}
-	return strings.Split(out, "\n")
-}
 
 // content is the test kernel: 64 distinct bytes, so that ranges are checkable.
 var content = func() []byte {
@@ -69,7 +43,7 @@ type fixture struct {
 	dir     string // the tree
 	outside string // a world-readable file outside the tree
 	tree    *bootfs.Tree
-	log     *syncBuffer
+	log     *testutil.SyncBuffer
 	h       *Files
 }
 
@@ -104,7 +78,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tree.Close() })
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return &fixture{
 		dir:     dir,
@@ -202,7 +176,7 @@ func TestGetLargeFile(t *testing.T) {
 		t.Fatalf("GET /initrd.img: status %d, %d bytes (equal: %v), want 200 and %d bytes", resp.StatusCode, len(body), bytes.Equal(body, big), len(big))
 	}
 	stop()
-	lines := f.log.lines()
+	lines := f.log.Lines()
 	if len(lines) != 1 {
 		t.Fatalf("log has %d lines, want 1:\n%s", len(lines), f.log)
 	}
@@ -479,7 +453,7 @@ func TestOneLogLinePerRequest(t *testing.T) {
 		}
 	}
 	stop() // waits for the handlers, so every line is written
-	lines := f.log.lines()
+	lines := f.log.Lines()
 	if len(lines) != len(reqs) {
 		t.Fatalf("log has %d lines for %d requests:\n%s", len(lines), len(reqs), f.log)
 	}
@@ -517,7 +491,7 @@ func TestLogDirect(t *testing.T) {
 	// returns.
 	f := newFixture(t)
 	f.serve(httptest.NewRequest("GET", "/boot/grub/grub.cfg", nil))
-	lines := f.log.lines()
+	lines := f.log.Lines()
 	if len(lines) != 1 {
 		t.Fatalf("log has %d lines, want 1:\n%s", len(lines), f.log)
 	}

@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pxed/internal/testutil"
 )
 
 func e2eRequired() bool { return os.Getenv("PXED_E2E") == "1" }
@@ -147,26 +148,9 @@ func (l *lab) setClientMAC(mac string) {
 // server is a running `pxed serve`.
 type server struct {
 	cmd      *exec.Cmd
-	log      *syncBuffer
+	log      *testutil.SyncBuffer
 	stateDir string
 	done     chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startPxed runs pxed serve in the server namespace on conf (an ISC
@@ -179,7 +163,7 @@ func (l *lab) startPxed(conf, stateDir string, extra ...string) *server {
 	}
 	args := append([]string{"netns", "exec", l.srv, pxed(l.t), "serve", "--dhcpd-conf", confPath, "--interface", l.sif,
 		"--state-dir", stateDir, "--tftp-addr", "", "--http-addr", "", "--log-level", "debug"}, extra...)
-	s := &server{cmd: exec.Command("ip", args...), log: &syncBuffer{}, stateDir: stateDir, done: make(chan struct{})}
+	s := &server{cmd: exec.Command("ip", args...), log: &testutil.SyncBuffer{}, stateDir: stateDir, done: make(chan struct{})}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The inventory over loopback, without root: generated configs over TFTP
+// and HTTP name the HTTP server the client reached; the install callback
+// from the kickstart switches the host to local boot; the API needs its
+// token.
+func TestServeInventory(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "pxelinux.0"), []byte("x"))
+	c := testConfig(t, root)
+	c.Inventory = "../../examples/inventory.yaml"
+	ln, stop := startServe(t, c)
+	base := "http://" + ln.HTTP.String()
+	cfg, err := tftpGet(t, ln.TFTP, "pxelinux.cfg/01-00-16-3e-72-79-e4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "ks="+base+"/ks/test_hvm") {
+		t.Fatalf("config over TFTP:\n%s\nwant ks=%s/ks/test_hvm", cfg, base)
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	post := func(url, token string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code, body := get("/pxelinux.cfg/01-00-16-3e-72-79-e4"); code != 200 || body != string(cfg) {
+		t.Fatalf("same config over HTTP: %d\n%s", code, body)
+	}
+	_, ks := get("/ks/test_hvm")
+	m := regexp.MustCompile(`curl -fsS -X POST '([^']+)'`).FindStringSubmatch(ks)
+	if m == nil {
+		t.Fatalf("kickstart has no callback:\n%s", ks)
+	}
+	if code := post(base+"/api/v1/hosts/test_hvm/installed", ""); code != 401 {
+		t.Fatalf("callback without token: %d", code)
+	}
+	if code := post(m[1], ""); code != 200 {
+		t.Fatalf("callback %s: %d", m[1], code)
+	}
+	if _, s := get("/ipxe/00-16-3e-72-79-e4"); !strings.Contains(s, "\nexit\n") {
+		t.Fatalf("iPXE script after install:\n%s", s)
+	}
+	tok, err := os.ReadFile(filepath.Join(c.StateDir, "api-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(c.StateDir, "api-token")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("api-token mode %v, want 0600", fi.Mode().Perm())
+	}
+	if code := post(base+"/api/v1/hosts/test_hvm/install", strings.TrimSpace(string(tok))); code != 200 {
+		t.Fatalf("install with the API token: %d", code)
+	}
+	if cfg, _ := tftpGet(t, ln.TFTP, "pxelinux.cfg/01-00-16-3e-72-79-e4"); !strings.Contains(string(cfg), "KERNEL el5u4_x86_pxeboot_install/vmlinuz") {
+		t.Fatalf("after install again:\n%s", cfg)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("serve = %v", err)
+	}
+}
