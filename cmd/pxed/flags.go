@@ -48,6 +48,12 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config) *string { return &c.Inventory })
 	bind(f, f.fs.String, "http-advertise", "http.advertise", "", "`HOST:PORT` clients should use for HTTP in generated files (default: the address they reached, http port)",
 		func(c *config.Config) *string { return &c.HTTP.Advertise })
+	bind(f, f.fs.Int, "http-max-conns", "http.max-conns", d.HTTP.MaxConns, "HTTP connections open at once, all clients together; more get a 503",
+		func(c *config.Config) *int { return &c.HTTP.MaxConns })
+	bind(f, f.fs.Int, "http-max-conns-per-ip", "http.max-conns-per-ip", d.HTTP.MaxConnsPerIP, "HTTP connections one client address (IPv6: one /64) may hold; more get a 503",
+		func(c *config.Config) *int { return &c.HTTP.MaxConnsPerIP })
+	bind(f, f.fs.Int, "http-min-rate", "http.min-rate", d.HTTP.MinRate, "slowest HTTP download in `bytes/s`, over each 30 s; slower clients are dropped",
+		func(c *config.Config) *int { return &c.HTTP.MinRate })
 	bind(f, f.fs.Bool, "tftp-single-port", "tftp.single-port", d.TFTP.SinglePort, "serve every TFTP transfer from the listening port (for NAT and firewalls)",
 		func(c *config.Config) *bool { return &c.TFTP.SinglePort })
 	bind(f, f.fs.Bool, "tftp-io-uring", "tftp.io-uring", d.TFTP.IOURing, "drive TFTP transfers from io_uring workers where the kernel has io_uring (false: a goroutine per transfer)",

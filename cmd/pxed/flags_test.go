@@ -50,6 +50,7 @@ dhcp:
 		"--tftp-retries", "5", // the default value, set explicitly: it still overrides
 		"--tftp-mtu-clamp",
 		"--shutdown-grace", "9s",
+		"--http-max-conns-per-ip", "8",
 		"--interface", "eth0", "--interface", "eth1",
 	)
 	if err != nil {
@@ -65,6 +66,7 @@ dhcp:
 		{"tftp.retries", c.TFTP.Retries, 5},
 		{"tftp.mtu-clamp", c.TFTP.MTUClamp, true},
 		{"shutdown-grace", c.ShutdownGrace, 9 * time.Second},
+		{"http.max-conns-per-ip", c.HTTP.MaxConnsPerIP, 8},
 		{"dhcp.interfaces", strings.Join(c.DHCP.Interfaces, ","), "eth0,eth1"},
 		// Left alone: the file's values, not the flags' defaults.
 		{"state-dir", c.StateDir, "/var/lib/pxed-file"},
@@ -76,6 +78,8 @@ dhcp:
 		// In neither: the defaults.
 		{"tftp.max-windowsize", c.TFTP.MaxWindowsize, config.Default().TFTP.MaxWindowsize},
 		{"tftp.single-port", c.TFTP.SinglePort, false},
+		{"http.max-conns", c.HTTP.MaxConns, 1024},
+		{"http.min-rate", c.HTTP.MinRate, 4096},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

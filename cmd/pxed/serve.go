@@ -158,7 +158,9 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 			}
 			filesH.ServeHTTP(w, r)
 		})
-		g.Go("http", func(ctx context.Context) error { return serveHTTP(ctx, httpLn, h, c.ShutdownGrace, log) })
+		lim := httpboot.Limits{MaxConns: c.HTTP.MaxConns, MaxConnsPerIP: c.HTTP.MaxConnsPerIP, MinRate: int64(c.HTTP.MinRate), Logger: log}
+		limited := lim.Listener(httpLn)
+		g.Go("http", func(ctx context.Context) error { return serveHTTP(ctx, limited, h, c.ShutdownGrace, log) })
 		log.Info("http listening", "addr", ln.HTTP.String(), "root", tree.Dir())
 	}
 	if dhcpSvc != nil {
@@ -197,12 +199,7 @@ func listenTFTP(addr string) (*net.UDPConn, error) {
 // serveHTTP serves h on ln until ctx ends, then lets requests in flight
 // finish for grace.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, log *slog.Logger) error {
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := httpboot.NewServer(h, log)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {

@@ -77,6 +77,14 @@ type HTTP struct {
 	// written into generated files (kickstart URLs, iPXE boot files).
 	// Empty: the address each client reached pxed on, with Addr's port.
 	Advertise string `yaml:"advertise"`
+	// MaxConns caps the connections open at once, all clients together;
+	// MaxConnsPerIP those of one client address (an IPv6 /64). Connections
+	// over a cap get a 503 and are closed at once.
+	MaxConns      int `yaml:"max-conns"`
+	MaxConnsPerIP int `yaml:"max-conns-per-ip"`
+	// MinRate (bytes/s) is the slowest a response may be taken: a client
+	// must accept MinRate x 30 s bytes every 30 s, or be dropped.
+	MinRate int `yaml:"min-rate"`
 }
 
 // API configures pxed's HTTP API (/api/v1/, served on http.addr).
@@ -113,7 +121,7 @@ func Default() *Config {
 			Retries:       5,
 			MaxTransfers:  10000,
 		},
-		HTTP: HTTP{Addr: ":8080"},
+		HTTP: HTTP{Addr: ":8080", MaxConns: 1024, MaxConnsPerIP: 32, MinRate: 4096},
 	}
 }
 
@@ -298,6 +306,14 @@ func (c *Config) Validate() error {
 		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
 			bad("http.advertise", "%q is not HOST:PORT", a)
 		}
+	}
+	if c.HTTP.MaxConns < 1 {
+		bad("http.max-conns", "must be at least 1")
+	} else if c.HTTP.MaxConnsPerIP < 1 || c.HTTP.MaxConnsPerIP > c.HTTP.MaxConns {
+		bad("http.max-conns-per-ip", "%d is outside 1..http.max-conns (%d)", c.HTTP.MaxConnsPerIP, c.HTTP.MaxConns)
+	}
+	if c.HTTP.MinRate < 1 || c.HTTP.MinRate > 1<<30 {
+		bad("http.min-rate", "%d is outside 1..1073741824 bytes per second", c.HTTP.MinRate)
 	}
 	if (c.TFTP.Addr != "" || c.HTTP.Addr != "") && c.TFTP.Root == "" {
 		bad("tftp.root", "must be set when TFTP or HTTP is enabled")

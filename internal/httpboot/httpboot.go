@@ -1,10 +1,13 @@
 // Package httpboot serves the boot tree over HTTP: the same files and the same
 // jail rules as TFTP, with Range requests, Content-Length and Last-Modified,
-// and no directory listings.
+// and no directory listings. Limits and NewServer bound what clients can
+// hold: connections per address and in all, header and idle time, and a
+// rate floor instead of a whole-response deadline.
 package httpboot
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -62,6 +65,13 @@ func (h *Files) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return http.StatusMethodNotAllowed, ""
 	}
+	if r.ContentLength != 0 {
+		// GET and HEAD carry no body; not reading one that trickles in
+		// must not hold the connection (net/http would wait for it).
+		w.Header().Set("Connection", "close")
+		http.Error(w, "request body not allowed", http.StatusRequestEntityTooLarge)
+		return http.StatusRequestEntityTooLarge, "request with a body"
+	}
 	name, err := bootfs.CleanName(r.URL.Path, "")
 	if err != nil {
 		http.Error(w, "forbidden", http.StatusForbidden)
@@ -97,6 +107,11 @@ func (h *Files) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 	}
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if why := checkRanges(r.Header.Get("Range"), fi.Size()); why != "" {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", fi.Size()))
+		http.Error(w, "range not satisfiable: "+why, http.StatusRequestedRangeNotSatisfiable)
+		return http.StatusRequestedRangeNotSatisfiable, why
+	}
 	// ServeContent handles Range, If-Modified-Since, If-Range, HEAD and
 	// Content-Length; it never lists directories.
 	http.ServeContent(w, r, name, fi.ModTime(), rs)

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// needTool returns the path of a client program the test replays an attack
+// or a request with; without it the test skips, unless PXED_E2E=1.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("PXED_E2E") == "1" {
+			t.Fatalf("%s is not installed, and PXED_E2E=1 requires it", name)
+		}
+		t.Skipf("%s is not installed", name)
+	}
+	return p
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(ents)
+}
+
+// dialStalled connects from src to addr with a tiny receive buffer, asks for
+// path and never reads the answer: the attack of issue 13 finding 7.
+func dialStalled(src, addr, path string) (net.Conn, error) {
+	d := net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)},
+		Timeout:   2 * time.Second,
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		},
+	}
+	c, err := d.Dial("tcp4", addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: boot\r\n\r\n", path); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// One address opens 300 connections that ask for a big file and never read.
+// The server keeps at most its per-address cap of them (a descriptor for the
+// socket and one for the file each), and a client on another address is
+// served meanwhile, by curl and by Go's client.
+func TestServeHTTPHeldConnections(t *testing.T) {
+	curl := needTool(t, "curl")
+	root := t.TempDir()
+	big := filepath.Join(root, "big.img")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(16 << 20) // sparse: more than any socket buffer holds
+	f.Close()
+	os.Chmod(big, 0o644)
+	kernel := bytes.Repeat([]byte("vmlinuz-"), 8<<10)
+	writeFile(t, filepath.Join(root, "vmlinuz"), kernel)
+	c := testConfig(t, root)
+	c.TFTP.Addr = ""
+	ln, stop := startServe(t, c)
+	addr := ln.HTTP.String()
+
+	base := openFDs(t)
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	const attack = 300
+	for range attack {
+		if c, err := dialStalled("127.0.0.1", addr, "/big.img"); err == nil {
+			held = append(held, c)
+		}
+	}
+	// The server's descriptors: the process's, less the attacker's sockets.
+	server := func() int { return openFDs(t) - base - len(held) }
+	n, last := server(), -1
+	for deadline := time.Now().Add(5 * time.Second); n != last && time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		last, n = n, server()
+	}
+	t.Logf("%d stalled connections from 127.0.0.1: the server holds %d descriptors for them", attack, n)
+	if limit := 2*c.HTTP.MaxConnsPerIP + 8; n > limit {
+		t.Errorf("the server holds %d descriptors for one address's stalled connections, want at most %d (per-address cap %d)", n, limit, c.HTTP.MaxConnsPerIP)
+	}
+
+	out := filepath.Join(t.TempDir(), "vmlinuz")
+	cmd := exec.Command(curl, "-fsS", "--interface", "127.0.0.2", "--max-time", "10", "-o", out, "http://"+addr+"/vmlinuz")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("curl from 127.0.0.2 while 127.0.0.1 holds its connections: %v\n%s", err, msg)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, kernel) {
+		t.Fatalf("curl from 127.0.0.2 got %d bytes, want %d", len(got), len(kernel))
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext,
+	}}
+	resp, err := hc.Get("http://" + addr + "/vmlinuz")
+	if err != nil {
+		t.Fatalf("GET from 127.0.0.2: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, kernel) {
+		t.Fatalf("GET from 127.0.0.2: status %d, %d bytes, %v", resp.StatusCode, len(body), err)
+	}
+	hc.CloseIdleConnections()
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	if err := stop(); err != nil && !strings.Contains(err.Error(), "closed") {
+		t.Errorf("serve = %v", err)
+	}
+}
