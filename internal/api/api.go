@@ -87,6 +87,7 @@ const (
 	codeNoRoute      = "no_route"
 	codeMethod       = "method_not_allowed"
 	codeTooLarge     = "too_large"
+	codeTimeout      = "timeout"
 	codeInternal     = "internal"
 )
 

@@ -12,7 +12,7 @@
 // Answers are JSON views ([HostView], [LeaseView]); errors are always JSON
 // {"error": "a sentence", "code": "not_found"} with the matching status and
 // Cache-Control: no-store. Requests carry no body: one over a few KiB is
-// refused (413).
+// refused (413), one not received within Options.BodyTimeout too (408).
 //
 // # Trust modes
 //

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -27,6 +28,8 @@ const (
 	byHeader = "X-Pxed-By"
 	// maxBy bounds the X-Pxed-By name.
 	maxBy = 64
+	// bodyTimeout is Options.BodyTimeout's default.
+	bodyTimeout = 5 * time.Second
 )
 
 // Options configure a [Handler].
@@ -40,12 +43,17 @@ type Options struct {
 	Trusted bool
 	// Logger gets one line per request; nil discards.
 	Logger *slog.Logger
+	// BodyTimeout bounds reading a request's body (0: 5 s).
+	BodyTimeout time.Duration
 }
 
 // Handler serves the API's routes (full paths, /api/v1/…) from svc. Mount it
 // at "/api/" on a TCP mux, or serve it as the whole control socket.
 func Handler(svc Service, o Options) http.Handler {
-	h := &handler{svc: svc, trusted: o.Trusted, log: o.Logger}
+	h := &handler{svc: svc, trusted: o.Trusted, log: o.Logger, bodyTimeout: o.BodyTimeout}
+	if h.bodyTimeout <= 0 {
+		h.bodyTimeout = bodyTimeout
+	}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))
 		h.token = sum[:]
@@ -61,6 +69,8 @@ type handler struct {
 	token   []byte // SHA-256 of the API token; nil: none configured
 	trusted bool
 	log     *slog.Logger
+	// bodyTimeout bounds reading a request body.
+	bodyTimeout time.Duration
 }
 
 type op int
@@ -182,9 +192,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) reply {
-	if tooLarge(r) {
+	if rep, ok := h.readBody(w, r); !ok {
 		w.Header().Set("Connection", "close")
-		return fail(http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body over %d bytes (the API takes none)", maxBody))
+		return rep
 	}
 	rt := parseRoute(r.URL)
 	var by string
@@ -323,17 +333,28 @@ func checkHost(name string) error {
 	return nil
 }
 
-// tooLarge reports a request body over maxBody, reading at most that much
-// of one of unknown length.
-func tooLarge(r *http.Request) bool {
+// readBody reads and drops a request's body, at most maxBody+1 bytes
+// within the body timeout: what a handler leaves, net/http reads after it
+// with no deadline, so a body announced and never sent would hold the
+// connection. ok is false, with the answer, for a body too large or too slow.
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request) (rep reply, ok bool) {
+	tooLarge := fail(http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body over %d bytes (the API takes none)", maxBody))
 	if r.ContentLength > maxBody {
-		return true
+		return tooLarge, false
 	}
-	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
-		return false
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return reply{}, true
 	}
-	n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, maxBody+1))
-	return n > maxBody
+	// Not supported by test recorders, whose bodies are in memory.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.bodyTimeout))
+	n, err := io.Copy(io.Discard, io.LimitReader(r.Body, maxBody+1))
+	switch {
+	case n > maxBody:
+		return tooLarge, false
+	case err != nil:
+		return fail(http.StatusRequestTimeout, codeTimeout, fmt.Sprintf("request body not received within %v: %v", h.bodyTimeout, err)), false
+	}
+	return reply{}, true
 }
 
 func safeMethod(m string) string {

@@ -1,14 +1,18 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // response is an answer as the tests look at it.
@@ -318,6 +322,30 @@ func TestBodies(t *testing.T) {
 	}
 	if a := check(t, "big POST", resp); a.status != 413 {
 		t.Errorf("big POST over TCP: %d", a.status)
+	}
+}
+
+// A body announced and never sent must not hold the connection: net/http
+// would wait for it without a deadline after the handler. The API reads it
+// within BodyTimeout and answers 408.
+func TestBodyNeverSent(t *testing.T) {
+	for _, o := range []Options{{Token: "api-secret", BodyTimeout: 200 * time.Millisecond}, {Trusted: true, BodyTimeout: 200 * time.Millisecond}} {
+		srv := httptest.NewServer(Handler(newFake(), o))
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /api/v1/hosts/test_hvm/install HTTP/1.1\r\nHost: pxed\r\nContent-Length: 100\r\n\r\n{")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second)) // the fix answers after 200 ms
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("trusted %v: a body that never comes: %v", o.Trusted, err)
+		}
+		if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+			t.Errorf("trusted %v: status %d, close %v; want 408 and Connection: close", o.Trusted, resp.StatusCode, resp.Close)
+		}
+		c.Close()
+		srv.Close()
 	}
 }
 
