@@ -30,12 +30,12 @@ type facts struct {
 	archName string // "" when unknown or absent
 	boot     bootplan.Facts
 	uuid     string // option 97, hex
-	hostname string // option 12
+	hostname string // option 12, printable and bounded
 }
 
 func factsOf(p *Packet) facts {
 	hw := p.MAC()
-	f := facts{hw: hw, mac: hw.String(), clientID: p.Options[optClientID], hostname: string(p.Options[optHostName])}
+	f := facts{hw: hw, mac: hw.String(), clientID: p.Options[optClientID], hostname: printable(p.Options[optHostName])}
 	f.key = lease.Key(f.clientID, hw)
 	f.boot.MAC, f.boot.MACKey = hw, f.mac
 	if a := p.Options[optClientArch]; len(a) >= 2 {

@@ -127,6 +127,9 @@ func newExchange(v View, req Request) (*exchange, Outcome, bool) {
 	if p.HType == 1 && p.HLen != 6 {
 		return nil, silence(slog.LevelDebug, "Ethernet hardware type with hlen != 6"), false
 	}
+	if id := p.Options[optClientID]; len(id) > maxClientID {
+		return nil, silence(slog.LevelDebug, "client identifier (option 61) of "+strconv.Itoa(len(id))+" bytes, longer than "+strconv.Itoa(maxClientID)), false
+	}
 	f := factsOf(p)
 	sn, serverIP := subnetOf(v.Plan, req.Port, p)
 	if sn == nil {
@@ -510,15 +513,14 @@ func (x *exchange) fill(r *reply, sc *scope, lt time.Duration) bootplan.Decision
 	if next.IsValid() {
 		r.SIAddr = next
 	}
+	// The parameter request list may repeat codes (up to a datagram's
+	// worth): each code is looked at once.
 	requested := x.p.Options[optParamRequest]
-	asked := func(code uint8) bool {
-		for _, c := range requested {
-			if c == code {
-				return true
-			}
-		}
-		return false
+	var askedSet [4]uint64
+	for _, c := range requested {
+		askedSet[c/64] |= 1 << (c % 64)
 	}
+	asked := func(code uint8) bool { return askedSet[code/64]&(1<<(code%64)) != 0 }
 	if file := d.File; file != "" {
 		if len(file) < 128 {
 			r.File = file
@@ -554,7 +556,12 @@ func (x *exchange) fill(r *reply, sc *scope, lt time.Duration) bootplan.Decision
 	}
 	// Options the client asked for, in its order; then the relay agent's
 	// option 82, echoed; then the rest of the scope's options if they fit.
+	var done [4]uint64
 	for _, code := range requested {
+		if done[code/64]&(1<<(code%64)) != 0 {
+			continue
+		}
+		done[code/64] |= 1 << (code % 64)
 		if r.has(code) {
 			continue
 		}

@@ -19,7 +19,7 @@ import (
 func (s *Server) Handle(ctx context.Context, port *Port, b []byte, src netip.AddrPort, dst netip.Addr) {
 	p, err := Parse(b)
 	if err != nil {
-		s.log().Debug("dhcp: dropped malformed packet", "iface", port.Name, "from", src.String(), "error", err)
+		s.drop(port, src, len(b) > MaxMessageLen, err)
 		return
 	}
 	req := Request{Packet: p, Port: port, Src: src, Dst: dst}

@@ -100,10 +100,21 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// Parse reads a message. It never panics and never keeps a reference to b.
+// MaxMessageLen is the largest DHCP message pxed reads: a datagram that
+// fits an unfragmented 1500-byte Ethernet frame (ISC dhcpd's DHCP_MTU_MAX).
+// Clients send 300 to 576 bytes; a relay adds its option 82. A longer
+// datagram is refused before its options are looked at.
+const MaxMessageLen = 1500 - ipUDPHeaders
+
+// Parse reads a message. It never panics, never keeps a reference to b,
+// refuses messages longer than MaxMessageLen, and costs time and memory
+// linear in len(b) whatever the options (RFC 3396 concatenation included).
 func Parse(b []byte) (*Packet, error) {
 	if len(b) < headerLen {
 		return nil, malformed("%d bytes, shorter than the %d-byte BOOTP header", len(b), headerLen)
+	}
+	if len(b) > MaxMessageLen {
+		return nil, malformed("%d bytes, longer than the %d-byte limit", len(b), MaxMessageLen)
 	}
 	p := &Packet{
 		Op: b[0], HType: b[1], HLen: b[2], Hops: b[3],
@@ -123,42 +134,65 @@ func Parse(b []byte) (*Packet, error) {
 		p.SName, p.File = cstring(sname), cstring(file)
 		return p, nil
 	}
-	p.Options = make(map[uint8][]byte, 16)
 	// One copy of everything after the cookie; option values point into it.
 	b = append([]byte(nil), b...)
-	sname, file = b[44:108], b[108:236]
-	if err := parseOptions(p.Options, b[240:], "options"); err != nil {
+	// RFC 3396 §5: the options field, then file, then sname. The first
+	// pass checks the areas and sizes every option, the second fills
+	// them, so repeated instances cost one buffer, not one per instance.
+	areas := [3]area{{b[240:], "options"}}
+	var sz optSizes
+	if err := sz.scan(areas[0]); err != nil {
 		return nil, err
 	}
 	overload := uint8(0)
-	if v, ok := p.Options[optOverload]; ok {
-		if len(v) != 1 || v[0] < 1 || v[0] > 3 {
-			return nil, malformed("option 52 (overload) has value %x", v)
+	if sz.count[optOverload] > 0 {
+		v := areas[0].find(optOverload)
+		if sz.count[optOverload] != 1 || len(v) != 1 || v[0] < 1 || v[0] > 3 {
+			return nil, malformed("option 52 (overload) is not one byte of 1, 2 or 3")
 		}
 		overload = v[0]
-		delete(p.Options, optOverload)
+		sz.count[optOverload] = 0
 	}
-	// RFC 3396 §5: the options field, then file, then sname.
 	if overload&1 != 0 {
-		if err := parseOptions(p.Options, file, "file field"); err != nil {
+		areas[1] = area{b[108:236], "file field"}
+		if err := sz.scan(areas[1]); err != nil {
 			return nil, err
 		}
 	} else {
 		p.File = cstring(file)
 	}
 	if overload&2 != 0 {
-		if err := parseOptions(p.Options, sname, "sname field"); err != nil {
+		areas[2] = area{b[44:108], "sname field"}
+		if err := sz.scan(areas[2]); err != nil {
 			return nil, err
 		}
 	} else {
 		p.SName = cstring(sname)
 	}
+	p.Options = make(map[uint8][]byte, sz.distinct)
+	for _, a := range areas {
+		sz.fill(p.Options, a)
+	}
 	return p, nil
 }
 
-// parseOptions appends the options in b to m. An area ends at option 255 or
-// at its end (many clients omit 255 in overloaded fields).
-func parseOptions(m map[uint8][]byte, b []byte, where string) error {
+// area is one place options are read from (options, file or sname field).
+type area struct {
+	b     []byte
+	where string
+}
+
+// optSizes counts each option's instances and their total length.
+type optSizes struct {
+	count    [256]uint16
+	total    [256]uint16
+	distinct int
+}
+
+// scan checks a's options and adds them to the counts. An area ends at
+// option 255 or at its end (many clients omit 255 in overloaded fields).
+func (s *optSizes) scan(a area) error {
+	b := a.b
 	for i := 0; i < len(b); {
 		code := b[i]
 		switch code {
@@ -169,25 +203,71 @@ func parseOptions(m map[uint8][]byte, b []byte, where string) error {
 			return nil
 		}
 		if i+1 >= len(b) {
-			return malformed("option %d in the %s has no length byte", code, where)
+			return malformed("option %d in the %s has no length byte", code, a.where)
 		}
 		n := int(b[i+1])
 		if i+2+n > len(b) {
-			return malformed("option %d in the %s claims %d bytes, %d left", code, where, n, len(b)-i-2)
+			return malformed("option %d in the %s claims %d bytes, %d left", code, a.where, n, len(b)-i-2)
 		}
-		if code == optOverload && where != "options" {
-			return malformed("option 52 (overload) inside the %s", where)
+		if code == optOverload && a.where != "options" {
+			return malformed("option 52 (overload) inside the %s", a.where)
 		}
-		if prev, ok := m[code]; ok {
-			// RFC 3396: instances concatenate (into a new slice, so the
-			// shared copy is never written through).
-			m[code] = append(append(make([]byte, 0, len(prev)+n), prev...), b[i+2:i+2+n]...)
-		} else {
-			m[code] = b[i+2 : i+2+n : i+2+n]
+		if s.count[code] == 0 {
+			s.distinct++
 		}
+		// Both stay below MaxMessageLen: no overflow.
+		s.count[code]++
+		s.total[code] += uint16(n)
 		i += 2 + n
 	}
 	return nil
+}
+
+// each calls f for every option instance of a scanned area, in order.
+func (a area) each(f func(code uint8, data []byte)) {
+	b := a.b
+	for i := 0; i < len(b); {
+		switch code := b[i]; code {
+		case optPad:
+			i++
+		case optEnd:
+			return
+		default:
+			n := int(b[i+1])
+			f(code, b[i+2:i+2+n:i+2+n])
+			i += 2 + n
+		}
+	}
+}
+
+// find returns the data of the first instance of code in a scanned area.
+func (a area) find(code uint8) []byte {
+	var v []byte
+	a.each(func(c uint8, data []byte) {
+		if c == code && v == nil {
+			v = data
+		}
+	})
+	return v
+}
+
+// fill puts a's options into m: a single instance points into the area,
+// repeated ones (RFC 3396) are concatenated into one buffer of their total
+// size, so the shared copy is never written through.
+func (s *optSizes) fill(m map[uint8][]byte, a area) {
+	a.each(func(code uint8, data []byte) {
+		switch s.count[code] {
+		case 0: // option 52, applied already
+		case 1:
+			m[code] = data
+		default:
+			v, ok := m[code]
+			if !ok {
+				v = make([]byte, 0, s.total[code])
+			}
+			m[code] = append(v, data...)
+		}
+	})
 }
 
 func addr4(b []byte) netip.Addr { return netip.AddrFrom4([4]byte(b[:4])) }

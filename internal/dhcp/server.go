@@ -15,13 +15,16 @@ import (
 	"sync/atomic"
 
 	"pxed/internal/bootplan"
+	"pxed/internal/dhcpnet"
 	"pxed/internal/lease"
 )
 
 // Conn is one interface's sockets, as the server needs them. *dhcpnet.Conn
 // implements it; tests use a fake.
 type Conn interface {
-	// ReadFrom reads one datagram; dst is the address it was sent to.
+	// ReadFrom reads one datagram; dst is the address it was sent to. A
+	// datagram longer than b is cut to len(b) with an error wrapping
+	// dhcpnet.ErrTruncated; the server drops it.
 	ReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, err error)
 	// SendTo sends a UDP datagram through the routing table, out of this
 	// interface (also for 255.255.255.255).
@@ -79,6 +82,7 @@ type Server struct {
 
 	warnOnce sync.Map // string -> struct{}
 	fixed    atomic.Pointer[fixedView]
+	drops    dropReport
 }
 
 // fixedView is the View made for Plan and TFTPEnabled when View is nil.
@@ -159,7 +163,9 @@ const flushEvery = 256
 // never sleeps, which on a VM saves much of the CPU a DHCP exchange would
 // cost in thread wakeups; when idle it waits in the poller like any reader.
 func (s *Server) serveLoop(ctx context.Context, p *Port) error {
-	buf := make([]byte, 65536)
+	// A datagram longer than MaxMessageLen is cut by the read (and
+	// dropped): the kernel copies no more than the buffer holds.
+	buf := make([]byte, MaxMessageLen)
 	try, _ := p.Conn.(tryReader)
 	handled := 0
 	for {
@@ -179,6 +185,10 @@ func (s *Server) serveLoop(ctx context.Context, p *Port) error {
 				continue
 			}
 			n, src, dst, err = p.Conn.ReadFrom(buf)
+		}
+		if errors.Is(err, dhcpnet.ErrTruncated) {
+			s.drop(p, src, true, err)
+			continue
 		}
 		if err != nil {
 			if ctx.Err() != nil {
