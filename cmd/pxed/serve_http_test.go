@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -141,5 +142,89 @@ func TestServeHTTPHeldConnections(t *testing.T) {
 	held = nil
 	if err := stop(); err != nil && !strings.Contains(err.Error(), "closed") {
 		t.Errorf("serve = %v", err)
+	}
+}
+
+// testInventory writes an inventory of one host, web1 at ip (its kickstart
+// template calls back with .InstalledURL) into dir, and returns its path.
+func testInventory(t *testing.T, dir, ip string) string {
+	t.Helper()
+	writeFile(t, filepath.Join(dir, "ks.tmpl"), []byte("# kickstart for {{.Host.Name}}\nurl --url {{.BaseURL}}/os\n%post\ncurl -fsS -X POST '{{.InstalledURL}}'\n%end\n"))
+	inv := filepath.Join(dir, "inventory.yaml")
+	writeFile(t, inv, []byte(`profiles:
+  inst:
+    kernel: os/vmlinuz
+    initrd: os/initrd.img
+    append: ip=dhcp
+    kickstart: ks.tmpl
+hosts:
+  - name: web1
+    mac: 02:00:00:00:00:01
+    ip: `+ip+`
+    profile: inst
+`))
+	return inv
+}
+
+// rawGetHost sends GET path to addr with the Host header exactly as given
+// and returns the status and body.
+func rawGetHost(t *testing.T, addr, path, host string) (int, string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// A hostile Host header must not reach generated files: the URLs in them
+// name --http-advertise, else the local address the request arrived on.
+func TestServeHostHeaderNotReflected(t *testing.T) {
+	curl := needTool(t, "curl")
+	const hostile = "x';id;'"
+	for _, advertise := range []string{"", "boot.example.net:8080"} {
+		t.Run("advertise="+advertise, func(t *testing.T) {
+			root := t.TempDir()
+			writeFile(t, filepath.Join(root, "os", "vmlinuz"), []byte("kernel"))
+			c := testConfig(t, root)
+			c.Inventory = testInventory(t, t.TempDir(), "127.0.0.1")
+			c.HTTP.Advertise = advertise
+			ln, _ := startServe(t, c)
+			addr := ln.HTTP.String()
+			want := "http://" + addr
+			if advertise != "" {
+				want = "http://" + advertise
+			}
+			for _, path := range []string{"/ks/web1", "/ipxe/02-00-00-00-00-01", "/pxelinux.cfg/01-02-00-00-00-00-01", "/boot.ipxe"} {
+				code, body := rawGetHost(t, addr, path, hostile)
+				if code != 200 {
+					t.Fatalf("GET %s: %d %s", path, code, body)
+				}
+				if strings.Contains(body, "id;") || strings.Contains(body, "x'") {
+					t.Errorf("GET %s with Host: %s: the header came back:\n%s", path, hostile, body)
+				}
+				if path == "/ks/web1" || path == "/pxelinux.cfg/01-02-00-00-00-00-01" {
+					if !strings.Contains(body, want+"/") {
+						t.Errorf("GET %s: want URLs on %s:\n%s", path, want, body)
+					}
+				}
+			}
+			out, err := exec.Command(curl, "-fsS", "--max-time", "10", "-H", "Host: "+hostile, "http://"+addr+"/ks/web1").CombinedOutput()
+			if err != nil {
+				t.Fatalf("curl: %v\n%s", err, out)
+			}
+			if strings.Contains(string(out), "id;") || !strings.Contains(string(out), want+"/os") {
+				t.Errorf("curl -H 'Host: %s' /ks/web1:\n%s", hostile, out)
+			}
+		})
 	}
 }

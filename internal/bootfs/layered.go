@@ -17,7 +17,6 @@ import (
 type Client struct {
 	Addr  netip.Addr // the client's address (TFTP source address, HTTP remote address); invalid if unknown
 	Local netip.Addr // the server address the request arrived on; invalid if unknown
-	Host  string     // HTTP only: the Host header as sent ("192.0.2.1:8080"); "" for TFTP
 	Proto string     // "tftp" or "http"
 }
 

@@ -446,8 +446,8 @@ func TestLayeredClientPassedThrough(t *testing.T) {
 	clients := []Client{
 		{},
 		{Addr: netip.MustParseAddr("192.0.2.7"), Local: netip.MustParseAddr("192.0.2.1"), Proto: "tftp"},
-		{Addr: netip.MustParseAddr("2001:db8::7"), Local: netip.MustParseAddr("2001:db8::1"), Host: "[2001:db8::1]:8080", Proto: "http"},
-		{Addr: netip.MustParseAddr("::ffff:192.0.2.7"), Host: "boot.example", Proto: "http"},
+		{Addr: netip.MustParseAddr("2001:db8::7"), Local: netip.MustParseAddr("2001:db8::1"), Proto: "http"},
+		{Addr: netip.MustParseAddr("::ffff:192.0.2.7"), Proto: "http"},
 		{Addr: netip.MustParseAddr("fe80::1%eth0"), Proto: "tftp"},
 	}
 	for _, c := range clients {

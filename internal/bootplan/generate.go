@@ -93,7 +93,7 @@ func (p *Plan) hostAt(inv *inventory.Inventory, a netip.Addr) *inventory.Host {
 // Env is the rendering environment of host h for client c, with the files
 // it names written for a PXELINUX config found under dir ("" for the root).
 func (p *Plan) Env(c bootfs.Client, h *inventory.Host, dir string) inventory.Env {
-	env := inventory.Env{Server: p.HTTPServer(c.Local, c.Host)}
+	env := inventory.Env{Server: p.HTTPServer(c.Local)}
 	if env.Server != "" && h != nil {
 		env.BaseURL = baseURL(env.Server)
 		if h.HasKickstart() {

@@ -108,14 +108,13 @@ func (p *Plan) EFIBootFile() string {
 }
 
 // HTTPServer is "host:port" of the HTTP server as a client that reached
-// pxed on local (and, over HTTP, sent Host header host) should use; "" when
-// HTTP is off.
-func (p *Plan) HTTPServer(local netip.Addr, host string) string {
+// pxed on local should use: Advertise, else local with pxed's HTTP port;
+// "" when HTTP is off or local is unknown. Never what a client wrote (an
+// HTTP Host header): it ends up in kickstarts and shell lines.
+func (p *Plan) HTTPServer(local netip.Addr) string {
 	switch {
 	case p.httpServer != "":
 		return p.httpServer
-	case host != "":
-		return host
 	case local.IsValid() && p.o.HTTPPort > 0:
 		return netip.AddrPortFrom(local.Unmap(), uint16(p.o.HTTPPort)).String()
 	}

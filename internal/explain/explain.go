@@ -181,9 +181,9 @@ func (w *walk) checkFile(name, what string) {
 func (w *walk) ipxeScript(url string, server netip.Addr) {
 	w.heading("ipxe")
 	rest := strings.TrimPrefix(url, "http://")
-	host, p, _ := strings.Cut(rest, "/")
+	_, p, _ := strings.Cut(rest, "/")
 	w.info("script %s", url)
-	f, err := w.in.Files.OpenFor(bootfs.Client{Local: server, Host: host, Proto: "http"}, p)
+	f, err := w.in.Files.OpenFor(bootfs.Client{Local: server, Proto: "http"}, p)
 	if err != nil {
 		w.note("not served by pxed from the boot tree: %v", err)
 		return

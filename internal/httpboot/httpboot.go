@@ -118,11 +118,12 @@ func (h *Files) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 	return http.StatusOK, ""
 }
 
-// clientOf says who sent r: the remote address, the local address the
-// connection arrived on and the Host header. Addresses that cannot be
-// parsed are left invalid.
+// clientOf says who sent r: the remote address and the local address the
+// connection arrived on (never the Host header: the client writes it, and
+// generated files must not carry it). Addresses that cannot be parsed are
+// left invalid.
 func clientOf(r *http.Request) bootfs.Client {
-	c := bootfs.Client{Host: r.Host, Proto: "http"}
+	c := bootfs.Client{Proto: "http"}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.Addr = ap.Addr().Unmap()
 	}

@@ -21,8 +21,8 @@ import (
 	"pxed/internal/bootplan"
 )
 
-// hostGen generates files that name the client and the Host it asked, and
-// records the clients it saw.
+// hostGen generates files that name the client as the handler describes
+// it, and records the clients it saw.
 type hostGen struct {
 	mu      sync.Mutex
 	clients []bootfs.Client
@@ -31,7 +31,7 @@ type hostGen struct {
 var genTime = time.Date(2024, 4, 1, 8, 0, 0, 0, time.UTC)
 
 func hostContent(c bootfs.Client, name string) string {
-	return fmt.Sprintf("#!ipxe\n# %s for %s via %s, host %s, local %s\nchain http://%s/next\n", name, c.Addr, c.Proto, c.Host, c.Local, c.Host)
+	return fmt.Sprintf("#!ipxe\n# %s for %s via %s, local %s\nchain http://%s/next\n", name, c.Addr, c.Proto, c.Local, c.Local)
 }
 
 func (g *hostGen) Generate(c bootfs.Client, name string) ([]byte, time.Time, bool) {
@@ -64,12 +64,11 @@ func TestGeneratedFiles(t *testing.T) {
 	f.h.FS = layered
 	f.h.ContentType = bootplan.ContentType
 	url, _ := f.start(t)
-	port := url[len("http://127.0.0.1:"):]
 	loopback := netip.MustParseAddr("127.0.0.1")
 
 	tests := []struct {
 		path   string
-		host   string // Host header; "" for the URL's
+		host   string // Host header; "" for the URL's (never seen by the generator)
 		ctype  string // "" for a disk file's application/octet-stream
 		status int
 		disk   []byte // served from disk
@@ -103,10 +102,8 @@ func TestGeneratedFiles(t *testing.T) {
 				}
 				return
 			}
-			host := "127.0.0.1:" + port
 			if tt.host != "" {
 				req.Host = tt.host
-				host = tt.host
 			}
 			_, before := g.last()
 			resp, err := http.DefaultClient.Do(req)
@@ -143,8 +140,8 @@ func TestGeneratedFiles(t *testing.T) {
 			if after != before+1 {
 				t.Fatalf("generator asked %d times, want once", after-before)
 			}
-			if c.Addr != loopback || c.Local != loopback || c.Host != host || c.Proto != "http" {
-				t.Errorf("generator saw %+v, want Addr and Local 127.0.0.1, Host %q, Proto http", c, host)
+			if c.Addr != loopback || c.Local != loopback || c.Proto != "http" {
+				t.Errorf("generator saw %+v, want Addr and Local 127.0.0.1, Proto http", c)
 			}
 			if want := hostContent(c, tt.path[1:]); string(body) != want {
 				t.Errorf("body %q, want %q", body, want)
@@ -162,7 +159,7 @@ func TestGeneratedFiles(t *testing.T) {
 	}
 
 	t.Run("Range", func(t *testing.T) {
-		c := bootfs.Client{Addr: loopback, Local: loopback, Host: "127.0.0.1:" + port, Proto: "http"}
+		c := bootfs.Client{Addr: loopback, Local: loopback, Proto: "http"}
 		full := hostContent(c, "boot.ipxe")
 		for _, tc := range []struct {
 			rng  string
@@ -216,12 +213,12 @@ func TestGeneratedClientDirect(t *testing.T) {
 		local  net.Addr
 		want   bootfs.Client
 	}{
-		{"192.0.2.7:1234", nil, bootfs.Client{Addr: netip.MustParseAddr("192.0.2.7"), Host: "pxe.example", Proto: "http"}},
+		{"192.0.2.7:1234", nil, bootfs.Client{Addr: netip.MustParseAddr("192.0.2.7"), Proto: "http"}},
 		{"[::ffff:192.0.2.7]:1234", &net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 80},
-			bootfs.Client{Addr: netip.MustParseAddr("192.0.2.7"), Local: netip.MustParseAddr("192.0.2.1"), Host: "pxe.example", Proto: "http"}},
+			bootfs.Client{Addr: netip.MustParseAddr("192.0.2.7"), Local: netip.MustParseAddr("192.0.2.1"), Proto: "http"}},
 		{"[2001:db8::7]:1234", &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 80},
-			bootfs.Client{Addr: netip.MustParseAddr("2001:db8::7"), Local: netip.MustParseAddr("2001:db8::1"), Host: "pxe.example", Proto: "http"}},
-		{"not an address", &net.UnixAddr{Name: "/run/pxed.sock", Net: "unix"}, bootfs.Client{Host: "pxe.example", Proto: "http"}},
+			bootfs.Client{Addr: netip.MustParseAddr("2001:db8::7"), Local: netip.MustParseAddr("2001:db8::1"), Proto: "http"}},
+		{"not an address", &net.UnixAddr{Name: "/run/pxed.sock", Net: "unix"}, bootfs.Client{Proto: "http"}},
 	}
 	for _, tt := range tests {
 		req := httptest.NewRequest("GET", "http://pxe.example/boot.ipxe", nil)

@@ -257,6 +257,13 @@ var funcs = template.FuncMap{
 		}
 		return v
 	},
+	"shellquote": ShellQuote,
+}
+
+// ShellQuote quotes s as one word of a POSIX shell, nothing in it expanded
+// ({{shellquote .InstalledURL}} in a kickstart's %post).
+func ShellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (v *validator) validate() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -117,6 +118,22 @@ func TestKickstartMustBeRegularFile(t *testing.T) {
 		_, err := Parse(filepath.Join(dir, "inv.yaml"), []byte("profiles: {p: {kernel: k, kickstart: "+ks+"}}\n"))
 		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
 			t.Errorf("kickstart %s: %v", ks, err)
+		}
+	}
+}
+
+// shellquote makes one shell word of anything, expanding nothing: checked
+// by a real sh printing it back.
+func TestShellQuote(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	for _, s := range []string{"", "plain", "x';id;'", "a b\tc\nd", `$(id) ${HOME} ` + "`id`", `\'\\"'"'`, "'", "''", "*?[a]~"} {
+		q := ShellQuote(s)
+		out, err := exec.Command(sh, "-c", "printf %s "+q).Output()
+		if err != nil || string(out) != s {
+			t.Errorf("sh printed %q for %s (%v), want %q", out, q, err, s)
 		}
 	}
 }
