@@ -44,6 +44,10 @@ type Client struct {
 	MaxSize int64
 }
 
+// ErrTooLarge is wrapped by Get's error when the file is over MaxSize, by
+// the server's tsize answer or by what arrived.
+var ErrTooLarge = errors.New("file too large")
+
 // RemoteError is an ERROR packet from the server. errors.Is reports
 // fs.ErrNotExist for code 1 (file not found) and fs.ErrPermission for code 2
 // (access violation).
@@ -429,7 +433,7 @@ func (g *getter) negotiate(b []byte) error {
 				return bad("not a size")
 			}
 			if v > g.cfg.maxSize {
-				return fmt.Errorf("file of %d bytes is larger than the limit of %d", v, g.cfg.maxSize)
+				return fmt.Errorf("%w: the file of %d bytes is larger than the limit of %d", ErrTooLarge, v, g.cfg.maxSize)
 			}
 			g.tsize = v
 			continue
@@ -484,7 +488,7 @@ func (g *getter) onData(block uint16, data []byte, from netip.AddrPort) (progres
 	}
 	total := g.n + int64(len(data))
 	if total > g.cfg.maxSize {
-		return false, false, g.refuse(ErrDiskFull, fmt.Errorf("file is larger than the limit of %d bytes", g.cfg.maxSize))
+		return false, false, g.refuse(ErrDiskFull, fmt.Errorf("%w: the file is larger than the limit of %d bytes", ErrTooLarge, g.cfg.maxSize))
 	}
 	if g.tsize >= 0 && total > g.tsize {
 		return false, false, g.refuse(ErrUndefined, fmt.Errorf("server sent more than the %d bytes it announced", g.tsize))

@@ -125,7 +125,7 @@ func TestClientGetErrors(t *testing.T) {
 		t.Parallel()
 		var got bytes.Buffer
 		n, err := (&Client{MaxSize: 9999}).Get(context.Background(), server, "big.bin", &got)
-		if err == nil || !strings.Contains(err.Error(), "larger than the limit of 9999") {
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "larger than the limit of 9999") {
 			t.Fatalf("err = %v, want the file refused as too large", err)
 		}
 		if n != 0 || got.Len() != 0 {
