@@ -361,6 +361,19 @@ func (x *exchange) request() Outcome {
 	if fixed.IsValid() && ip != fixed {
 		return x.nak(ip, "host "+h.name+" has fixed-address "+fixed.String())
 	}
+	if !fixed.IsValid() && state != "selecting" {
+		// RFC 2131 §4.3.2: a client verifying or extending a lease this
+		// server has no record of gets no answer (and a blind sender
+		// cannot bind addresses with one datagram each); one whose lease
+		// is for another address is refused.
+		held, ok := x.leases.Lookup(x.f.key)
+		if !ok {
+			return silence(slog.LevelDebug, "REQUEST ("+state+") from a client with no lease here: RFC 2131 §4.3.2 says stay silent")
+		}
+		if held.IP != ip {
+			return x.nak(ip, "the client's lease is for "+held.IP.String())
+		}
+	}
 	sc := x.scopeFor(h, ip)
 	if !sc.allowBooting {
 		return silence(slog.LevelDebug, deniedBooting)

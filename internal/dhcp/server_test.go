@@ -272,11 +272,14 @@ func TestFixedAddressInPoolNeverGivenToOthers(t *testing.T) {
 	// The pool (minus the fixed address) is full: a fifth client gets nothing.
 	r.send(msg{t: msgDiscover, mac: "02:00:00:00:00:09"})
 	r.conn.none(t)
-	// A client asking for the fixed address by INIT-REBOOT is refused.
-	r.send(msg{t: msgRequest, mac: "02:00:00:00:00:0a", opts: map[uint8][]byte{optRequestedIP: ip4("192.0.2.199")}})
+	// A client asking for the fixed address is refused; by INIT-REBOOT it
+	// gets no answer at all, having no lease here (RFC 2131 §4.3.2).
+	r.send(msg{t: msgRequest, mac: "02:00:00:00:00:0a", opts: map[uint8][]byte{optServerID: ip4("192.0.2.1"), optRequestedIP: ip4("192.0.2.199")}})
 	if s := r.conn.next(t); s.packet.Type() != msgNak || s.how != "udp" || s.dst.String() != "255.255.255.255:68" {
 		t.Fatalf("got %s %s to %s; want a broadcast NAK", msgName(s.packet.Type()), s.how, s.dst)
 	}
+	r.send(msg{t: msgRequest, mac: "02:00:00:00:00:0a", opts: map[uint8][]byte{optRequestedIP: ip4("192.0.2.199")}})
+	r.conn.none(t)
 }
 
 func TestDeliveryRules(t *testing.T) {
@@ -328,7 +331,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("inform routers %v", s.packet.Options[3])
 	}
 	// Another client cannot take the address.
-	r.send(msg{t: msgRequest, mac: "02:00:00:00:02:02", opts: map[uint8][]byte{optRequestedIP: ip.AsSlice()}})
+	r.send(msg{t: msgRequest, mac: "02:00:00:00:02:02", opts: map[uint8][]byte{optServerID: ip4("192.0.2.1"), optRequestedIP: ip.AsSlice()}})
 	if s := r.conn.next(t); s.packet.Type() != msgNak {
 		t.Fatalf("stealing a bound address: %s", msgName(s.packet.Type()))
 	}
