@@ -54,7 +54,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 }
 
 // explainMAC builds the snapshot serve would answer from (reading the
-// recorded host states and token, writing nothing) and walks it.
+// recorded host states and install tokens, writing nothing) and walks it.
 func explainMAC(c *config.Config, hw net.HardwareAddr) *walk.Report {
 	in := walk.Input{Interfaces: c.DHCP.Interfaces, TFTP: c.TFTP.Addr != ""}
 	var env app.Env
@@ -68,11 +68,10 @@ func explainMAC(c *config.Config, hw net.HardwareAddr) *walk.Report {
 		env.Tree = tree
 		in.Files = bootfs.NewLayered(tree, slog.New(slog.DiscardHandler))
 	}
-	tok, _ := app.APIToken(c, false)
-	states, err := app.OpenStates(c, []byte(tok), nil)
+	states, err := app.OpenStates(c, nil)
 	if err != nil {
 		notes = append(notes, fmt.Sprintf("%v; showing declared states", err))
-		states = inventory.NewStates(nil, []byte(tok), nil)
+		states = inventory.NewStates(nil, nil)
 	}
 	env.States, in.States = states, states
 	snap, err := app.Build(c, env)

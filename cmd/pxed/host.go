@@ -116,7 +116,7 @@ func hostViews(c *config.Config, sub string, state inventory.State, names []stri
 	if err != nil {
 		return nil, err
 	}
-	states, err := app.OpenStates(c, nil, nil)
+	states, err := app.OpenStates(c, nil)
 	if err != nil {
 		return nil, err
 	}

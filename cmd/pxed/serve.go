@@ -76,7 +76,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	if err != nil {
 		return err
 	}
-	states, err := app.OpenStates(c, []byte(token), log)
+	states, err := app.OpenStates(c, log)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -226,5 +227,90 @@ func TestServeHostHeaderNotReflected(t *testing.T) {
 				t.Errorf("curl -H 'Host: %s' /ks/web1:\n%s", hostile, out)
 			}
 		})
+	}
+}
+
+// callbackRe finds the install callback in a generated kickstart.
+var callbackRe = regexp.MustCompile(`curl -fsS -X POST '([^']+)'`)
+
+// kickstartCallback fetches host's kickstart from base (as the host, from
+// 127.0.0.1) and returns its callback URL.
+func kickstartCallback(t *testing.T, base, host string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/ks/" + host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := callbackRe.FindStringSubmatch(string(body))
+	if resp.StatusCode != 200 || m == nil || !strings.Contains(m[1], "?token=") {
+		t.Fatalf("kickstart of %s: %d\n%s", host, resp.StatusCode, body)
+	}
+	return m[1]
+}
+
+// curlStatus runs curl with args and returns the HTTP status it got.
+func curlStatus(t *testing.T, curl string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(curl, append([]string{"-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("curl %v: %v", args, err)
+	}
+	return string(out)
+}
+
+// The install callback's token is one per install and good once: a second
+// use, and the old token after a reinstall, are refused; a restart keeps
+// the current one. (It was HMAC(host name): the same for ever.) The
+// kickstart that carries it goes to the host's own address only.
+func TestServeInstallToken(t *testing.T) {
+	curl := needTool(t, "curl")
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "os", "vmlinuz"), []byte("kernel"))
+	c := testConfig(t, root)
+	c.TFTP.Addr = ""
+	c.Inventory = testInventory(t, t.TempDir(), "127.0.0.1")
+	ln, stop := startServe(t, c)
+	base := "http://" + ln.HTTP.String()
+
+	first := kickstartCallback(t, base, "web1")
+	if code := curlStatus(t, curl, "-X", "POST", first); code != "200" {
+		t.Fatalf("callback %s: %s", first, code)
+	}
+	if code := curlStatus(t, curl, "-X", "POST", first); code != "401" {
+		t.Fatalf("the same callback again: %s, want 401", code)
+	}
+	var out, errb bytes.Buffer
+	args := []string{"--state-dir", c.StateDir, "--inventory", c.Inventory}
+	if rc := cmdHost(append([]string{"install", "web1"}, args...), &out, &errb); rc != 0 {
+		t.Fatalf("pxed host install: %d %s", rc, errb.String())
+	}
+	second := kickstartCallback(t, base, "web1")
+	if second == first {
+		t.Fatalf("reinstall kept the token: %s", second)
+	}
+	if code := curlStatus(t, curl, "-X", "POST", first); code != "401" {
+		t.Fatalf("the previous install's callback after a reinstall: %s, want 401", code)
+	}
+	if code := curlStatus(t, curl, "--interface", "127.0.0.2", base+"/ks/web1"); code != "404" {
+		t.Fatalf("web1's kickstart from 127.0.0.2 (web1 is 127.0.0.1): %s, want 404", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	ln, stop = startServe(t, c)
+	base = "http://" + ln.HTTP.String()
+	again := kickstartCallback(t, base, "web1")
+	_, tok, _ := strings.Cut(second, "?token=")
+	if _, tok2, _ := strings.Cut(again, "?token="); tok2 != tok {
+		t.Fatalf("after a restart the token is %s, want %s", tok2, tok)
+	}
+	if code := curlStatus(t, curl, "-X", "POST", again); code != "200" {
+		t.Fatalf("the current callback after a restart: %s", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

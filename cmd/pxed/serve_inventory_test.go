@@ -10,6 +10,26 @@ import (
 	"testing"
 )
 
+// exampleInventory copies examples/inventory.yaml and its kickstart into a
+// temporary directory, with test_hvm at ip (the kickstart goes to the
+// host's own address only).
+func exampleInventory(t *testing.T, ip string) string {
+	t.Helper()
+	dir := t.TempDir()
+	inv, err := os.ReadFile("../../examples/inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := os.ReadFile("../../examples/kickstart/el5.ks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "kickstart", "el5.ks"), ks)
+	path := filepath.Join(dir, "inventory.yaml")
+	writeFile(t, path, []byte(strings.Replace(string(inv), "ip: 192.0.2.177", "ip: "+ip, 1)))
+	return path
+}
+
 // The inventory over loopback, without root: generated configs over TFTP
 // and HTTP name the HTTP server the client reached; the install callback
 // from the kickstart switches the host to local boot; the API needs its
@@ -18,7 +38,7 @@ func TestServeInventory(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, "pxelinux.0"), []byte("x"))
 	c := testConfig(t, root)
-	c.Inventory = "../../examples/inventory.yaml"
+	c.Inventory = exampleInventory(t, "127.0.0.1")
 	ln, stop := startServe(t, c)
 	base := "http://" + ln.HTTP.String()
 	cfg, err := tftpGet(t, ln.TFTP, "pxelinux.cfg/01-00-16-3e-72-79-e4")

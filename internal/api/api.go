@@ -21,6 +21,10 @@ var (
 	ErrBadRequest = errors.New("bad request")
 )
 
+// ErrBadToken is a [Service]'s answer to an install callback whose token is
+// not the host's current one; the handler answers it 401, like no token.
+var ErrBadToken = errors.New("not the host's current install token")
+
 // ErrNoServer is returned (wrapped) by a [Client] when nothing listens at
 // its address: the socket file is missing or stale, or the connection is
 // refused. A caller of the control socket can then work on the state files
@@ -39,13 +43,11 @@ type Service interface {
 	// recording who did it, and returns the host as it is now. ErrNotFound,
 	// ErrNoInventory, or ErrBadRequest for a state the host cannot take.
 	SetHostState(ctx context.Context, nameOrMAC, state, by string) (HostView, error)
-	// ResolveHost returns the inventory name of a host (false: unknown, or no
-	// inventory).
-	ResolveHost(nameOrMAC string) (name string, ok bool)
-	// CheckHostToken reports whether token is the host's own callback token
-	// (good for reporting that host installed, and nothing else). name is
-	// the name ResolveHost returned.
-	CheckHostToken(name, token string) bool
+	// Installed is the install callback made with the host's own token:
+	// when token is the callback token of the host's current install, the
+	// host switches to "local" and the token is spent. ErrBadToken for any
+	// other token, or an unknown host (no telling which hosts exist).
+	Installed(ctx context.Context, nameOrMAC, token, by string) (HostView, error)
 	// Leases lists the DHCP leases; ErrNoDHCP with DHCP off.
 	Leases(ctx context.Context) ([]LeaseView, error)
 }

@@ -20,9 +20,10 @@
 // "Authorization: Bearer TOKEN", compared in constant time; with no token
 // configured nothing is allowed. The one exception is the install callback,
 // POST .../{host}/installed, which kickstarts make with the host's own token
-// (?token=… or as the bearer): that token is good for that host and that
-// route only. A caller without the API token cannot tell an unknown host from
-// a wrong token (both 401). State changes are recorded as made by
+// (?token=… or as the bearer): that token is good for that route, that host
+// and its current install, once (a new install has a new token; the call
+// spends it). A caller without the API token cannot tell an unknown host
+// from a wrong or spent token (all 401). State changes are recorded as made by
 // "api ADDR" (the caller's address).
 //
 // On the Unix control socket (Options.Trusted true) the socket's file

@@ -96,17 +96,26 @@ func (f *fakeService) SetHostState(_ context.Context, n, state, by string) (Host
 	return *h, nil
 }
 
-func (f *fakeService) ResolveHost(n string) (string, bool) {
+// Installed takes "host-NAME" as the token of NAME's install, good while
+// NAME installs (the real service's tokens also change per install).
+func (f *fakeService) Installed(_ context.Context, n, tok, by string) (HostView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h, err := f.lookup(n)
-	if err != nil {
-		return "", false
+	if errors.Is(err, ErrNotFound) {
+		return HostView{}, ErrBadToken
 	}
-	return h.Name, true
+	if err != nil {
+		return HostView{}, err
+	}
+	if tok != "host-"+h.Name || h.State != "install" {
+		return HostView{}, ErrBadToken
+	}
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	h.State, h.Changed, h.By = "local", &now, by
+	f.by = by
+	return *h, nil
 }
-
-func (f *fakeService) CheckHostToken(name, tok string) bool { return tok == "host-"+name }
 
 func (f *fakeService) Leases(context.Context) ([]LeaseView, error) {
 	if !f.dhcp {

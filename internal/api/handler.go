@@ -269,11 +269,10 @@ func (h *handler) installedByHost(w http.ResponseWriter, r *http.Request, host s
 	if tok == "" {
 		return unauthorized(w)
 	}
-	name, found := h.svc.ResolveHost(host)
-	if !found || !h.svc.CheckHostToken(name, tok) {
+	v, err := h.svc.Installed(r.Context(), host, tok, "api "+r.RemoteAddr)
+	if errors.Is(err, ErrBadToken) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrNoInventory) {
 		return unauthorized(w)
 	}
-	v, err := h.svc.SetHostState(r.Context(), name, "local", "api "+r.RemoteAddr)
 	return answer(v, err, host)
 }
 

@@ -89,6 +89,7 @@ func TestTCP(t *testing.T) {
 		{"GET", "/api/v1/hosts/nobody", "Bearer api-secret", 404, "not_found", "install"},
 		{"POST", "/api/v1/hosts/test_pvm/install", "Bearer api-secret", 400, "bad_request", "install"}, // no profile
 		{"POST", "/api/v1/hosts/test_hvm/installed?token=host-test_hvm", "", 200, "", "local"},
+		{"POST", "/api/v1/hosts/test_hvm/installed?token=host-test_hvm", "", 401, "unauthorized", "local"}, // spent
 		{"POST", "/api/v1/hosts/test_hvm/install", "bearer api-secret", 200, "", "install"},
 		{"POST", "/api/v1/hosts/00:16:3e:72:79:e4/installed", "Bearer host-test_hvm", 200, "", "local"},
 		{"GET", "/api/v1/hosts/test_hvm", "Bearer api-secret", 200, "", "local"},

@@ -119,7 +119,6 @@ func bootPlan(c *config.Config, env Env, s *Snapshot, leaseMAC func(netip.Addr) 
 	o := bootplan.Options{
 		Inventory: s.Inventory,
 		States:    env.States,
-		LeaseMAC:  leaseMAC,
 		HTTPPort:  env.HTTPPort,
 		Advertise: c.HTTP.Advertise,
 		TFTP:      c.TFTP.Addr != "",
@@ -128,6 +127,9 @@ func bootPlan(c *config.Config, env Env, s *Snapshot, leaseMAC func(netip.Addr) 
 	}
 	if o.HTTPPort == 0 {
 		o.HTTPPort = configPort(c.HTTP.Addr)
+	}
+	if s.DHCP != nil {
+		o.LeaseMAC = leaseMAC
 	}
 	if env.Tree != nil {
 		o.Tree = env.Tree
@@ -197,10 +199,13 @@ func Load(c *config.Config, env Env) (*App, error) {
 	if env.States == nil {
 		// Declared states, kept in memory: the service and the boot plan
 		// must share one.
-		env.States = inventory.NewStates(nil, nil, env.Logger)
+		env.States = inventory.NewStates(nil, env.Logger)
 	}
 	a := &App{cfg: c, env: env, log: env.Logger}
 	s, err := build(c, env, a.leaseMAC)
+	if err == nil {
+		err = env.States.EnsureTokens(s.Inventory)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +280,11 @@ func (a *App) Reload(why string) error {
 	}
 	for _, w := range s.Warnings {
 		a.log.Warn("dhcp config: " + w.String())
+	}
+	// Hosts the new file declares install get their install's token;
+	// without one their callback needs the API token.
+	if err := a.env.States.EnsureTokens(s.Inventory); err != nil {
+		a.log.Error("host states: cannot record install tokens", "error", err)
 	}
 	a.cur.Store(s)
 	a.reportShadows(s)

@@ -411,7 +411,7 @@ func TestSetHTTPPort(t *testing.T) {
 	if d := ipxeFile(t, old, "02:00:00:00:00:01"); !strings.Contains(d.File, ":8080/") {
 		t.Fatalf("the old snapshot's boot plan changed: %+v", d)
 	}
-	c := bootfs.Client{Local: server, Proto: "tftp"}
+	c := bootfs.Client{Addr: netip.MustParseAddr("192.0.2.50"), Local: server, Proto: "tftp"} // web1
 	ks, _, ok := s.Boot.Generate(c, "ks/web1")
 	if !ok || !strings.Contains(string(ks), "url --url http://192.0.2.1:9999/os") {
 		t.Fatalf("kickstart %q ok=%v", ks, ok)
@@ -521,7 +521,7 @@ func TestReloadKeepsTheAllocatorsReservedSetInStep(t *testing.T) {
 
 func TestService(t *testing.T) {
 	f := newFixture(t, inlineDHCP, "", inventoryText(web1, web3))
-	states, err := OpenStates(f.cfg, []byte("secret-secret-secret"), nil)
+	states, err := OpenStates(f.cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,14 +545,23 @@ func TestService(t *testing.T) {
 	if hosts[1].IP != "" {
 		t.Fatalf("web3 has no fixed address: %+v", hosts[1])
 	}
-	if name, ok := svc.ResolveHost("02:00:00:00:00:01"); !ok || name != "web1" {
-		t.Fatalf("ResolveHost by MAC: %q %v", name, ok)
+	// Load gave every installing host its install's token; the callback
+	// spends it, once, for its own host only.
+	inv := a.Current().Inventory
+	tok1, tok3 := states.Token(inv.Host("web1")), states.Token(inv.Host("web3"))
+	if tok1 == "" || tok3 == "" || tok1 == tok3 {
+		t.Fatalf("tokens after Load: %q %q", tok1, tok3)
 	}
-	if _, ok := svc.ResolveHost("nope"); ok {
-		t.Fatal("ResolveHost found an unknown host")
+	for _, bad := range []struct{ host, tok string }{{"web3", tok1}, {"web3", ""}, {"nope", tok3}} {
+		if _, err := svc.Installed(ctx, bad.host, bad.tok, "test"); !errors.Is(err, api.ErrBadToken) {
+			t.Fatalf("Installed(%s, %q): %v, want ErrBadToken", bad.host, bad.tok, err)
+		}
 	}
-	if tok := states.HostToken("web1"); tok == "" || !svc.CheckHostToken("web1", tok) || svc.CheckHostToken("web3", tok) {
-		t.Fatal("host tokens")
+	if v, err := svc.Installed(ctx, "web3", tok3, "api 192.0.2.99"); err != nil || v.State != "local" || v.By != "api 192.0.2.99" {
+		t.Fatalf("Installed with web3's token: %+v %v", v, err)
+	}
+	if _, err := svc.Installed(ctx, "web3", tok3, "test"); !errors.Is(err, api.ErrBadToken) {
+		t.Fatalf("the token used twice: %v", err)
 	}
 
 	// Set by MAC; persists in the state directory.
@@ -571,7 +580,7 @@ func TestService(t *testing.T) {
 	if !ok || !strings.Contains(string(script), "boots from its local disk") {
 		t.Fatalf("script after local: %q", script)
 	}
-	states2, err := OpenStates(f.cfg, []byte("secret-secret-secret"), nil)
+	states2, err := OpenStates(f.cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,7 +608,7 @@ func TestService(t *testing.T) {
 
 	// Without an inventory.
 	f = newFixture(t, inlineDHCP, "", "")
-	states3, err := OpenStates(f.cfg, nil, nil)
+	states3, err := OpenStates(f.cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,8 +623,8 @@ func TestService(t *testing.T) {
 	if _, err := svc.SetHostState(ctx, "web1", "local", "test"); !errors.Is(err, api.ErrNoInventory) {
 		t.Fatalf("SetHostState without an inventory: %v", err)
 	}
-	if _, ok := svc.ResolveHost("web1"); ok {
-		t.Fatal("ResolveHost without an inventory")
+	if _, err := svc.Installed(ctx, "web1", "x", "test"); !errors.Is(err, api.ErrNoInventory) {
+		t.Fatalf("Installed without an inventory: %v", err)
 	}
 }
 
@@ -650,8 +659,8 @@ func TestServiceWithoutStates(t *testing.T) {
 	}
 	call("Service.Host", func() error { _, err := svc.Host(ctx, "web1"); return err })
 	call("Service.SetHostState", func() error { _, err := svc.SetHostState(ctx, "web1", "local", "test"); return err })
-	if svc.CheckHostToken("web1", "x") {
-		t.Error("a host token checked without states")
+	if err := call("Service.Installed", func() error { _, err := svc.Installed(ctx, "web1", "x", "test"); return err }); !errors.Is(err, api.ErrBadToken) {
+		t.Errorf("a wrong host token without states: %v", err)
 	}
 }
 
@@ -689,7 +698,7 @@ func TestWatchReloadsOnFileChange(t *testing.T) {
 	// A template the inventory names is watched too.
 	write(t, filepath.Join(f.dir, "ks.tmpl"), "# kickstart v2 for {{.Host.Name}}\n")
 	s = waitChange(s, "kickstart change")
-	if ks, _, ok := s.Boot.Generate(bootfs.Client{Local: server, Proto: "tftp"}, "ks/web1"); !ok || !strings.Contains(string(ks), "v2") {
+	if ks, _, ok := s.Boot.Generate(bootfs.Client{Addr: netip.MustParseAddr("192.0.2.50"), Local: server, Proto: "tftp"}, "ks/web1"); !ok || !strings.Contains(string(ks), "v2") {
 		t.Fatalf("kickstart after reload %q", ks)
 	}
 	cancel()

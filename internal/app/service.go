@@ -65,19 +65,19 @@ func (s service) SetHostState(_ context.Context, n, state, by string) (api.HostV
 	return SetHostState(inv, s.a.env.States, n, state, by)
 }
 
-func (s service) ResolveHost(n string) (string, bool) {
-	inv := s.a.cur.Load().Inventory
-	if inv == nil {
-		return "", false
+func (s service) Installed(_ context.Context, n, tok, by string) (api.HostView, error) {
+	inv, err := s.inv()
+	if err != nil {
+		return api.HostView{}, err
 	}
-	if h := inv.Host(n); h != nil {
-		return h.Name, true
+	h, err := s.a.env.States.Installed(inv, n, tok, by)
+	if errors.Is(err, inventory.ErrBadToken) {
+		return api.HostView{}, api.ErrBadToken
 	}
-	return "", false
-}
-
-func (s service) CheckHostToken(name, tok string) bool {
-	return s.a.env.States != nil && s.a.env.States.CheckHostToken(name, tok)
+	if err != nil {
+		return api.HostView{}, err
+	}
+	return HostView(h, s.a.env.States), nil
 }
 
 func (s service) Leases(context.Context) ([]api.LeaseView, error) {
@@ -114,7 +114,7 @@ func HostView(h *inventory.Host, states *inventory.States) api.HostView {
 	if h.Addr().IsValid() {
 		v.IP = h.Addr().String()
 	}
-	if rec != nil {
+	if rec != nil && !rec.Changed.IsZero() {
 		v.Changed, v.By = &rec.Changed, rec.By
 	}
 	return v
@@ -156,10 +156,10 @@ func OfflineLeases(stateDir string) ([]api.LeaseView, error) {
 }
 
 // OpenStates opens the host-state file of c's state directory.
-func OpenStates(c *config.Config, secret []byte, log *slog.Logger) (*inventory.States, error) {
+func OpenStates(c *config.Config, log *slog.Logger) (*inventory.States, error) {
 	sf, err := inventory.OpenStateFile(filepath.Join(c.StateDir, HostStateName))
 	if err != nil {
 		return nil, err
 	}
-	return inventory.NewStates(sf, secret, log), nil
+	return inventory.NewStates(sf, log), nil
 }

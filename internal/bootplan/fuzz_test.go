@@ -35,7 +35,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		live := New(Options{Inventory: inv, HTTPPort: 8080, States: inventory.NewStates(nil, []byte("s"), nil)})
+		live := New(Options{Inventory: inv, HTTPPort: 8080, States: inventory.NewStates(nil, nil)})
 		c := bootfs.Client{Local: netip.MustParseAddr("192.0.2.1")}
 		for _, h := range inv.Hosts {
 			for _, st := range []inventory.State{inventory.Install, inventory.Local} {

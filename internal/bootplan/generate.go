@@ -1,9 +1,12 @@
 package bootplan
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +31,11 @@ func (p *Plan) Owns(n string) bool { return Owns(n) }
 // The shorter hex prefixes and "default" are answered only for the client
 // asking: PXELINUX asks for them when the longer names failed, and a prefix
 // is shared by many addresses.
+//
+// A kickstart (ks/<host>) carries the host's install token and often
+// secrets: it is answered only to the host's own address when pxed knows
+// it (its fixed ip, or a lease of pxed's DHCP on one of its MACs), to
+// anyone only when pxed cannot know it (no fixed ip and DHCP off).
 func (p *Plan) Lookup(c bootfs.Client, n string) (h *inventory.Host, ok bool) {
 	nm := parseName(n)
 	inv := p.o.Inventory
@@ -47,7 +55,7 @@ func (p *Plan) Lookup(c bootfs.Client, n string) (h *inventory.Host, ok bool) {
 		return inv.ByMAC(hw), true
 	case kindKickstart:
 		h = inv.Host(nm.rest)
-		return h, h != nil && h.HasKickstart()
+		return h, h != nil && h.HasKickstart() && p.isHost(c, h)
 	case kindPXELinux:
 		h = p.pxelinuxHost(inv, c, nm.rest)
 		return h, h != nil
@@ -78,6 +86,18 @@ func (p *Plan) pxelinuxHost(inv *inventory.Inventory, c bootfs.Client, x string)
 	return nil
 }
 
+// isHost reports whether client c may be host h, as far as pxed can tell.
+func (p *Plan) isHost(c bootfs.Client, h *inventory.Host) bool {
+	if h.Addr().IsValid() {
+		return c.Addr.Unmap() == h.Addr()
+	}
+	if p.o.LeaseMAC == nil {
+		return true
+	}
+	hw, ok := p.o.LeaseMAC(c.Addr.Unmap())
+	return ok && slices.ContainsFunc(h.HWAddrs(), func(m net.HardwareAddr) bool { return bytes.Equal(m, hw) })
+}
+
 func (p *Plan) hostAt(inv *inventory.Inventory, a netip.Addr) *inventory.Host {
 	if h := inv.ByIP(a); h != nil {
 		return h
@@ -99,7 +119,7 @@ func (p *Plan) Env(c bootfs.Client, h *inventory.Host, dir string) inventory.Env
 		if h.HasKickstart() {
 			env.KickstartURL = env.BaseURL + "/" + KickstartPath(h.Name)
 		}
-		env.InstalledURL = installedURL(env.Server, h.Name, p.o.States.HostToken(h.Name))
+		env.InstalledURL = installedURL(env.Server, h.Name, p.o.States.Token(h))
 	}
 	if dir != "" {
 		// PXELINUX puts its path prefix (the boot file's directory) before

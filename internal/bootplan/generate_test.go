@@ -31,7 +31,14 @@ func loadExample(t *testing.T) *inventory.Inventory {
 // (go test ./internal/bootplan -update rewrites them after a deliberate change).
 func TestGolden(t *testing.T) {
 	inv := loadExample(t)
-	live := New(Options{Inventory: inv, HTTPPort: 8080, States: inventory.NewStates(nil, []byte("secret"), nil)})
+	// A recorded install token (they are random), as a restart reads it.
+	states := filepath.Join(t.TempDir(), "hosts.json")
+	os.WriteFile(states, []byte(`{"version": 1, "hosts": {"test_hvm": {"state": "install", "declared": "install", "token": "00112233445566778899aabbccddeeff"}}}`), 0o600)
+	sf, err := inventory.OpenStateFile(states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := New(Options{Inventory: inv, HTTPPort: 8080, States: inventory.NewStates(sf, nil)})
 	c := bootfs.Client{Addr: netip.MustParseAddr("192.0.2.177"), Local: netip.MustParseAddr("192.0.2.1"), Proto: "tftp"}
 	for _, name := range []string{
 		"pxelinux.cfg/01-00-16-3e-72-79-e4", "pxelinux.cfg/01-00-16-3e-72-79-e3", "pxelinux.cfg/01-00-19-b9-41-2c-b9",
@@ -63,7 +70,7 @@ func TestGolden(t *testing.T) {
 // initrds and command line.
 func TestGeneratedConfigsResolve(t *testing.T) {
 	inv := loadExample(t)
-	live := New(Options{Inventory: inv, HTTPPort: 8080, States: inventory.NewStates(nil, []byte("s"), nil)})
+	live := New(Options{Inventory: inv, HTTPPort: 8080, States: inventory.NewStates(nil, nil)})
 	c := bootfs.Client{Local: netip.MustParseAddr("192.0.2.1")}
 	resolve := func(name string) pxelinux.Boot {
 		t.Helper()
@@ -156,5 +163,88 @@ func TestNames(t *testing.T) {
 	got := strings.Join(HostNames(inv.Host("test_hvm")), " ")
 	if got != "pxelinux.cfg/01-00-16-3e-72-79-e4 pxelinux.cfg/C00002B1" {
 		t.Fatalf("names %s", got)
+	}
+}
+
+// A kickstart goes only to its host when pxed knows the host's address: a
+// fixed ip, or a lease of pxed's DHCP on one of its MACs. Without DHCP and
+// without a fixed ip pxed cannot tell, and serves it to anyone.
+func TestKickstartOnlyToHost(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "ks.tmpl"), []byte("# ks for {{.Host.Name}}\n"), 0o644)
+	inv, err := inventory.Parse(filepath.Join(dir, "inv.yaml"), []byte(`profiles:
+  p: {kernel: k, kickstart: ks.tmpl}
+hosts:
+  - {name: fixed, mac: "00:16:3e:00:00:01", ip: 192.0.2.10, profile: p}
+  - {name: dyn, macs: ["00:16:3e:00:00:02", "00:16:3e:00:00:03"], profile: p}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases := map[netip.Addr]net.HardwareAddr{
+		netip.MustParseAddr("192.0.2.200"): {0, 0x16, 0x3e, 0, 0, 3},
+		netip.MustParseAddr("192.0.2.201"): {0, 0x16, 0x3e, 0, 0, 9},
+	}
+	withDHCP := New(Options{Inventory: inv, HTTPPort: 8080, LeaseMAC: func(a netip.Addr) (net.HardwareAddr, bool) { hw, ok := leases[a]; return hw, ok }})
+	noDHCP := New(Options{Inventory: inv, HTTPPort: 8080})
+	client := func(a string) bootfs.Client {
+		return bootfs.Client{Addr: netip.MustParseAddr(a), Local: netip.MustParseAddr("192.0.2.1"), Proto: "http"}
+	}
+	for _, tc := range []struct {
+		p    *Plan
+		c    bootfs.Client
+		name string
+		ok   bool
+	}{
+		{withDHCP, client("192.0.2.10"), "ks/fixed", true},
+		{withDHCP, client("::ffff:192.0.2.10"), "ks/fixed", true},
+		{withDHCP, client("192.0.2.11"), "ks/fixed", false},
+		{withDHCP, client("192.0.2.200"), "ks/fixed", false},
+		{withDHCP, client("192.0.2.200"), "ks/dyn", true},  // its lease
+		{withDHCP, client("192.0.2.201"), "ks/dyn", false}, // another MAC's lease
+		{withDHCP, client("192.0.2.10"), "ks/dyn", false},
+		{withDHCP, bootfs.Client{}, "ks/dyn", false},
+		{noDHCP, client("198.51.100.9"), "ks/fixed", false},
+		{noDHCP, client("198.51.100.9"), "ks/dyn", true}, // cannot tell
+	} {
+		data, _, ok := tc.p.Generate(tc.c, tc.name)
+		if ok != tc.ok {
+			t.Errorf("%s for %v (DHCP %v): served %v, want %v %s", tc.name, tc.c.Addr, tc.p.o.LeaseMAC != nil, ok, tc.ok, data)
+		}
+	}
+}
+
+// The callback URL carries the token of the host's current install: a new
+// one per install, none once installed.
+func TestInstalledURLToken(t *testing.T) {
+	inv := loadExample(t)
+	states := inventory.NewStates(nil, nil)
+	live := New(Options{Inventory: inv, HTTPPort: 8080, States: states})
+	c := bootfs.Client{Addr: netip.MustParseAddr("192.0.2.177"), Local: netip.MustParseAddr("192.0.2.1"), Proto: "http"}
+	h := inv.Host("test_hvm")
+	url := func() string { return live.Env(c, h, "").InstalledURL }
+	const base = "http://192.0.2.1:8080/api/v1/hosts/test_hvm/installed"
+	if got := url(); got != base {
+		t.Fatalf("before any token: %q", got)
+	}
+	if err := states.EnsureTokens(inv); err != nil {
+		t.Fatal(err)
+	}
+	first := url()
+	if !strings.HasPrefix(first, base+"?token=") || len(first) != len(base)+len("?token=")+32 {
+		t.Fatalf("first install: %q", first)
+	}
+	if _, err := states.Set(inv, "test_hvm", inventory.Install, "test"); err != nil {
+		t.Fatal(err)
+	}
+	second := url()
+	if second == first || !strings.HasPrefix(second, base+"?token=") {
+		t.Fatalf("reinstall kept the token: %q, then %q", first, second)
+	}
+	if _, err := states.Installed(inv, "test_hvm", strings.TrimPrefix(second, base+"?token="), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := url(); got != base {
+		t.Fatalf("installed: %q", got)
 	}
 }

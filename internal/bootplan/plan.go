@@ -31,7 +31,9 @@ type Options struct {
 	States *inventory.States
 	// LeaseMAC finds the client holding a dynamic lease on an address, so
 	// a config named by hex IP can be generated for an inventory host
-	// without a fixed address (nil: fixed addresses only).
+	// without a fixed address, and its kickstart served to it alone (nil:
+	// pxed's DHCP is off; fixed addresses only, and the kickstart of a
+	// host without one goes to any client).
 	LeaseMAC func(netip.Addr) (net.HardwareAddr, bool)
 	// HTTPPort is pxed's HTTP port (0: HTTP off); Advertise, when set
 	// ("boot.example.net:8080"), is the HTTP server named to clients
@@ -69,7 +71,7 @@ func New(o Options) *Plan {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.States == nil {
-		o.States = inventory.NewStates(nil, nil, nil)
+		o.States = inventory.NewStates(nil, nil)
 	}
 	if o.Loaded.IsZero() {
 		o.Loaded = time.Now()

@@ -13,16 +13,22 @@ import (
 )
 
 // Record is a host's boot state as changed at run time (by the install
-// callback or `pxed host`), kept across restarts.
+// callback or `pxed host`), and the callback token of its current install,
+// kept across restarts.
 type Record struct {
 	State State `json:"state"`
 	// Declared is the host's state in the inventory file when the change
 	// was made. When the file later declares something else, the operator
 	// changed their mind after the fact and the file wins.
-	Declared State     `json:"declared"`
-	Changed  time.Time `json:"changed"`
+	Declared State `json:"declared"`
+	// Changed is when State was set (zero: never changed at run time, the
+	// record only holds the token of the declared install).
+	Changed time.Time `json:"changed"`
 	// By says who changed it: "api 192.0.2.10", "pxed host", ...
 	By string `json:"by,omitempty"`
+	// Token is the install callback's token while State is install: random,
+	// new for every install, cleared when the host reports it installed.
+	Token string `json:"token,omitempty"`
 }
 
 // StateFile keeps Records in one JSON file, rewritten atomically (write,
@@ -81,19 +87,34 @@ func (s *StateFile) Get(name string) (Record, bool) {
 
 // Set stores a record durably before returning.
 func (s *StateFile) Set(name string, r Record) error {
+	return s.SetAll(map[string]Record{name: r})
+}
+
+// SetAll stores records (by host name) durably, in one write: all or none.
+func (s *StateFile) SetAll(recs map[string]Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := strings.ToLower(name)
-	old, had := s.recs[key]
-	s.recs[key] = r
+	type prev struct {
+		r   Record
+		had bool
+	}
+	old := map[string]prev{}
+	for name, r := range recs {
+		key := strings.ToLower(name)
+		o, had := s.recs[key]
+		old[key] = prev{o, had}
+		s.recs[key] = r
+	}
 	if s.path == "" {
 		return nil // in memory only (tests, pxed explain)
 	}
 	if err := s.write(); err != nil {
-		if had {
-			s.recs[key] = old
-		} else {
-			delete(s.recs, key)
+		for key, o := range old {
+			if o.had {
+				s.recs[key] = o.r
+			} else {
+				delete(s.recs, key)
+			}
 		}
 		return err
 	}

@@ -21,7 +21,7 @@ func TestStateSurvivesRestartAndFileWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	live := NewStates(sf, nil, nil)
+	live := NewStates(sf, nil)
 	h, err := live.Set(inv, "00:16:3e:72:79:e4", Local, "api 192.0.2.177")
 	if err != nil || h.Name != "test_hvm" {
 		t.Fatalf("%v %v", h, err)
@@ -35,7 +35,7 @@ func TestStateSurvivesRestartAndFileWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	live2 := NewStates(sf2, nil, nil)
+	live2 := NewStates(sf2, nil)
 	inv2 := loadExample(t)
 	st, rec := live2.State(inv2.Host("test_hvm"))
 	if st != Local || rec == nil || rec.By != "api 192.0.2.177" {
@@ -96,14 +96,101 @@ func TestStateFileErrors(t *testing.T) {
 	}
 }
 
-func TestHostToken(t *testing.T) {
-	live := NewStates(nil, []byte("k"), nil)
-	tok := live.HostToken("test_hvm")
-	if len(tok) != 32 || !live.CheckHostToken("TEST_HVM", tok) || live.CheckHostToken("test_pvm", tok) || live.CheckHostToken("test_hvm", "") {
-		t.Fatalf("token %q checks wrong", tok)
+// The install callback's token: one per install, random, good once, for
+// its host only, kept across restarts; replaying an old one after a
+// reinstall fails. (It was HMAC(name): the same for ever, reinstalls
+// included, and good any number of times.)
+func TestInstallToken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts.json")
+	open := func() *States {
+		t.Helper()
+		sf, err := OpenStateFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return NewStates(sf, nil)
 	}
-	if NewStates(nil, nil, nil).HostToken("test_hvm") != "" {
-		t.Fatal("token without a secret")
+	inv := loadExample(t)
+	hvm, pvm := inv.Host("test_hvm"), inv.Host("test_pvm")
+	live := open()
+	if live.Token(hvm) != "" {
+		t.Fatal("a token before EnsureTokens")
+	}
+	if err := live.EnsureTokens(inv); err != nil {
+		t.Fatal(err)
+	}
+	first := live.Token(hvm)
+	if len(first) != 32 || live.Token(pvm) == "" || live.Token(pvm) == first || live.Token(inv.Host("RK")) == "" {
+		t.Fatalf("tokens %q %q", first, live.Token(pvm))
+	}
+	if live.Token(inv.Host("dell_optiplex_745")) == "" {
+		t.Fatal("a host declared install (profile ovm) has no token")
+	}
+	if st, rec := live.State(hvm); st != Install || rec == nil || !rec.Changed.IsZero() {
+		t.Fatalf("EnsureTokens changed the state: %s %+v", st, rec)
+	}
+	if err := live.EnsureTokens(inv); err != nil || live.Token(hvm) != first {
+		t.Fatalf("a second EnsureTokens replaced the token: %v", err)
+	}
+	// Restart: the same token is still the one.
+	live = open()
+	if live.Token(hvm) != first {
+		t.Fatalf("after restart %q, want %q", live.Token(hvm), first)
+	}
+	for _, bad := range []string{"", "x", first[:31], strings.ToUpper(first)} {
+		if _, err := live.Installed(inv, "test_hvm", bad, "t"); !errors.Is(err, ErrBadToken) {
+			t.Fatalf("token %q: %v", bad, err)
+		}
+	}
+	if _, err := live.Installed(inv, "test_pvm", first, "t"); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("another host's token: %v", err)
+	}
+	if _, err := live.Installed(inv, "nobody", first, "t"); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("unknown host: %v", err)
+	}
+	h, err := live.Installed(inv, "00:16:3e:72:79:e4", first, "api 192.0.2.177")
+	if err != nil || h != hvm {
+		t.Fatalf("the right token: %v %v", h, err)
+	}
+	if st, _ := live.State(hvm); st != Local || live.Token(hvm) != "" {
+		t.Fatalf("after the callback: %s, token %q", st, live.Token(hvm))
+	}
+	if _, err := live.Installed(inv, "test_hvm", first, "t"); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("second use: %v", err)
+	}
+	// Reinstall: a new token; the old one stays spent, across a restart.
+	if _, err := live.Set(inv, "test_hvm", Install, "pxed host"); err != nil {
+		t.Fatal(err)
+	}
+	second := live.Token(hvm)
+	if second == "" || second == first {
+		t.Fatalf("reinstall: token %q (first %q)", second, first)
+	}
+	live = open()
+	if _, err := live.Installed(inv, "test_hvm", first, "t"); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("old token after reinstall and restart: %v", err)
+	}
+	if _, err := live.Installed(inv, "test_hvm", second, "t"); err != nil {
+		t.Fatalf("current token after restart: %v", err)
+	}
+	// A host declared local in the file has no token; declared install
+	// again, it is back to its install's token (never spent).
+	data, _ := os.ReadFile(example)
+	local, err := Parse(example, []byte(strings.Replace(string(data), "profile: el5-pv-install\n", "profile: el5-pv-install\n    state: local\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pvmTok := live.Token(pvm)
+	live.EnsureTokens(local)
+	if live.Token(local.Host("test_pvm")) != "" {
+		t.Fatal("a host declared local has a token")
+	}
+	live.EnsureTokens(inv)
+	if tok := live.Token(pvm); tok != pvmTok || tok == "" {
+		t.Fatalf("declared install again: %q, want its install's token %q", tok, pvmTok)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file (holds tokens): %v %v, want mode 0600", fi.Mode(), err)
 	}
 }
 

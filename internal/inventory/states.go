@@ -1,8 +1,8 @@
 package inventory
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,28 +15,31 @@ import (
 // ErrUnknownHost is returned for a name or MAC the inventory does not hold.
 var ErrUnknownHost = errors.New("no such host in the inventory")
 
+// ErrBadToken is returned for an install callback whose token is not the
+// host's current one: wrong, already used, from an earlier install, or for
+// a host not installing.
+var ErrBadToken = errors.New("not the host's current install token")
+
 // States are the hosts' run-time boot states (netboot once, then local),
-// kept durably in a StateFile, and the per-host callback tokens. States do
-// not hold an inventory: every call takes the one being served, so a
+// kept durably in a StateFile, and the per-install callback tokens. States
+// do not hold an inventory: every call takes the one being served, so a
 // reload never leaves them looking at an old copy.
 type States struct {
-	file   *StateFile
-	secret []byte
-	log    *slog.Logger
-	mu     sync.Mutex // serialises Set
+	file *StateFile
+	log  *slog.Logger
+	mu   sync.Mutex // serialises changes
 }
 
 // NewStates keeps states in file (nil: in memory only, for tests and
-// `pxed explain`). secret keys the per-host callback tokens (the API
-// token); without one no host token is valid.
-func NewStates(file *StateFile, secret []byte, log *slog.Logger) *States {
+// `pxed explain`).
+func NewStates(file *StateFile, log *slog.Logger) *States {
 	if file == nil {
 		file = &StateFile{recs: map[string]Record{}}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &States{file: file, secret: secret, log: log}
+	return &States{file: file, log: log}
 }
 
 // Path is the state file's path ("" in memory).
@@ -52,7 +55,9 @@ func (s *States) State(h *Host) (State, *Record) {
 }
 
 // Set switches the host of inv given by name or MAC to st, durably. by
-// says who asked, for the record and the log.
+// says who asked, for the record and the log. Switching to install starts
+// a new install with a new callback token; to local ends it (the token
+// goes).
 func (s *States) Set(inv *Inventory, nameOrMAC string, st State, by string) (*Host, error) {
 	var h *Host
 	if inv != nil {
@@ -63,29 +68,84 @@ func (s *States) Set(inv *Inventory, nameOrMAC string, st State, by string) (*Ho
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return h, s.set(h, st, by)
+}
+
+func (s *States) set(h *Host, st State, by string) error {
 	old, _ := s.State(h)
-	if err := s.file.Set(h.Name, Record{State: st, Declared: h.State, Changed: time.Now(), By: by}); err != nil {
-		return nil, err
+	r := Record{State: st, Declared: h.State, Changed: time.Now(), By: by}
+	if st == Install {
+		r.Token = newToken()
+	}
+	if err := s.file.Set(h.Name, r); err != nil {
+		return err
 	}
 	s.log.Info("host state changed", "host", h.Name, "mac", h.MACList(), "from", string(old), "to", string(st), "by", by)
-	return h, nil
+	return nil
 }
 
-// HostToken is the token that lets host name (and only it) report itself
-// installed: HMAC-SHA256 of the name under the API secret.
-func (s *States) HostToken(name string) string {
-	if len(s.secret) == 0 {
-		return ""
+// Token is the callback token of host h's current install ("" when h is
+// not installing, or EnsureTokens has not run since it started).
+func (s *States) Token(h *Host) string {
+	if st, r := s.State(h); st == Install && r != nil {
+		return r.Token
 	}
-	m := hmac.New(sha256.New, s.secret)
-	m.Write([]byte("pxed installed\x00" + strings.ToLower(name)))
-	return hex.EncodeToString(m.Sum(nil)[:16])
+	return ""
 }
 
-// CheckHostToken reports whether tok is host name's callback token.
-func (s *States) CheckHostToken(name, tok string) bool {
-	want := s.HostToken(name)
-	return want != "" && hmac.Equal([]byte(want), []byte(tok))
+// EnsureTokens gives every host of inv that installs without a token one,
+// durably, in one write: hosts declared install in the file, and hosts a
+// new declaration put back there. A server calls it before serving inv.
+func (s *States) EnsureTokens(inv *Inventory) error {
+	if inv == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recs := map[string]Record{}
+	for _, h := range inv.Hosts {
+		st, r := s.State(h)
+		switch {
+		case st != Install || r != nil && r.Token != "":
+		case r != nil:
+			r.Token = newToken()
+			recs[h.Name] = *r
+		default:
+			recs[h.Name] = Record{State: Install, Declared: h.State, Token: newToken()}
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return s.file.SetAll(recs)
+}
+
+// Installed is the install callback of the host of inv given by name or
+// MAC with token tok: when tok is its current install's token, the host
+// switches to local and the token is spent. Any other case is ErrBadToken,
+// unknown hosts included (a token must not tell which hosts exist).
+func (s *States) Installed(inv *Inventory, nameOrMAC, tok, by string) (*Host, error) {
+	var h *Host
+	if inv != nil {
+		h = inv.Host(nameOrMAC)
+	}
+	if h == nil {
+		return nil, ErrBadToken
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := s.Token(h)
+	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(tok)) != 1 {
+		return nil, ErrBadToken
+	}
+	return h, s.set(h, Local, by)
+}
+
+// newToken is 128 random bits in hex.
+func newToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // MACList is the host's MACs joined by commas, for logs.
