@@ -382,6 +382,10 @@ func (x *exchange) request() Outcome {
 	o := x.ack(h, ip, sc, lt, state)
 	if !fixed.IsValid() {
 		o.Action, o.Lease = CommitThenSend, x.leaseRequest(ip, false)
+		// A client answering our OFFER gets its address even if, under
+		// pressure, the offer was reclaimed for a client that has not
+		// requested it (lease/pressure.go).
+		o.Lease.TakeOffered = state == "selecting"
 	}
 	return o
 }

@@ -358,9 +358,24 @@ func TestDecideExhaustedPool(t *testing.T) {
 	if o.YIAddr() != decAddr("192.0.2.240") {
 		t.Fatalf("first client offered %s, want the only address", o.YIAddr())
 	}
+	// Under pressure the offer nobody requested goes to the next client
+	// (lease/pressure.go)...
 	o = r.decide(t, decMsg{typ: msgDiscover, mac: "02:00:00:00:d2:02"})
+	if o.YIAddr() != decAddr("192.0.2.240") {
+		t.Fatalf("second client got %q %s, want the first one's offer, reclaimed", o.MessageType(), o.YIAddr())
+	}
+	// ...and the first client's REQUEST, answering our OFFER, takes it.
+	o = r.decide(t, decMsg{typ: msgRequest, mac: "02:00:00:00:d2:01", opts: map[uint8][]byte{optServerID: ip4("192.0.2.1"), optRequestedIP: ip4("192.0.2.240")}})
+	if o.Action != CommitThenSend || !o.Lease.TakeOffered {
+		t.Fatalf("SELECTING REQUEST: action %v lease %+v, want a commit that may take an offered address", o.Action, o.Lease)
+	}
+	if err := r.alloc.Commit(o.Lease, o.IP, time.Hour, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Bound: nothing left to offer.
+	o = r.decide(t, decMsg{typ: msgDiscover, mac: "02:00:00:00:d2:03"})
 	if o.Reply != nil || o.MessageType() != "" {
-		t.Fatalf("second client got %q %s, want silence", o.MessageType(), o.YIAddr())
+		t.Fatalf("third client got %q %s, want silence", o.MessageType(), o.YIAddr())
 	}
 	if !strings.Contains(o.Silence, "cannot offer") || o.Warn == "" || o.WarnKey != "exhausted:192.0.2.0/24" {
 		t.Fatalf("silence %q warn %q key %q", o.Silence, o.Warn, o.WarnKey)

@@ -67,6 +67,9 @@ type Stats struct {
 	Failures uint64
 	// Pending is the number of writes queued or being written.
 	Pending int
+	// Reclaimed is the number of outstanding offers given to another
+	// client because the pool had no free address (see Offer).
+	Reclaimed uint64
 }
 
 // Allocator decides which client gets which address. It keeps every lease in
@@ -100,6 +103,9 @@ type Allocator struct {
 	inflight int    // writes the committer is writing
 	seq      uint64
 	stats    Stats
+	// pressureLogAt: no warning about reclaimed offers before this time
+	// (Unix nanoseconds).
+	pressureLogAt int64
 }
 
 // entry is the allocator's state for one address that has (had) a lease or an
@@ -120,6 +126,7 @@ type entry struct {
 
 	offerTo    ClientKey // outstanding offer, if any (may have lapsed)
 	offerUntil int64     // Unix nanoseconds
+	offerGen   uint32    // generation of the offer's item in rs.offers
 
 	gen    uint32 // generation of the live heap item
 	inHeap bool   // rs.heap holds a live item for this entry
@@ -355,11 +362,20 @@ func (a *Allocator) available(e *entry, c ClientKey, now int64) bool {
 // unavailable says why e's address may not be given to client c now, "" if
 // it may.
 func (a *Allocator) unavailable(e *entry, c ClientKey, now int64) string {
+	if why := a.held(e, c, now); why != "" {
+		return why
+	}
+	if a.offeredToOther(e, c, now) {
+		return "offered to " + string(e.offerTo)
+	}
+	return ""
+}
+
+// held says why e's address may not be given to client c now, offers
+// aside; "" if nothing but an offer may keep it from c.
+func (a *Allocator) held(e *entry, c ClientKey, now int64) string {
 	if e.reserved {
 		return "a fixed address"
-	}
-	if e.offerTo != "" && e.offerTo != c && e.offerUntil > now {
-		return "offered to " + string(e.offerTo)
 	}
 	if !e.has {
 		return ""
@@ -418,6 +434,9 @@ func (a *Allocator) hold(e *entry, c ClientKey, now int64) netip.Addr {
 	e.offerTo, e.offerUntil = c, now+int64(a.offerTTL)
 	a.offers[c] = e
 	a.reindex(e)
+	if e.rs != nil {
+		a.queueOffer(e, now)
+	}
 	return addr(e.ip)
 }
 
@@ -446,8 +465,9 @@ func (a *Allocator) binding(c ClientKey, ranges []*rangeState, now int64) *entry
 // without a hold, it is the client's already); the address it asked for
 // (req.Want) when free for it; its outstanding offer; the last address it
 // held (released or expired) if still free; an address that never held a
-// lease; the address that has been free the longest. It returns
-// ErrExhausted when none is free.
+// lease; the address that has been free the longest; under pressure, the
+// address of the oldest outstanding offer to another client, reclaimed
+// (see pressure.go). It returns ErrExhausted when none is free.
 //
 // Offers are not persisted. A new offer to a client replaces its previous
 // one.
@@ -523,6 +543,9 @@ func (a *Allocator) Offer(req Request) (netip.Addr, error) {
 			}
 		}
 		if best == nil {
+			if ip, ok := a.reclaim(ranges, c, now); ok {
+				return ip, nil
+			}
 			return netip.Addr{}, ErrExhausted
 		}
 		e := a.byIP[best.heap[0].ip]
@@ -540,8 +563,8 @@ func (a *Allocator) Offer(req Request) (netip.Addr, error) {
 // and queues the lease to be made durable.
 //
 // The checks are synchronous: an error wrapping ErrUnavailable means ip is
-// outside the client's pools, reserved, bound or offered to another client,
-// or quarantined, and the server NAKs. When Commit returns nil, memory
+// outside the client's pools, reserved, bound or offered to another client
+// (unless req.TakeOffered), or quarantined, and the server NAKs. When Commit returns nil, memory
 // already holds the binding and done (if not nil) will run exactly once,
 // on the goroutine that commits (the Allocator's committer, or the caller of
 // Flush with Options.CallerCommits), after the batch holding the lease is durable
@@ -579,7 +602,7 @@ func (a *Allocator) Commit(req Request, ip netip.Addr, d time.Duration, done fun
 	if e == nil {
 		e = a.newEntry(u)
 	}
-	if why := a.unavailable(e, req.Client, now); why != "" {
+	if why := a.unavailable(e, req.Client, now); why != "" && !(req.TakeOffered && a.onlyOffered(e, req.Client, now)) {
 		return fmt.Errorf("%w: %v is %s", ErrUnavailable, ip, why)
 	}
 	l := Lease{

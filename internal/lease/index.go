@@ -30,7 +30,8 @@ type rangeState struct {
 	used       []uint64
 	cursor     uint32 // offset from start: every lower offset is used
 	heap       []heapItem
-	stale      int // items in heap that are no longer live
+	stale      int        // items in heap that are no longer live
+	offers     offerQueue // outstanding offers, oldest first (pressure.go)
 }
 
 type heapItem struct {

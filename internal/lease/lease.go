@@ -206,4 +206,9 @@ type Request struct {
 	// Want is the address the client asked for (option 50 or ciaddr), the
 	// zero Addr if none. Offer honours it when it is free for the client.
 	Want netip.Addr
+	// TakeOffered: the client answers this server's OFFER (a SELECTING
+	// REQUEST), so Commit gives it an address that nothing but an offer
+	// to another client holds: its own offer may have been reclaimed
+	// under pressure and made to someone who has not requested it.
+	TakeOffered bool
 }
