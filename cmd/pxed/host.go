@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -107,6 +108,18 @@ func hostViews(c *config.Config, sub string, state inventory.State, names []stri
 		return nil, errors.New("the running pxed serve has no inventory")
 	case !errors.Is(err, api.ErrNoServer):
 		return nil, err
+	}
+	// Nothing answers on the socket; the state directory's lock says
+	// whether a server runs all the same (its socket removed, or not yet
+	// open while it starts). Only without one is the file ours to edit.
+	unlock, lerr := app.LockStateDir(c.StateDir)
+	switch {
+	case errors.Is(lerr, app.ErrLocked):
+		return nil, fmt.Errorf("a running pxed serve holds state dir %s, but its control socket does not answer (%v); not editing the state file behind it", c.StateDir, err)
+	case lerr == nil:
+		defer unlock()
+	case !errors.Is(lerr, fs.ErrNotExist):
+		return nil, lerr
 	}
 	// No server: work on the state file with the configured inventory.
 	if c.Inventory == "" {

@@ -64,6 +64,16 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	if err := os.MkdirAll(c.StateDir, 0o750); err != nil {
 		return fmt.Errorf("state directory: %w (set --state-dir)", err)
 	}
+	// Held until serve returns: no other server, and no offline `pxed
+	// host`, touches the state files meanwhile.
+	unlock, err := app.LockStateDir(c.StateDir)
+	if errors.Is(err, app.ErrLocked) {
+		return fmt.Errorf("another pxed serve is running with state dir %s", c.StateDir)
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var tree *bootfs.Tree
 	if c.TFTP.Addr != "" || c.HTTP.Addr != "" {
 		var err error
@@ -216,19 +226,43 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, grace time.
 	return nil
 }
 
-// listenControl opens the control socket, replacing a stale one. The state
-// directory's and the socket's permissions are its access control.
+// listenControl opens the control socket, replacing a stale one (the state
+// directory's lock says no server uses it). The state directory's and the
+// socket's permissions are its access control, so the socket is bound in
+// a private directory (0700), made 0600 there and renamed into place: at
+// no moment can another user connect, whatever the umask.
 func listenControl(stateDir string) (net.Listener, error) {
 	path := filepath.Join(stateDir, app.ControlSocket)
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("another pxed serve is running with state dir %s", stateDir)
-	}
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	tmp, err := os.MkdirTemp(stateDir, ".ctl-")
 	if err != nil {
 		return nil, err
 	}
-	os.Chmod(path, 0o600)
-	return ln, nil
+	defer os.RemoveAll(tmp)
+	bound := filepath.Join(tmp, "sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: bound, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false) // it is unlinked by its final name
+	if err := os.Chmod(bound, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := os.Rename(bound, path); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &controlListener{UnixListener: ln, path: path}, nil
+}
+
+// controlListener removes the control socket when it closes.
+type controlListener struct {
+	*net.UnixListener
+	path string
+}
+
+func (l *controlListener) Close() error {
+	err := l.UnixListener.Close()
+	os.Remove(l.path)
+	return err
 }
