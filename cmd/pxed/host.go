@@ -24,8 +24,9 @@ const hostUsage = `usage: pxed host list [--json]
        pxed host local NAME|MAC       boot its local disk from now on
 
 Changes the netboot-once state of an inventory host, through the running
-pxed serve (its control socket in the state directory) or, when none runs,
-in the state file directly. Takes serve's --config, --inventory and
+pxed serve (its control socket in the state directory) or, when none runs
+(nothing answers on the socket and the state directory is not locked), in
+the state file directly. Takes serve's --config, --inventory and
 --state-dir to find them.
 `
 
