@@ -18,9 +18,10 @@ import (
 // dhcpService is the running DHCP server's parts, opened before anything
 // starts so a bad interface or a locked lease database stops serve early.
 type dhcpService struct {
-	srv   *dhcp.Server
-	ports []*dhcp.Port
-	alloc *lease.Allocator
+	srv    *dhcp.Server
+	ports  []*dhcp.Port
+	alloc  *lease.Allocator
+	pinger *dhcp.ICMPPinger // nil without ping-check
 }
 
 // openDHCP binds the DHCP ports of every named interface and opens the
@@ -69,7 +70,7 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger) (
 		if err != nil {
 			log.Warn("dhcp: ping-check is on but ICMP is unavailable; offering without it", "error", err)
 		} else {
-			d.srv.Pinger = p
+			d.srv.Pinger, d.pinger = p, p
 		}
 	}
 	ok = true
@@ -88,5 +89,8 @@ func (d *dhcpService) close() {
 	}
 	if d.alloc != nil {
 		d.alloc.Close()
+	}
+	if d.pinger != nil {
+		d.pinger.Close()
 	}
 }

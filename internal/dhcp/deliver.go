@@ -62,8 +62,18 @@ func (s *Server) deliver(x *exchange, req Request, o Outcome) {
 	switch o.Action {
 	case ProbeThenSend:
 		if s.Pinger != nil {
-			go s.probeThenSend(x, req, o)
-			return
+			if s.probing.Add(1) <= maxProbes {
+				go func() {
+					defer s.probing.Add(-1)
+					s.probeThenSend(x, req, o)
+				}()
+				return
+			}
+			s.probing.Add(-1)
+			if n, ok := s.unprobed.tick(time.Now()); ok {
+				s.log().Warn("dhcp: ping-check saturated; offering without probing (at most one such line a minute)",
+					"in-flight", maxProbes, "unprobed-offers", n)
+			}
 		}
 	case CommitThenSend:
 		lt := o.LeaseTime
@@ -90,6 +100,12 @@ func (s *Server) deliver(x *exchange, req Request, o Outcome) {
 	}
 	s.send(x, req, o)
 }
+
+// maxProbes bounds the ping-checks in flight. A probe of a free address
+// waits its whole second, so this is also how many first offers a second
+// are probed; beyond that an offer leaves unprobed (ping-check is advisory,
+// as in ISC dhcpd) rather than a goroutine a DISCOVER piling up.
+const maxProbes = 256
 
 // probeThenSend pings the offered address; one that answers is abandoned
 // (quarantined) and the request decided again, up to three times.

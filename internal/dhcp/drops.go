@@ -5,45 +5,54 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// dropReport counts datagrams dropped before any decision (oversized or
-// malformed) and reports them at most once per interval: each is logged at
-// debug level, and a flood of junk makes one info line a minute, not one
-// line per datagram.
+// Datagrams dropped before any decision (oversized or malformed) are
+// logged at debug level each, and summarised at info level at most once a
+// minute: a flood of junk must not become a flood of log lines.
 type dropReport struct {
-	mu        sync.Mutex
-	oversized uint64
-	malformed uint64
-	last      netip.AddrPort // the latest sender, for the report
-	next      time.Time      // when the next report may be written
+	every                everyMinute
+	oversized, malformed atomic.Uint64
 }
 
-const dropReportEvery = time.Minute
-
-// drop counts one dropped datagram and, when the interval has passed,
-// logs the counts since the last report.
+// drop counts one dropped datagram and, once a minute at most, logs the
+// counts since the last report.
 func (s *Server) drop(port *Port, src netip.AddrPort, oversized bool, err error) {
 	if lg := s.log(); lg.Enabled(context.Background(), slog.LevelDebug) {
 		lg.Debug("dhcp: dropped datagram", "iface", port.Name, "from", src.String(), "error", err)
 	}
 	d := &s.drops
-	d.mu.Lock()
 	if oversized {
-		d.oversized++
+		d.oversized.Add(1)
 	} else {
-		d.malformed++
+		d.malformed.Add(1)
 	}
-	d.last = src
-	now := time.Now()
-	if now.Before(d.next) {
-		d.mu.Unlock()
-		return
+	if _, ok := d.every.tick(time.Now()); ok {
+		s.log().Info("dhcp: dropped datagrams that are not valid DHCP messages (at most one such line a minute)",
+			"iface", port.Name, "oversized", d.oversized.Swap(0), "malformed", d.malformed.Swap(0),
+			"max-bytes", MaxMessageLen, "last-from", src.String())
 	}
-	over, bad, last := d.oversized, d.malformed, d.last
-	d.oversized, d.malformed, d.next = 0, 0, now.Add(dropReportEvery)
-	d.mu.Unlock()
-	s.log().Info("dhcp: dropped datagrams that are not valid DHCP messages (at most one such line a minute)",
-		"iface", port.Name, "oversized", over, "malformed", bad, "max-bytes", MaxMessageLen, "last-from", last.String())
+}
+
+// everyMinute counts events and lets one log line a minute report them.
+type everyMinute struct {
+	mu   sync.Mutex
+	n    uint64
+	next time.Time
+}
+
+// tick counts one event; when a line may be logged it returns the count
+// since the last one, and true.
+func (e *everyMinute) tick(now time.Time) (uint64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.n++
+	if now.Before(e.next) {
+		return 0, false
+	}
+	n := e.n
+	e.n, e.next = 0, now.Add(time.Minute)
+	return n, true
 }

@@ -83,6 +83,8 @@ type Server struct {
 	warnOnce sync.Map // string -> struct{}
 	fixed    atomic.Pointer[fixedView]
 	drops    dropReport
+	probing  atomic.Int32 // ping-checks in flight
+	unprobed everyMinute  // offers sent unprobed, ping-check saturated
 }
 
 // fixedView is the View made for Plan and TFTPEnabled when View is nil.
