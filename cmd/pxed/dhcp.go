@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"pxed/internal/app"
 	"pxed/internal/config"
@@ -93,4 +96,41 @@ func (d *dhcpService) close() {
 	if d.pinger != nil {
 		d.pinger.Close()
 	}
+}
+
+// printable shows a client-supplied string (a lease's host name) on a
+// terminal: control characters, invalid UTF-8 and the backslash are
+// escaped (\x1b, \u009b, \\), so that what a machine on the network sent
+// can neither move the cursor, retitle the window nor break the table.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || r == '\\' || !strconv.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var sb strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&sb, "\\x%02x", s[i])
+		case r == '\\':
+			sb.WriteString(`\\`)
+		case r < 0x80 && !strconv.IsPrint(r):
+			fmt.Fprintf(&sb, "\\x%02x", r)
+		case !strconv.IsPrint(r) && r <= 0xffff:
+			fmt.Fprintf(&sb, "\\u%04x", r)
+		case !strconv.IsPrint(r):
+			fmt.Fprintf(&sb, "\\U%08x", r)
+		default:
+			sb.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return sb.String()
 }

@@ -141,7 +141,7 @@ func cmdLeases(args []string, stdout, stderr io.Writer) int {
 		if !l.Expiry.IsZero() && l.Expiry.Unix() > 0 {
 			exp = l.Expiry.Local().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.IP, l.MAC, l.State, exp, l.Hostname)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.IP, l.MAC, l.State, exp, printable(l.Hostname))
 	}
 	tw.Flush()
 	return 0
