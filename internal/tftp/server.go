@@ -61,8 +61,15 @@ type Server struct {
 	// MaxWindowsize caps the negotiated RFC 7440 window (default 64).
 	MaxWindowsize int
 	// Timeout is the retransmission timeout when the client does not
-	// negotiate one (default 1s).
+	// negotiate one (default 1s): the wait before the first round trip of
+	// a transfer is measured, and the longest wait after (see MinTimeout).
 	Timeout time.Duration
+	// MinTimeout is the floor of the adaptive retransmission timeout
+	// (default 50ms). Without a negotiated timeout, a transfer retransmits
+	// after a timeout computed from the round trips it measures (RFC 6298),
+	// within [MinTimeout, Timeout]; MinTimeout >= Timeout turns that off
+	// and every wait is Timeout.
+	MinTimeout time.Duration
 	// Retries is how many times a packet is retransmitted before the
 	// transfer is abandoned (default 5).
 	Retries int

@@ -95,9 +95,12 @@ func startServer(t testing.TB, dir string, configure func(*Server)) *testServer 
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		// Long enough that a slow, loaded test machine never sees a
 		// retransmission it did not ask for; tests of retransmission set
-		// their own.
-		Timeout: 5 * time.Second,
-		Grace:   2 * time.Second,
+		// their own. MinTimeout as long turns the adaptive timeout off
+		// (a Timeout a test sets is then its fixed timeout); the tests of
+		// the adaptive timeout (loss_test.go) lower it.
+		Timeout:    5 * time.Second,
+		MinTimeout: 5 * time.Second,
+		Grace:      2 * time.Second,
 	}
 	if configure != nil {
 		configure(s)

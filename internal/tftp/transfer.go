@@ -57,9 +57,14 @@ type transfer struct {
 	end      int64  // last block of the window in flight
 	last     int64  // the final block (short, possibly empty)
 	deadline time.Time
-	retries  int      // consecutive timeouts
-	nacked   bool     // an ACK of base-1 already caused a resend of this window
-	pkts     [][]byte // reused by sendWindow; points into a pooled buffer only while sending
+	retries  int       // consecutive timeouts
+	rto      rto       // how long to wait for an ACK (rto.go)
+	sentAt   time.Time // when the OACK or window in flight was last sent
+	fresh    int64     // the first block in flight sent only once (the OACK is block 0)
+	sentMax  int64     // the highest block sent so far
+	idleAt   time.Time // the last progress: start, ACK 0 or an ACK of new blocks
+	nacked   bool      // an ACK of base-1 already caused a resend of this window
+	pkts     [][]byte  // reused by sendWindow; points into a pooled buffer only while sending
 
 	bytes       int64
 	retransmits int
@@ -115,6 +120,7 @@ func (t *transfer) begin(now time.Time) bool {
 // launch sends the OACK for the options open negotiated, or the first window
 // when there are none.
 func (t *transfer) launch(oack []option, now time.Time) bool {
+	t.idleAt = now
 	if len(oack) > 0 {
 		t.oack = appendOACK(make([]byte, 0, 64), oack)
 		return t.sendOACK(now)
@@ -147,24 +153,19 @@ func (t *transfer) open() ([]option, error) {
 	if fi.IsDir() {
 		return nil, &transferError{code: ErrNotFound, msg: "file not found", err: fmt.Errorf("%s is a directory", name)}
 	}
-	t.size = fi.Size()
-	switch r, ok := f.(io.ReaderAt); {
-	case t.req.mode == "netascii":
-		data, err := readNetascii(f, maxNetasciiSize)
-		if err != nil {
-			return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
-		}
-		t.ra, t.size = bytesReaderAt(data), int64(len(data))
-	case ok:
-		t.ra = r
-	default:
-		data, err := io.ReadAll(io.LimitReader(f, t.size+1))
-		if err != nil {
-			return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
-		}
-		t.ra, t.size = bytesReaderAt(data), int64(len(data))
+	// Blocks are read from the file as they are sent, never the whole
+	// file at once: files that cannot be read at an offset are refused
+	// (every file of a bootfs tree can).
+	r, ok := f.(io.ReaderAt)
+	if !ok {
+		return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: fmt.Errorf("%s: %T has no ReadAt", name, f)}
 	}
-	return t.negotiate()
+	t.ra, t.size = r, fi.Size()
+	oack, err := t.negotiate()
+	if err == nil && t.req.mode == "netascii" {
+		t.na, t.size = newNetascii(r, t.size, t.windowsize), unknownSize
+	}
+	return oack, err
 }
 
 // negotiate applies the request's options (RFC 2347) and returns the ones to
@@ -216,15 +217,22 @@ func (t *transfer) negotiate() ([]option, error) {
 			if _, ok := atoiBounded(o.value); !ok {
 				return nil, refuse(o, "transfer size must be a number")
 			}
-			if t.size == 0 {
+			if t.size == 0 || t.req.mode == "netascii" {
 				// RFC 2349 lets a server leave tsize out. curl (7.88)
 				// aborts on "tsize 0" in an OACK, and an empty file
-				// needs no size to be received.
+				// needs no size to be received. The size of the
+				// netascii form is not known before it is sent
+				// (netascii.go).
 				continue
 			}
 			oack = append(oack, option{o.name, itoa64(t.size)})
 		}
 		// Unknown options are ignored, as RFC 2347 says.
+	}
+	if seen["timeout"] {
+		t.rto = fixedRTO(t.timeout) // RFC 2349: the client's timeout, as it asked
+	} else {
+		t.rto = newRTO(orDefault(s.MinTimeout, DefaultMinTimeout), t.timeout)
 	}
 	return oack, nil
 }
@@ -233,7 +241,12 @@ func (t *transfer) sendOACK(now time.Time) bool {
 	if err := t.out.send(t.oack); err != nil {
 		return t.fail(fmt.Errorf("send OACK: %w", err))
 	}
-	t.deadline = now.Add(t.timeout)
+	t.fresh = 0
+	if !t.sentAt.IsZero() {
+		t.fresh = 1 // a retransmission: ACK 0 measures nothing
+	}
+	t.sentAt = now
+	t.deadline = t.nextDeadline(now)
 	return false
 }
 
@@ -309,8 +322,38 @@ func (t *transfer) sendWindow(now time.Time) bool {
 		return t.fail(fmt.Errorf("send up to block %d: %w", t.end, err))
 	}
 	t.pkts = pkts
-	t.deadline = now.Add(t.timeout)
+	t.fresh = max(t.base, t.sentMax+1)
+	t.sentMax = max(t.sentMax, t.end)
+	t.sentAt = now
+	t.deadline = t.nextDeadline(now)
 	return false
+}
+
+// nextDeadline is when to retransmit what was just sent: after the
+// transfer's retransmission timeout, except for the last wait before it is
+// abandoned (Retries retransmissions without progress). That one lasts
+// until (Retries+1) timeouts of the longest wait have passed since the last
+// progress, so a silent client is given as long as with a fixed timeout:
+// adaptive retransmissions are quicker, giving up is not.
+func (t *transfer) nextDeadline(now time.Time) time.Time {
+	d := now.Add(t.rto.timeout())
+	if n := orDefault(t.srv.Retries, DefaultRetries); t.retries >= n {
+		if patient := t.idleAt.Add(time.Duration(n+1) * t.rto.ceil); patient.After(d) {
+			d = patient
+		}
+	}
+	return d
+}
+
+// progress notes an ACK of block acked, in flight: a round trip to measure
+// unless that block was sent more than once (Karn's rule: the ACK may answer
+// either copy). In a window resent from a lost block on, the blocks past
+// those sent before are new, and their ACK measures the round trip.
+func (t *transfer) progress(acked int64, now time.Time) {
+	if acked >= t.fresh {
+		t.rto.sample(now.Sub(t.sentAt))
+	}
+	t.idleAt = now
 }
 
 // onPacket handles a packet from the client.
@@ -340,6 +383,7 @@ func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
 		if block != 0 {
 			return false // stale: keep waiting for ACK 0
 		}
+		t.progress(0, now)
 		return t.startData(now)
 	}
 	// Map the 16-bit number onto [base-1, end].
@@ -356,6 +400,7 @@ func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
 		}
 		return t.done
 	}
+	t.progress(acked, now)
 	t.retries = 0
 	t.bytes = min(acked*int64(t.blksize), t.size)
 	if acked == t.last {
@@ -379,6 +424,7 @@ func (t *transfer) onTimer(now time.Time) bool {
 		return t.fail(fmt.Errorf("no ACK for %s after %d retransmissions: %w", what, t.retries-1, errTimeout))
 	}
 	t.retransmits++
+	t.rto.backoff()
 	if t.oack != nil {
 		return t.sendOACK(now)
 	}

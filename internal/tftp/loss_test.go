@@ -1,0 +1,375 @@
+package tftp
+
+// Transfers through a lossy path: a UDP proxy on loopback between a client
+// and the server drops a deterministic share of the packets each way. The
+// client never retransmits on its own, so every loss is recovered by the
+// server's retransmission timer, and the transfer's time shows how long the
+// server waited each time.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"pxed/internal/testutil"
+)
+
+// lossyPath forwards packets between one client and a server, dropping the
+// ones drop chooses. The client talks to front; back talks to the server's
+// listening port (requests) and to the transfer's port, learnt from the
+// server's replies (everything else).
+type lossyPath struct {
+	front, back *net.UDPConn
+	server      *net.UDPAddr
+	// drop says whether to drop the n-th (from 1) packet of op going
+	// toServer or not; block is its block number (DATA, ACK).
+	drop func(toServer bool, n int, op, block uint16) bool
+
+	mu     sync.Mutex
+	client *net.UDPAddr
+	tid    *net.UDPAddr
+	counts map[[2]uint16]int // {toServer, op} -> packets seen
+	drops  atomic.Int64
+	wg     sync.WaitGroup
+}
+
+func newLossyPath(t *testing.T, server *net.UDPAddr, drop func(toServer bool, n int, op, block uint16) bool) *lossyPath {
+	t.Helper()
+	listen := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	p := &lossyPath{front: listen(), back: listen(), server: server, drop: drop, counts: map[[2]uint16]int{}}
+	p.wg.Add(2)
+	go p.forward(p.front, true)
+	go p.forward(p.back, false)
+	t.Cleanup(func() {
+		p.front.Close()
+		p.back.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *lossyPath) addr() *net.UDPAddr { return p.front.LocalAddr().(*net.UDPAddr) }
+
+func (p *lossyPath) forward(from *net.UDPConn, toServer bool) {
+	defer p.wg.Done()
+	buf := make([]byte, 1<<16)
+	for {
+		n, src, err := from.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		pkt := buf[:n]
+		var op, block uint16
+		if n >= 2 {
+			op = binary.BigEndian.Uint16(pkt)
+		}
+		if n >= 4 {
+			block = binary.BigEndian.Uint16(pkt[2:])
+		}
+		p.mu.Lock()
+		var dst *net.UDPAddr
+		out := p.back
+		if toServer {
+			p.client = src
+			dst = p.tid
+			if op == opRRQ || dst == nil {
+				dst = p.server
+			}
+		} else {
+			p.tid = src
+			dst, out = p.client, p.front
+		}
+		k := [2]uint16{op, 0}
+		if toServer {
+			k[1] = 1
+		}
+		p.counts[k]++
+		drop := p.drop(toServer, p.counts[k], op, block)
+		p.mu.Unlock()
+		if drop {
+			p.drops.Add(1)
+			continue
+		}
+		if dst != nil {
+			out.WriteToUDP(pkt, dst)
+		}
+	}
+}
+
+// lossGet fetches name from server as a plain receiver with window
+// (1: lock-step, RFC 1350; more: RFC 7440) that never retransmits on a timer
+// of its own: it acknowledges each window's last block, the final block,
+// the first duplicate after new data (the server resent: our ACK was lost)
+// and the first block after a gap (one was lost inside a window).
+func lossGet(server *net.UDPAddr, name string, window, size int, deadline time.Time) ([]byte, error) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var opts []string
+	if window > 1 {
+		opts = []string{"windowsize", strconv.Itoa(window)}
+	}
+	if _, err := conn.WriteToUDP(rrqPacket(name, "octet", opts...), server); err != nil {
+		return nil, err
+	}
+	conn.SetReadDeadline(deadline)
+	data := make([]byte, 0, size)
+	buf := make([]byte, 2048)
+	next, inWindow, answered := uint16(1), 0, false
+	ack := func(to *net.UDPAddr, b uint16) error {
+		_, err := conn.WriteToUDP(ackPacket(b), to)
+		return err
+	}
+	for {
+		n, from, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			return data, fmt.Errorf("waiting for DATA %d (%d of %d bytes): %w", next, len(data), size, err)
+		}
+		p, err := decodePacket(buf[:n])
+		if err != nil {
+			return data, err
+		}
+		switch {
+		case p.op == opOACK && next == 1:
+			if err := ack(from, 0); err != nil {
+				return data, err
+			}
+		case p.op == opDATA && p.block == next:
+			data = append(data, p.data...)
+			next++
+			inWindow++
+			answered = false
+			if len(p.data) < defaultBlksize {
+				return data, ack(from, p.block)
+			}
+			if inWindow == window {
+				inWindow = 0
+				if err := ack(from, p.block); err != nil {
+					return data, err
+				}
+			}
+		case p.op == opDATA:
+			if !answered {
+				answered, inWindow = true, 0
+				if err := ack(from, next-1); err != nil {
+					return data, err
+				}
+			}
+		default:
+			return data, fmt.Errorf("got %v", p)
+		}
+	}
+}
+
+var retransmitsRE = regexp.MustCompile(`msg="tftp transfer" .*retransmits=(\d+) result=(\S+)`)
+
+// transferLog returns the retransmission count and result the server logged
+// for its one transfer, waiting for the line up to waitLong.
+func transferLog(t *testing.T, log *testutil.SyncBuffer) (int, string) {
+	t.Helper()
+	end := time.Now().Add(waitLong)
+	for time.Now().Before(end) {
+		if m := retransmitsRE.FindStringSubmatch(log.String()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return n, m[2]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no transfer line in the server's log:\n%s", log.String())
+	return 0, ""
+}
+
+// TestLossyPathAdaptive replays issue 13's lossy segment on loopback: about
+// one packet in twelve dropped each way, a client that leaves every
+// recovery to the server, the server at its defaults (timeout 1s, no
+// timeout option from the client). Each loss used to cost the full second;
+// with the adaptive timeout it costs about the round trip's floor (50ms),
+// so the transfer must finish far below one second per loss.
+func TestLossyPathAdaptive(t *testing.T) {
+	forModes(t, modes, func(t *testing.T, m mode) {
+		for _, window := range []int{1, 8} {
+			t.Run(fmt.Sprintf("windowsize %d", window), func(t *testing.T) { testLossyPath(t, m, window) })
+		}
+	})
+}
+
+func testLossyPath(t *testing.T, m mode, window int) {
+	const blocks = 128
+	data := randBytes(blocks*defaultBlksize+100, 13)
+	last := uint16(blocks + 1)
+	log := &testutil.SyncBuffer{}
+	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
+		s.Logger = slog.New(slog.NewTextHandler(log, nil))
+		s.Timeout, s.MinTimeout = 0, 0 // the defaults: 1s, adaptive from 50ms
+	}))
+	// One DATA in 13 and one ACK in 11. A window has one ACK where
+	// lock-step has eight, and a window's DATA lost in its middle is
+	// recovered by the client's ACK of the gap, not by a timer: there one
+	// ACK in 3 is dropped, so that timers still recover most losses.
+	ackEvery := 11
+	if window > 1 {
+		ackEvery = 3
+	}
+	path := newLossyPath(t, ts.addr, func(toServer bool, n int, op, block uint16) bool {
+		switch {
+		case !toServer && op == opDATA:
+			return n%13 == 6
+		case toServer && op == opACK && block != last:
+			// Not the final ACK: the client stops listening once
+			// it has sent it, as tftp-hpa's does.
+			return n%ackEvery == 1
+		}
+		return false
+	})
+	start := time.Now()
+	got, err := lossGet(path.addr(), "f", window, len(data), start.Add(60*time.Second))
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("after %v and %d drops: %v", elapsed, path.drops.Load(), err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes that differ from the file's %d", len(got), len(data))
+	}
+	drops := path.drops.Load()
+	retransmits, result := transferLog(t, log)
+	t.Logf("%d blocks, windowsize %d: %d packets dropped, %d retransmissions, %v", blocks+1, window, drops, retransmits, elapsed)
+	if result != "ok" {
+		t.Fatalf("server logged result %q", result)
+	}
+	if drops < 8 {
+		t.Fatalf("only %d packets dropped: the path is not lossy enough to measure anything", drops)
+	}
+	if retransmits < 1 {
+		t.Fatalf("%d packets dropped but the server logged no retransmission", drops)
+	}
+	if window == 1 && int64(retransmits) < drops {
+		// Lock-step and a client without a timer: only the server's
+		// timer recovers a loss, one timeout per lost packet.
+		t.Fatalf("%d packets dropped but only %d retransmissions", drops, retransmits)
+	}
+	// A fixed 1s timeout needs at least a second per loss (a timer never
+	// fires early). The adaptive one needs 50-150ms, even on a loaded
+	// machine: half a second per loss tells them apart with room to spare.
+	if bound := time.Duration(drops) * time.Second / 2; elapsed > bound {
+		t.Fatalf("%d losses took %v (over %v): the server waited about a second per loss, not an adaptive timeout", drops, elapsed, bound)
+	}
+}
+
+// TestNegotiatedTimeoutKept checks RFC 2349: a client that asked for a
+// timeout gets exactly that wait before every retransmission, however short
+// the measured round trips, and no backoff; a client that did not gets the
+// adaptive one, far shorter here.
+func TestNegotiatedTimeoutKept(t *testing.T) {
+	forModes(t, modes, func(t *testing.T, m mode) {
+		data := randBytes(20*defaultBlksize, 14)
+		ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
+			s.Timeout, s.MinTimeout, s.Retries = 5*time.Second, 0, 3
+		}))
+		// gaps runs a transfer, acknowledges blocks 1..5 at once (round
+		// trips of microseconds), then withholds the ACK of block 6 and
+		// returns the times between its first sending and each of its n
+		// retransmissions.
+		gaps := func(n int, opts ...string) []time.Duration {
+			c := newClient(t, ts.addr)
+			c.rrq("f", "octet", opts...)
+			if len(opts) > 0 {
+				if p := c.next(); p.op != opOACK {
+					t.Fatalf("got %v, want OACK", p)
+				}
+				c.ack(0)
+			}
+			for b := uint16(1); b <= 5; b++ {
+				c.expectData(b)
+				c.ack(b)
+			}
+			c.expectData(6)
+			prev := time.Now()
+			var gs []time.Duration
+			for range n {
+				c.expectData(6)
+				now := time.Now()
+				gs = append(gs, now.Sub(prev))
+				prev = now
+			}
+			c.sendTo(c.peer, appendError(nil, ErrUndefined, "enough"))
+			return gs
+		}
+		negotiated := gaps(3, "timeout", "1")
+		t.Logf("timeout=1 negotiated: retransmission gaps %v", negotiated)
+		var sum time.Duration
+		for i, g := range negotiated {
+			// A timer fires late, never early: each gap is at least
+			// the negotiated second (less the test's own read delay).
+			if g < 900*time.Millisecond {
+				t.Errorf("retransmission %d came %v after the previous send, before the negotiated 1s", i+1, g)
+			}
+			sum += g
+		}
+		// Backoff would make it 1+2+4 = 7s.
+		if sum > 5*time.Second {
+			t.Errorf("3 retransmissions took %v: the negotiated timeout was backed off (fixed 1s makes 3s)", sum)
+		}
+		adaptive := gaps(1)
+		t.Logf("no timeout option: retransmission gap %v (server timeout 5s)", adaptive)
+		if adaptive[0] >= time.Second {
+			t.Errorf("without a timeout option the first retransmission came after %v, want the adaptive timeout (about 50ms; the fixed one was 5s)", adaptive[0])
+		}
+	})
+}
+
+// TestAdaptiveGivesUpNoSooner checks that quick adaptive retransmissions do
+// not shorten how long a silent client is given: Retries retransmissions,
+// and the transfer ends no sooner than (Retries+1) timeouts after the last
+// ACK, as with the fixed timeout.
+func TestAdaptiveGivesUpNoSooner(t *testing.T) {
+	forModes(t, modes, func(t *testing.T, m mode) {
+		const retries = 3
+		timeout := 300 * time.Millisecond
+		log := &testutil.SyncBuffer{}
+		ts := startServer(t, writeTree(t, map[string][]byte{"f": randBytes(20*defaultBlksize, 15)}), m.with(func(s *Server) {
+			s.Logger = slog.New(slog.NewTextHandler(log, nil))
+			s.Timeout, s.MinTimeout, s.Retries = timeout, 10*time.Millisecond, retries
+		}))
+		c := newClient(t, ts.addr)
+		c.rrq("f", "octet")
+		for b := uint16(1); b <= 5; b++ {
+			c.expectData(b)
+			c.ack(b)
+		}
+		lastAck := time.Now()
+		c.expectData(6)
+		for i := range retries {
+			c.expectData(6)
+			if i == 0 && time.Since(lastAck) >= timeout {
+				t.Errorf("first retransmission %v after the last ACK: not adaptive (timeout %v)", time.Since(lastAck), timeout)
+			}
+		}
+		_, result := transferLog(t, log)
+		ended := time.Since(lastAck)
+		if !regexp.MustCompile(`no ACK for block 6 after 3 retransmissions`).MatchString(log.String()) {
+			t.Fatalf("transfer ended with %q, want no ACK after %d retransmissions; log:\n%s", result, retries, log.String())
+		}
+		if want := time.Duration(retries+1) * timeout; ended < want-20*time.Millisecond {
+			t.Errorf("a silent client was given up %v after its last ACK, sooner than (retries+1) x timeout = %v", ended, want)
+		}
+		if ps := c.collect(quiet); len(ps) > 0 {
+			t.Errorf("%d packets after the transfer ended; first %v", len(ps), ps[0])
+		}
+	})
+}
