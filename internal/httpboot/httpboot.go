@@ -45,6 +45,14 @@ func (h *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rw.status == 0 {
 		rw.status = status
 	}
+	if rw.err != nil && reason == "" {
+		// The answer was cut: the client went away, or fell under the
+		// rate floor (the write deadline of a Limits connection).
+		reason = "sending: " + rw.err.Error()
+		if errors.Is(rw.err, os.ErrDeadlineExceeded) {
+			reason = "client too slow (under the rate floor): dropped"
+		}
+	}
 	attrs := []any{
 		"client", r.RemoteAddr, "method", r.Method, "path", r.URL.Path,
 		"status", rw.status, "bytes", rw.bytes, "duration", time.Since(start).Round(time.Microsecond),
@@ -53,7 +61,7 @@ func (h *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, "reason", reason)
 	}
 	level := slog.LevelInfo
-	if rw.status >= 400 {
+	if rw.status >= 400 || rw.err != nil {
 		level = slog.LevelWarn
 	}
 	h.logger().Log(r.Context(), level, "http request", attrs...)
@@ -152,11 +160,13 @@ func (h *Files) fail(w http.ResponseWriter, err error) (int, string) {
 	}
 }
 
-// recorder notes the status and body size for the log line.
+// recorder notes the status, body size and first write error for the log
+// line.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	err    error
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -172,6 +182,9 @@ func (r *recorder) Write(b []byte) (int, error) {
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
+	if r.err == nil {
+		r.err = err
+	}
 	return n, err
 }
 
@@ -182,5 +195,8 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	}
 	n, err := io.Copy(r.ResponseWriter, src)
 	r.bytes += n
+	if r.err == nil {
+		r.err = err
+	}
 	return n, err
 }

@@ -165,6 +165,9 @@ func TestStalledClientDropped(t *testing.T) {
 	if n >= int64(len(data)) {
 		t.Fatalf("read %d bytes: the whole file was sent to a client that read nothing for 3 s", n)
 	}
+	if f.log.Count("client too slow (under the rate floor)") != 1 {
+		t.Errorf("the drop is not logged:\n%s", f.log.String())
+	}
 	t.Logf("a client that read nothing for 3 s was dropped after %d of %d bytes (%v)", n, len(data), err)
 }
 
