@@ -153,19 +153,24 @@ func (t *transfer) open() ([]option, error) {
 	if fi.IsDir() {
 		return nil, &transferError{code: ErrNotFound, msg: "file not found", err: fmt.Errorf("%s is a directory", name)}
 	}
-	// Blocks are read from the file as they are sent, never the whole
-	// file at once: files that cannot be read at an offset are refused
-	// (every file of a bootfs tree can).
-	r, ok := f.(io.ReaderAt)
-	if !ok {
-		return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: fmt.Errorf("%s: %T has no ReadAt", name, f)}
+	t.size = fi.Size()
+	switch r, ok := f.(io.ReaderAt); {
+	case t.req.mode == "netascii":
+		data, err := readNetascii(f, maxNetasciiSize)
+		if err != nil {
+			return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
+		}
+		t.ra, t.size = bytesReaderAt(data), int64(len(data))
+	case ok:
+		t.ra = r
+	default:
+		data, err := io.ReadAll(io.LimitReader(f, t.size+1))
+		if err != nil {
+			return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
+		}
+		t.ra, t.size = bytesReaderAt(data), int64(len(data))
 	}
-	t.ra, t.size = r, fi.Size()
-	oack, err := t.negotiate()
-	if err == nil && t.req.mode == "netascii" {
-		t.na, t.size = newNetascii(r, t.size, t.windowsize), unknownSize
-	}
-	return oack, err
+	return t.negotiate()
 }
 
 // negotiate applies the request's options (RFC 2347) and returns the ones to
@@ -217,12 +222,10 @@ func (t *transfer) negotiate() ([]option, error) {
 			if _, ok := atoiBounded(o.value); !ok {
 				return nil, refuse(o, "transfer size must be a number")
 			}
-			if t.size == 0 || t.req.mode == "netascii" {
+			if t.size == 0 {
 				// RFC 2349 lets a server leave tsize out. curl (7.88)
 				// aborts on "tsize 0" in an OACK, and an empty file
-				// needs no size to be received. The size of the
-				// netascii form is not known before it is sent
-				// (netascii.go).
+				// needs no size to be received.
 				continue
 			}
 			oack = append(oack, option{o.name, itoa64(t.size)})
