@@ -24,7 +24,6 @@ const (
 	DefaultMaxWindowsize = 64
 	DefaultMaxTransfers  = 10000
 	DefaultGrace         = 5 * time.Second
-	maxNetasciiSize      = 32 << 20
 	// timerTick is how often retransmission deadlines are checked. It bounds
 	// how late a retransmission can be, not how early.
 	timerTick = 10 * time.Millisecond

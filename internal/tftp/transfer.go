@@ -44,7 +44,8 @@ type transfer struct {
 
 	file io.Closer
 	ra   io.ReaderAt
-	size int64
+	size int64     // bytes on the wire; unknownSize for netascii until its last block is produced
+	na   *netascii // the netascii form being produced; nil in octet mode
 
 	// negotiated
 	blksize    int
@@ -153,24 +154,19 @@ func (t *transfer) open() ([]option, error) {
 	if fi.IsDir() {
 		return nil, &transferError{code: ErrNotFound, msg: "file not found", err: fmt.Errorf("%s is a directory", name)}
 	}
-	t.size = fi.Size()
-	switch r, ok := f.(io.ReaderAt); {
-	case t.req.mode == "netascii":
-		data, err := readNetascii(f, maxNetasciiSize)
-		if err != nil {
-			return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
-		}
-		t.ra, t.size = bytesReaderAt(data), int64(len(data))
-	case ok:
-		t.ra = r
-	default:
-		data, err := io.ReadAll(io.LimitReader(f, t.size+1))
-		if err != nil {
-			return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: err}
-		}
-		t.ra, t.size = bytesReaderAt(data), int64(len(data))
+	// Blocks are read from the file as they are sent, never the whole
+	// file at once: files that cannot be read at an offset are refused
+	// (every file of a bootfs tree can).
+	r, ok := f.(io.ReaderAt)
+	if !ok {
+		return nil, &transferError{code: ErrUndefined, msg: "cannot read file", err: fmt.Errorf("%s: %T has no ReadAt", name, f)}
 	}
-	return t.negotiate()
+	t.ra, t.size = r, fi.Size()
+	oack, err := t.negotiate()
+	if err == nil && t.req.mode == "netascii" {
+		t.na, t.size = newNetascii(r, t.size, t.windowsize), unknownSize
+	}
+	return oack, err
 }
 
 // negotiate applies the request's options (RFC 2347) and returns the ones to
@@ -222,10 +218,12 @@ func (t *transfer) negotiate() ([]option, error) {
 			if _, ok := atoiBounded(o.value); !ok {
 				return nil, refuse(o, "transfer size must be a number")
 			}
-			if t.size == 0 {
+			if t.size == 0 || t.req.mode == "netascii" {
 				// RFC 2349 lets a server leave tsize out. curl (7.88)
 				// aborts on "tsize 0" in an OACK, and an empty file
-				// needs no size to be received.
+				// needs no size to be received. The size of the
+				// netascii form is not known before it is sent
+				// (netascii.go).
 				continue
 			}
 			oack = append(oack, option{o.name, itoa64(t.size)})
@@ -256,7 +254,10 @@ func (t *transfer) sendOACK(now time.Time) bool {
 func (t *transfer) startData(now time.Time) bool {
 	t.oack = nil
 	t.retries = 0
-	t.last = t.size/int64(t.blksize) + 1
+	t.last = unknownSize // netascii: found when the encoder reaches the end of the file
+	if t.na == nil {
+		t.last = t.size/int64(t.blksize) + 1
+	}
 	t.base = 1
 	return t.sendWindow(now)
 }
@@ -299,8 +300,10 @@ func (t *transfer) sendWindow(now time.Time) bool {
 		return err
 	}
 	for b := t.base; b <= t.end; b++ {
-		off := (b - 1) * bs
-		want := min(bs, t.size-off)
+		want := bs
+		if t.na == nil {
+			want = min(bs, t.size-(b-1)*bs)
+		}
 		if used+4+int(want) > len(buf) {
 			if err := flush(); err != nil {
 				return t.fail(fmt.Errorf("send before block %d: %w", b, err))
@@ -308,16 +311,11 @@ func (t *transfer) sendWindow(now time.Time) bool {
 		}
 		pkt := buf[used : used+4+int(want)]
 		putDataHeader(pkt, uint16(b))
-		if want > 0 {
-			n, err := t.ra.ReadAt(pkt[4:], off)
-			if int64(n) < want {
-				if err == nil || err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return t.fail(&transferError{code: ErrUndefined, msg: "read error",
-					err: fmt.Errorf("read block %d: %w (file changed during transfer?)", b, err)})
-			}
+		n, err := t.readBlock(pkt[4:], b)
+		if err != nil {
+			return t.fail(&transferError{code: ErrUndefined, msg: "read error", err: fmt.Errorf("read block %d: %w", b, err)})
 		}
+		pkt = pkt[:4+n]
 		pkts = append(pkts, pkt)
 		used += len(pkt)
 	}
@@ -408,6 +406,9 @@ func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
 	t.bytes = min(acked*int64(t.blksize), t.size)
 	if acked == t.last {
 		return t.finish(nil)
+	}
+	if t.na != nil {
+		t.na.advance(int(acked + 1 - t.base))
 	}
 	t.base = acked + 1
 	return t.sendWindow(now)
