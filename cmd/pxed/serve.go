@@ -150,7 +150,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 			FS: files, Root: tree.Dir(), Logger: log,
 			SinglePort: c.TFTP.SinglePort, NoRing: !c.TFTP.IOURing, RingWorkers: c.TFTP.IOWorkers,
 			MaxBlksize: c.TFTP.MaxBlksize, NoMTUClamp: !c.TFTP.MTUClamp, MaxWindowsize: c.TFTP.MaxWindowsize,
-			Timeout: c.TFTP.Timeout, Retries: c.TFTP.Retries, MaxTransfers: c.TFTP.MaxTransfers, Grace: c.ShutdownGrace,
+			Timeout: c.TFTP.Timeout, MinTimeout: c.TFTP.MinTimeout, Retries: c.TFTP.Retries, MaxTransfers: c.TFTP.MaxTransfers, Grace: c.ShutdownGrace,
 		}
 		g.Go("tftp", func(ctx context.Context) error { return srv.Serve(ctx, tftpConn) })
 		log.Info("tftp listening", "addr", ln.TFTP.String(), "root", tree.Dir(), "single-port", c.TFTP.SinglePort)
@@ -186,7 +186,12 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	if ready != nil {
 		ready(ln)
 	}
-	context.AfterFunc(g.ctx, func() { log.Info("shutting down", "grace", c.ShutdownGrace) })
+	// In the group, so that the line is written before serve returns.
+	g.Go("shutdown notice", func(ctx context.Context) error {
+		<-ctx.Done()
+		log.Info("shutting down", "grace", c.ShutdownGrace)
+		return nil
+	})
 	return g.Wait()
 }
 
