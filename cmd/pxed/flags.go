@@ -68,6 +68,8 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config) *int { return &c.TFTP.MaxWindowsize })
 	bind(f, f.fs.Duration, "tftp-timeout", "tftp.timeout", d.TFTP.Timeout, "TFTP retransmission timeout when the client does not negotiate one",
 		func(c *config.Config) *time.Duration { return &c.TFTP.Timeout })
+	bind(f, f.fs.Duration, "tftp-min-timeout", "tftp.min-timeout", d.TFTP.MinTimeout, "floor of the adaptive TFTP retransmission timeout (at or above --tftp-timeout: a fixed timeout)",
+		func(c *config.Config) *time.Duration { return &c.TFTP.MinTimeout })
 	bind(f, f.fs.Int, "tftp-retries", "tftp.retries", d.TFTP.Retries, "TFTP retransmissions before a transfer is abandoned",
 		func(c *config.Config) *int { return &c.TFTP.Retries })
 	bind(f, f.fs.Int, "tftp-max-transfers", "tftp.max-transfers", d.TFTP.MaxTransfers, "concurrent TFTP transfers before new requests are refused",

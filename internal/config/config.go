@@ -66,6 +66,7 @@ type TFTP struct {
 	MTUClamp      bool          `yaml:"mtu-clamp"`
 	MaxWindowsize int           `yaml:"max-windowsize"`
 	Timeout       time.Duration `yaml:"timeout"`
+	MinTimeout    time.Duration `yaml:"min-timeout"` // floor of the adaptive timeout; >= Timeout: fixed
 	Retries       int           `yaml:"retries"`
 	MaxTransfers  int           `yaml:"max-transfers"`
 }
@@ -118,6 +119,7 @@ func Default() *Config {
 			IOURing:       true,
 			MaxWindowsize: 64,
 			Timeout:       time.Second,
+			MinTimeout:    50 * time.Millisecond,
 			Retries:       5,
 			MaxTransfers:  10000,
 		},
@@ -326,6 +328,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TFTP.Timeout < 10*time.Millisecond || c.TFTP.Timeout > 255*time.Second {
 		bad("tftp.timeout", "%s is outside 10ms..255s", c.TFTP.Timeout)
+	}
+	if c.TFTP.MinTimeout < 10*time.Millisecond || c.TFTP.MinTimeout > 255*time.Second {
+		bad("tftp.min-timeout", "%s is outside 10ms..255s", c.TFTP.MinTimeout)
 	}
 	if c.TFTP.Retries < 1 || c.TFTP.Retries > 100 {
 		bad("tftp.retries", "%d is outside 1..100", c.TFTP.Retries)

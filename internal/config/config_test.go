@@ -257,6 +257,7 @@ func TestInvalidValues(t *testing.T) {
 		{"tftp.max-windowsize", "max-windowsize", "0", "tftp:\n  max-windowsize: 0\n"},
 		{"tftp.timeout", "timeout", "5m", "tftp:\n  timeout: 5m\n"},
 		{"tftp.timeout", "timeout", "1ms", "tftp:\n  timeout: 1ms\n"},
+		{"tftp.min-timeout", "min-timeout", "5ms", "tftp:\n  min-timeout: 5ms\n"},
 		{"tftp.retries", "retries", "0", "tftp:\n  retries: 0\n"},
 		{"tftp.max-transfers", "max-transfers", "-1", "tftp:\n  max-transfers: -1\n"},
 		{"tftp.io-workers", "io-workers", "-1", "tftp:\n  io-workers: -1\n"},
