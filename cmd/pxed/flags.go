@@ -52,7 +52,7 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config) *int { return &c.HTTP.MaxConns })
 	bind(f, f.fs.Int, "http-max-conns-per-ip", "http.max-conns-per-ip", d.HTTP.MaxConnsPerIP, "HTTP connections one client address (IPv6: one /64) may hold; more get a 503",
 		func(c *config.Config) *int { return &c.HTTP.MaxConnsPerIP })
-	bind(f, f.fs.Int, "http-min-rate", "http.min-rate", d.HTTP.MinRate, "slowest HTTP download in `bytes/s`, over each 30 s; slower clients are dropped",
+	bind(f, f.fs.Int, "http-min-rate", "http.min-rate", d.HTTP.MinRate, "slowest HTTP download in `bytes/s` (on average, with 30 s of slack); slower clients are dropped",
 		func(c *config.Config) *int { return &c.HTTP.MinRate })
 	bind(f, f.fs.Bool, "tftp-single-port", "tftp.single-port", d.TFTP.SinglePort, "serve every TFTP transfer from the listening port (for NAT and firewalls)",
 		func(c *config.Config) *bool { return &c.TFTP.SinglePort })

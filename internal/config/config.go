@@ -84,7 +84,7 @@ type HTTP struct {
 	MaxConns      int `yaml:"max-conns"`
 	MaxConnsPerIP int `yaml:"max-conns-per-ip"`
 	// MinRate (bytes/s) is the slowest a response may be taken: a client
-	// must accept MinRate x 30 s bytes every 30 s, or be dropped.
+	// must keep up with it on average, with 30 s of slack, or be dropped.
 	MinRate int `yaml:"min-rate"`
 }
 

@@ -14,16 +14,17 @@ import (
 // and per client address, and the time a response may take. Every byte of a
 // request is hostile; a boot client needs one or two connections at a time.
 type Limits struct {
-	// MaxConns is the most connections open at once, all clients together.
+	// MaxConns is the most connections open at once, all clients together
+	// (positive).
 	MaxConns int
 	// MaxConnsPerIP is the most connections one client may hold: one IPv4
 	// address, or one IPv6 /64 (what one machine can easily spread over).
 	MaxConnsPerIP int
-	// MinRate (bytes per second) is the rate floor of a response: within
-	// every Window the client must accept MinRate × Window bytes, or all
-	// that was left to send, or the connection is closed. A slow but live
-	// client goes on as long as it likes; one that reads nothing is gone
-	// after Window (and what the socket buffers held).
+	// MinRate (bytes per second) is the rate floor of a response: the
+	// client must take what is sent at MinRate on average, with Window of
+	// slack, or the connection is closed. A slow but live client goes on as
+	// long as it likes; one that reads nothing is gone within two Windows
+	// once the socket buffers are full. Must be positive.
 	MinRate int64
 	// Window is the period MinRate is measured over (0: DefaultWindow).
 	Window time.Duration
@@ -84,7 +85,7 @@ func (l Limits) Listener(ln net.Listener) net.Listener {
 type listener struct {
 	net.Listener
 	l Limits
-	// chunk is what a client must accept per window: MinRate × Window.
+	// chunk is the most written under one deadline: MinRate × Window.
 	chunk int64
 
 	mu   sync.Mutex
@@ -163,17 +164,18 @@ func clientKey(a net.Addr) netip.Prefix {
 	return p
 }
 
-// conn is an admitted connection. Its writes run under the rate floor: a
-// period starts with a write deadline Window ahead, and may carry chunk
-// bytes; the next period starts when they are sent, or with the first write
-// after the server had nothing to send for a Window.
+// conn is an admitted connection. Its writes run under the rate floor: the
+// write deadline moves forward by the time MinRate takes for each piece
+// written, from at most Window ahead of now, so a client keeping up with
+// MinRate never meets it, and one that takes nothing meets it within two
+// Windows (a piece is at most chunk = MinRate × Window bytes). Credit
+// earned by a fast client is capped at Window.
 type conn struct {
 	net.Conn
-	ln    *listener
-	key   netip.Prefix
-	once  sync.Once
-	start time.Time // of the current period
-	sent  int64     // bytes written in it
+	ln       *listener
+	key      netip.Prefix
+	once     sync.Once
+	deadline time.Time
 }
 
 func (c *conn) Close() error {
@@ -181,23 +183,24 @@ func (c *conn) Close() error {
 	return c.Conn.Close()
 }
 
-// budget is how much may be written now, starting a period if due.
-func (c *conn) budget() int64 {
+// reserve sets the write deadline for the next k bytes (k <= chunk).
+func (c *conn) reserve(k int64) {
 	now := time.Now()
-	if c.sent >= c.ln.chunk || now.Sub(c.start) >= c.ln.l.Window {
-		c.start, c.sent = now, 0
-		c.Conn.SetWriteDeadline(now.Add(c.ln.l.Window))
+	base := now.Add(c.ln.l.Window)
+	if c.deadline.After(now) && c.deadline.Before(base) {
+		base = c.deadline // behind: no fresh slack
 	}
-	return c.ln.chunk - c.sent
+	c.deadline = base.Add(time.Duration(k * int64(time.Second) / c.ln.l.MinRate))
+	c.Conn.SetWriteDeadline(c.deadline)
 }
 
 func (c *conn) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
-		k := int(min(c.budget(), int64(len(p))))
+		k := min(c.ln.chunk, int64(len(p)))
+		c.reserve(k)
 		m, err := c.Conn.Write(p[:k])
 		n += m
-		c.sent += int64(m)
 		if err != nil {
 			return n, err
 		}
@@ -207,8 +210,8 @@ func (c *conn) Write(p []byte) (int, error) {
 }
 
 // ReadFrom keeps sendfile(2): the TCP connection is handed the file itself
-// (in an io.LimitedReader, the only wrapper it looks through), a period's
-// budget at a time.
+// (in an io.LimitedReader, the only wrapper it looks through), a chunk at
+// a time.
 func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 	rf, ok := c.Conn.(io.ReaderFrom)
 	if !ok {
@@ -224,13 +227,13 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 	}
 	var total int64
 	for limit != 0 {
-		k := c.budget()
+		k := c.ln.chunk
 		if limit > 0 {
 			k = min(k, limit)
 		}
+		c.reserve(k)
 		n, err := rf.ReadFrom(&io.LimitedReader{R: src, N: k})
 		total += n
-		c.sent += n
 		if limit > 0 {
 			limit -= n
 		}

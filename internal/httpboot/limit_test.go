@@ -147,8 +147,9 @@ func TestConnectionCaps(t *testing.T) {
 }
 
 // A client that asks for a big file and reads nothing is dropped once the
-// socket buffers are full and a Window has passed; before the rate floor
-// the server waited for it forever (the test then read the whole file).
+// socket buffers are full and at most two Windows have passed; before the
+// rate floor the server waited for it forever (the test then read the
+// whole file).
 func TestStalledClientDropped(t *testing.T) {
 	f := newFixture(t)
 	data := f.bigFile(t, "initrd.img", 8<<20)
@@ -177,7 +178,7 @@ func TestSlowClientCompletes(t *testing.T) {
 	f := newFixture(t)
 	data := f.bigFile(t, "initrd.img", 512<<10)
 	window := 500 * time.Millisecond
-	addr := f.startLimited(t, Limits{MaxConns: 10, MaxConnsPerIP: 10, MinRate: 32 << 10, Window: window})
+	addr := f.startLimited(t, Limits{MaxConns: 10, MaxConnsPerIP: 10, MinRate: 8 << 10, Window: window})
 	c := dialFrom(t, "127.0.0.1", addr)
 	fmt.Fprintf(c, "GET /initrd.img HTTP/1.1\r\nHost: boot\r\nConnection: close\r\n\r\n")
 	// Read 4 KiB every 10 ms: at most 400 KiB/s, several windows long.
