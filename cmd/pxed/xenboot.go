@@ -67,8 +67,13 @@ func cmdXenBootloader(args []string, stderr io.Writer) int {
 
 // xenBoot does the network part; local reports a LOCALBOOT label.
 func xenBoot(ctx context.Context, inv *xen.Invocation, logf func(string, ...any)) (res xen.Result, local bool, err error) {
+	pc, err := pxeclient.ListenPacket(inv.Interface)
+	if err != nil {
+		return res, false, err
+	}
+	defer pc.Close()
 	logf("requesting an address for MAC %s on %s", inv.MAC, inv.Interface)
-	lease, err := pxeclient.DHCP(ctx, inv.Interface, inv.MAC, pxeclient.DHCPOptions{Log: logf})
+	lease, err := pc.DHCP(ctx, inv.MAC, pxeclient.DHCPOptions{Log: logf})
 	if err != nil {
 		return res, false, err
 	}
@@ -77,8 +82,9 @@ func xenBoot(ctx context.Context, inv *xen.Invocation, logf func(string, ...any)
 		return res, false, fmt.Errorf("the DHCP answer for %s (%s) names no boot server: set next-server", inv.MAC, lease.IP)
 	}
 	logf("got %s; boot server %s (%s), boot file %q", lease.IP, server, how, lease.File)
-	src := &pxeclient.Source{TFTP: netip.AddrPortFrom(server, 69)}
-	plan, err := pxeclient.Find(ctx, src, lease, inv.MAC, "", inv.Label)
+	src := &pxeclient.Source{TFTP: netip.AddrPortFrom(server, 69),
+		Hosts: append(lease.BootHosts(), inv.AllowHosts...), Proxy: inv.EnvProxy}
+	plan, err := pxeclient.Find(ctx, src, lease, inv.MAC, "", inv.Label, inv.MaxConfigSize)
 	if err == nil {
 		err = plan.ForPV()
 	}
@@ -93,12 +99,14 @@ func xenBoot(ctx context.Context, inv *xen.Invocation, logf func(string, ...any)
 		return res, true, nil
 	}
 	logf("fetching kernel %s", plan.Kernel)
-	if res.Kernel, err = inv.SaveFile("kernel.", fetchAll(ctx, src, []string{plan.Kernel})); err != nil {
+	kernelLimit := fetchLimit{inv.MaxKernelSize, sizeFlag("max-kernel-size", inv.MaxKernelSize)}
+	if res.Kernel, err = inv.SaveFile("kernel.", fetchAll(ctx, src, []string{plan.Kernel}, kernelLimit)); err != nil {
 		return res, false, fmt.Errorf("kernel %s from %s: %w", plan.Kernel, server, err)
 	}
 	if len(plan.Initrds) > 0 {
 		logf("fetching initrd %s", strings.Join(plan.Initrds, " + "))
-		if res.Ramdisk, err = inv.SaveFile("ramdisk.", fetchAll(ctx, src, plan.Initrds)); err != nil {
+		initrdLimit := fetchLimit{inv.MaxInitrdSize, sizeFlag("max-initrd-size", inv.MaxInitrdSize) + ", all initrds together"}
+		if res.Ramdisk, err = inv.SaveFile("ramdisk.", fetchAll(ctx, src, plan.Initrds, initrdLimit)); err != nil {
 			return res, false, fmt.Errorf("initrd %s from %s: %w", strings.Join(plan.Initrds, ","), server, err)
 		}
 	}
@@ -106,13 +114,25 @@ func xenBoot(ctx context.Context, inv *xen.Invocation, logf func(string, ...any)
 	return res, false, nil
 }
 
+// fetchLimit bounds what fetchAll streams: max bytes, named by what.
+type fetchLimit struct {
+	max  int64
+	what string
+}
+
+// sizeFlag names a limit for an error: "--max-kernel-size=268435456".
+func sizeFlag(name string, n int64) string {
+	return fmt.Sprintf("--%s=%d", name, n)
+}
+
 // fetchAll streams the files one after the other (several initrds are
-// concatenated, as the kernel accepts them).
-func fetchAll(ctx context.Context, f pxeclient.Fetcher, names []string) io.Reader {
+// concatenated, as the kernel accepts them), within lim together.
+func fetchAll(ctx context.Context, f pxeclient.Fetcher, names []string, lim fetchLimit) io.Reader {
 	pr, pw := io.Pipe()
 	go func() {
+		w := pxeclient.NewLimit(pw, lim.max, lim.what)
 		for _, n := range names {
-			if err := f.Fetch(ctx, n, pw); err != nil {
+			if err := f.Fetch(ctx, n, w); err != nil {
 				pw.CloseWithError(err)
 				return
 			}

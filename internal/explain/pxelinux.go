@@ -25,7 +25,7 @@ func (w *walk) pxelinux(file string, ip, server netip.Addr) {
 	client := bootfs.Client{Addr: ip, Local: server, Proto: "tftp"}
 	files := w.in.Files
 	lease := &pxeclient.Lease{IP: ip, File: file, NextServer: server}
-	plan, err := pxeclient.Find(w.ctx, &pxeclient.TreeFetcher{FS: files, Client: client}, lease, w.hw, uuid, "")
+	plan, err := pxeclient.Find(w.ctx, &pxeclient.TreeFetcher{FS: files, Client: client}, lease, w.hw, uuid, "", 0)
 	prefix := pxeclient.PathPrefix(file, "")
 	if plan != nil {
 		prefix = plan.Prefix

@@ -34,6 +34,26 @@ func (l *Lease) Server() (netip.Addr, string) {
 	return l.ServerID, "DHCP server"
 }
 
+// BootHosts are the hosts the answer names for booting, the ones a careful
+// client fetches from (see Source.Hosts): the boot server (Server), option
+// 66 as given, and the hosts of the boot file, option 209 and option 210
+// when they are URLs or host::path names.
+func (l *Lease) BootHosts() []string {
+	var hosts []string
+	if server, _ := l.Server(); server.IsValid() {
+		hosts = append(hosts, server.String())
+	}
+	if l.TFTPServer != "" {
+		hosts = append(hosts, l.TFTPServer)
+	}
+	for _, n := range []string{l.File, cString(l.Options[209]), cString(l.Options[210])} {
+		if h := nameHost(n); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
 // Try is one configuration file name Find asked for and why it failed
 // (Err nil for the one found).
 type Try struct {
@@ -87,11 +107,11 @@ func (p *Plan) ForPV() error {
 	return fmt.Errorf("%s: label %q boots %s (%s), which a Xen PV guest cannot run; choose a Linux label with --label=", p.Config, p.Boot.Label, p.Boot.Kernel, p.Kind)
 }
 
-// Bounds on what configuration files may cost: one file, all files of one
-// Find (search and INCLUDEs), and INCLUDE nesting.
+// Bounds on what configuration files may cost: one file (DefaultMaxConfig
+// unless Find is given another), all files of one Find (four times that),
+// and INCLUDE nesting.
 const (
-	maxConfig        = 1 << 20
-	maxConfigTotal   = 4 << 20
+	DefaultMaxConfig = 1 << 20
 	maxConfigFetches = 64
 	maxIncludeDepth  = 8
 )
@@ -104,10 +124,14 @@ const (
 // ("" = the default). Every name is resolved with ResolveName. Any label
 // kind is returned; ForPV says whether a PV guest can boot it. On an error
 // after the search began, the plan so far (Prefix, Tried, Config) comes
-// with it.
-func Find(ctx context.Context, f Fetcher, l *Lease, mac net.HardwareAddr, uuid, label string) (*Plan, error) {
+// with it. Each configuration file may have maxConfig bytes
+// (DefaultMaxConfig when 0), all of them together four times that.
+func Find(ctx context.Context, f Fetcher, l *Lease, mac net.HardwareAddr, uuid, label string, maxConfig int64) (*Plan, error) {
 	p := &Plan{Prefix: PathPrefix(l.File, cString(l.Options[210]))}
-	budget := &configBudget{bytes: maxConfigTotal, fetches: maxConfigFetches}
+	if maxConfig <= 0 {
+		maxConfig = DefaultMaxConfig
+	}
+	budget := &configBudget{each: maxConfig, bytes: 4 * maxConfig, fetches: maxConfigFetches}
 	var names []string
 	if c := cString(l.Options[209]); c != "" {
 		names = append(names, c)
@@ -208,8 +232,8 @@ func addrOrEmpty(a netip.Addr) string {
 
 // configBudget bounds the configuration files of one Find.
 type configBudget struct {
-	bytes   int64
-	fetches int
+	each, bytes int64
+	fetches     int
 }
 
 func (c *configBudget) fetch(ctx context.Context, f Fetcher, name string) ([]byte, error) {
@@ -218,25 +242,12 @@ func (c *configBudget) fetch(ctx context.Context, f Fetcher, name string) ([]byt
 	}
 	c.fetches--
 	var b bytes.Buffer
-	lw := &limitWriter{w: &b, n: min(maxConfig, c.bytes)}
-	err := f.Fetch(ctx, name, lw)
+	lim := &Limit{W: &b, N: min(c.each, c.bytes), Max: c.each,
+		What: fmt.Sprintf("each configuration file; %d bytes for all of one search", 4*c.each)}
+	err := f.Fetch(ctx, name, lim)
 	c.bytes -= int64(b.Len())
 	if err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
-}
-
-// limitWriter fails once more than n bytes were written.
-type limitWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (l *limitWriter) Write(b []byte) (int, error) {
-	if int64(len(b)) > l.n {
-		return 0, fmt.Errorf("configuration file too large (at most %d bytes each, %d for all of one search)", maxConfig, maxConfigTotal)
-	}
-	l.n -= int64(len(b))
-	return l.w.Write(b)
 }

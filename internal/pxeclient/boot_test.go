@@ -37,7 +37,7 @@ const seedPV = "default linux\nprompt 1\ntimeout 120\nlabel linux\nkernel el5u4_
 
 func TestFindSeedPVGuest(t *testing.T) {
 	f := &mapFetcher{files: map[string]string{"pxelinux.cfg/01-00-16-3e-72-79-e3": seedPV}}
-	p, err := Find(context.Background(), f, pvLease, pvMAC, "", "")
+	p, err := Find(context.Background(), f, pvLease, pvMAC, "", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestFindSearchOrderAndPrefixes(t *testing.T) {
 			l := *pvLease
 			l.File = tc.file
 			f := &mapFetcher{files: tc.files}
-			p, err := Find(context.Background(), f, &l, pvMAC, tc.uuid, "")
+			p, err := Find(context.Background(), f, &l, pvMAC, tc.uuid, "", 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +89,7 @@ func TestFindSearchOrderAndPrefixes(t *testing.T) {
 func TestFindArgsAndIPAppend(t *testing.T) {
 	cfg := "default inst\nlabel inst\nkernel vmlinuz\nappend initrd=a.img,b.img ks=http://x/ks initrd=c.img ksdevice=eth0\nipappend 3\nlabel disk\nlocalboot 0\nlabel xen\nkernel mboot.c32\nappend xen.gz --- vmlinuz --- initrd.img\n"
 	f := &mapFetcher{files: map[string]string{"pxelinux.cfg/default": cfg}}
-	p, err := Find(context.Background(), f, pvLease, pvMAC, "", "")
+	p, err := Find(context.Background(), f, pvLease, pvMAC, "", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,22 +97,22 @@ func TestFindArgsAndIPAppend(t *testing.T) {
 	if p.Args != want || strings.Join(p.Initrds, ",") != "a.img,b.img,c.img" {
 		t.Fatalf("args %q initrds %v\nwant %q", p.Args, p.Initrds, want)
 	}
-	if p, err := Find(context.Background(), f, pvLease, pvMAC, "", "disk"); err != nil || !p.Localboot {
+	if p, err := Find(context.Background(), f, pvLease, pvMAC, "", "disk", 0); err != nil || !p.Localboot {
 		t.Fatalf("localboot label: %+v %v", p, err)
 	}
-	if p, err := Find(context.Background(), f, pvLease, pvMAC, "", "xen"); err != nil {
+	if p, err := Find(context.Background(), f, pvLease, pvMAC, "", "xen", 0); err != nil {
 		t.Fatalf("mboot label: %v", err)
 	} else if err := p.ForPV(); err == nil || !strings.Contains(err.Error(), "cannot run") {
 		t.Fatalf("mboot label for a PV guest: %v", err)
 	}
-	if _, err := Find(context.Background(), f, pvLease, pvMAC, "", "nope"); err == nil || !strings.Contains(err.Error(), "no such label") {
+	if _, err := Find(context.Background(), f, pvLease, pvMAC, "", "nope", 0); err == nil || !strings.Contains(err.Error(), "no such label") {
 		t.Fatalf("missing label: %v", err)
 	}
 }
 
 func TestFindNothingNamesEveryNameTried(t *testing.T) {
 	f := &mapFetcher{files: map[string]string{}}
-	_, err := Find(context.Background(), f, pvLease, pvMAC, "", "")
+	_, err := Find(context.Background(), f, pvLease, pvMAC, "", "", 0)
 	if err == nil {
 		t.Fatal("no error")
 	}

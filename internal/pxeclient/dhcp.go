@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,14 +51,21 @@ type DHCPOptions struct {
 	Log func(format string, args ...any)
 }
 
-// DHCP gets a lease for mac on interface ifname: DISCOVER, OFFER,
-// REQUEST, ACK, all through a packet socket with mac as the Ethernet
-// source, and with the broadcast flag so the server's replies reach this
-// host whatever its own MAC. It needs CAP_NET_RAW.
-func DHCP(ctx context.Context, ifname string, mac net.HardwareAddr, o DHCPOptions) (*Lease, error) {
-	if len(mac) != 6 {
-		return nil, fmt.Errorf("dhcp: %q is not an Ethernet address", mac)
-	}
+// PacketConn is a packet socket bound to one interface, through which DHCP
+// runs as any hardware address. Opening it (ListenPacket) needs
+// CAP_NET_RAW; using it does not, so a program can open it, give up its
+// privileges and only then read from the network, or hand it (File) to a
+// less privileged process that takes it over with NewPacketConn.
+type PacketConn struct {
+	f       *os.File
+	fd      int
+	ifname  string
+	ifindex int
+}
+
+// ListenPacket opens a packet socket on interface ifname. It needs root or
+// CAP_NET_RAW.
+func ListenPacket(ifname string) (*PacketConn, error) {
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("dhcp: interface %s: %w", ifname, err)
@@ -65,26 +74,71 @@ func DHCP(ctx context.Context, ifname string, mac net.HardwareAddr, o DHCPOption
 	if err != nil {
 		return nil, fmt.Errorf("dhcp: packet socket on %s: %w (needs root or CAP_NET_RAW)", ifname, err)
 	}
-	defer unix.Close(fd)
 	// Auxiliary data says when a frame's UDP checksum is not filled in yet
 	// (offloaded, as from a veth or bridge on this host).
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		unix.Close(fd)
 		return nil, fmt.Errorf("dhcp: packet socket on %s: PACKET_AUXDATA: %w", ifname, err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifc.Index}); err != nil {
+		unix.Close(fd)
 		return nil, fmt.Errorf("dhcp: bind packet socket to %s: %w", ifname, err)
 	}
-	c := &client{fd: fd, ifindex: ifc.Index, mac: mac, o: o}
-	if c.o.VendorClass == "" {
-		c.o.VendorClass = fmt.Sprintf("PXEClient:Arch:%05d:UNDI:002001", c.o.Arch)
+	return &PacketConn{f: os.NewFile(uintptr(fd), "packet:"+ifname), fd: fd, ifname: ifname, ifindex: ifc.Index}, nil
+}
+
+// NewPacketConn takes over f, a packet socket that ListenPacket opened
+// (in this process or, through File, in another one). It checks that f is
+// a packet socket bound to an interface with PACKET_AUXDATA on.
+func NewPacketConn(f *os.File) (*PacketConn, error) {
+	fd := int(f.Fd())
+	if d, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil || d != unix.AF_PACKET {
+		return nil, fmt.Errorf("dhcp: %s is not a packet socket", f.Name())
 	}
-	if len(c.o.Timeouts) == 0 {
-		c.o.Timeouts = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second, 8 * time.Second}
+	if aux, err := unix.GetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA); err != nil || aux != 1 {
+		return nil, fmt.Errorf("dhcp: packet socket %s: PACKET_AUXDATA is off", f.Name())
 	}
-	if c.o.Log == nil {
-		c.o.Log = func(string, ...any) {}
+	sa, err := unix.Getsockname(fd)
+	ll, ok := sa.(*unix.SockaddrLinklayer)
+	if err != nil || !ok || ll.Ifindex == 0 {
+		return nil, fmt.Errorf("dhcp: packet socket %s is not bound to an interface", f.Name())
 	}
-	return c.run(ctx, ifname)
+	ifc, err := net.InterfaceByIndex(ll.Ifindex)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp: packet socket %s: interface %d: %w", f.Name(), ll.Ifindex, err)
+	}
+	return &PacketConn{f: f, fd: fd, ifname: ifc.Name, ifindex: ll.Ifindex}, nil
+}
+
+// File is the socket, to pass to another process (exec.Cmd.ExtraFiles).
+func (c *PacketConn) File() *os.File { return c.f }
+
+// Interface is the name of the interface the socket is bound to.
+func (c *PacketConn) Interface() string { return c.ifname }
+
+// Close closes the socket.
+func (c *PacketConn) Close() error { return c.f.Close() }
+
+// DHCP gets a lease for mac: DISCOVER, OFFER, REQUEST, ACK, with mac as
+// the Ethernet source, and with the broadcast flag so the server's replies
+// reach this host whatever its own MAC.
+func (c *PacketConn) DHCP(ctx context.Context, mac net.HardwareAddr, o DHCPOptions) (*Lease, error) {
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("dhcp: %q is not an Ethernet address", mac)
+	}
+	cl := &client{fd: c.fd, ifindex: c.ifindex, mac: mac, o: o}
+	if cl.o.VendorClass == "" {
+		cl.o.VendorClass = fmt.Sprintf("PXEClient:Arch:%05d:UNDI:002001", cl.o.Arch)
+	}
+	if len(cl.o.Timeouts) == 0 {
+		cl.o.Timeouts = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second, 8 * time.Second}
+	}
+	if cl.o.Log == nil {
+		cl.o.Log = func(string, ...any) {}
+	}
+	lease, err := cl.run(ctx, c.ifname)
+	runtime.KeepAlive(c.f) // the fd belongs to c.f
+	return lease, err
 }
 
 type client struct {

@@ -1,6 +1,10 @@
 package pxeclient
 
-import "strings"
+import (
+	"net"
+	"net/url"
+	"strings"
+)
 
 // How PXELINUX 6.04 names files, as read in its sources (core/fs/pxe/pxe.c:
 // get_prefix, pxe_chdir, __pxe_searchdir; core/fs/pxe/urlparse.c: url_type,
@@ -107,6 +111,27 @@ func normalize(name string) string {
 // IsURL reports whether a resolved name is a URL rather than a TFTP path on
 // the boot server.
 func IsURL(name string) bool { return urlType(name) == urlNormal }
+
+// nameHost is the host a URL or a host::path name names, as Source.Fetch
+// reads it: "" for a path (the boot server's) or an unparsable URL.
+func nameHost(name string) string {
+	switch urlType(name) {
+	case urlOldTFTP:
+		host, _, _ := strings.Cut(name, "::")
+		return host
+	case urlNormal:
+		if host, _, ok := splitTFTPURL(name); ok {
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			return strings.Trim(host, "[]")
+		}
+		if u, err := url.Parse(name); err == nil {
+			return u.Hostname()
+		}
+	}
+	return ""
+}
 
 // splitTFTPURL splits "tftp://host[:port]/path" into host and the path
 // PXELINUX sends: the text after the host's '/', cut at '#' and at an

@@ -111,7 +111,7 @@ func TestFindPathPrefix(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &mapFetcher{files: tc.files}
-			p, err := Find(context.Background(), f, lease210(tc.file, tc.opt210), pvMAC, "", "")
+			p, err := Find(context.Background(), f, lease210(tc.file, tc.opt210), pvMAC, "", "", 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +133,7 @@ func TestFindTriedAndOption209(t *testing.T) {
 		"/bios/pxe_pxelinux.cfg/C00002C7": "default l\nlabel l\nkernel images/vmlinuz\n",
 		"/bios/pxe_pxelinux.cfg/default":  "default other\n",
 	}}
-	p, err := Find(context.Background(), f, l, pvMAC, "", "")
+	p, err := Find(context.Background(), f, l, pvMAC, "", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestFindLabelKinds(t *testing.T) {
 	l := lease210("bios/pxelinux.0", "")
 	find := func(label string) *Plan {
 		t.Helper()
-		p, err := Find(context.Background(), f, l, pvMAC, "", label)
+		p, err := Find(context.Background(), f, l, pvMAC, "", label, 0)
 		if err != nil {
 			t.Fatalf("label %s: %v", label, err)
 		}
@@ -188,19 +188,19 @@ func TestFindLabelKinds(t *testing.T) {
 }
 
 func TestFindBounds(t *testing.T) {
-	big := strings.Repeat("# padding\n", maxConfig/10+1)
+	big := strings.Repeat("# padding\n", DefaultMaxConfig/10+1)
 	f := &mapFetcher{files: map[string]string{"pxelinux.cfg/default": big}}
-	if _, err := Find(context.Background(), f, pvLease, pvMAC, "", ""); err == nil || !strings.Contains(err.Error(), "too large") {
-		t.Errorf("a config over %d bytes: %v", maxConfig, err)
+	if _, err := Find(context.Background(), f, pvLease, pvMAC, "", "", 0); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("a config over %d bytes: %v", DefaultMaxConfig, err)
 	}
 	// Many files each under the limit: the total is bounded too.
 	files := map[string]string{"pxelinux.cfg/default": "include a0\n"}
 	for i := 0; i < 7; i++ {
-		files["a"+string(rune('0'+i))] = strings.Repeat("#", maxConfig-100) + "\ninclude a" + string(rune('1'+i)) + "\n"
+		files["a"+string(rune('0'+i))] = strings.Repeat("#", DefaultMaxConfig-100) + "\ninclude a" + string(rune('1'+i)) + "\n"
 	}
 	files["a7"] = "default k\n"
-	if _, err := Find(context.Background(), &mapFetcher{files: files}, pvLease, pvMAC, "", ""); err == nil || !strings.Contains(err.Error(), "too large") {
-		t.Errorf("configs over %d bytes in all: %v", maxConfigTotal, err)
+	if _, err := Find(context.Background(), &mapFetcher{files: files}, pvLease, pvMAC, "", "", 0); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("configs over %d bytes in all: %v", 4*DefaultMaxConfig, err)
 	}
 	// INCLUDE nesting.
 	deep := map[string]string{"pxelinux.cfg/default": "include d0\n"}
@@ -210,7 +210,7 @@ func TestFindBounds(t *testing.T) {
 	for i := 0; i < 12; i++ {
 		deep[name(i)] = "include " + name(i+1) + "\n"
 	}
-	if _, err := Find(context.Background(), &mapFetcher{files: deep}, pvLease, pvMAC, "", ""); err == nil || !strings.Contains(err.Error(), "nested deeper") {
+	if _, err := Find(context.Background(), &mapFetcher{files: deep}, pvLease, pvMAC, "", "", 0); err == nil || !strings.Contains(err.Error(), "nested deeper") {
 		t.Errorf("deep includes: %v", err)
 	}
 }
@@ -240,7 +240,7 @@ func TestTreeFetcher(t *testing.T) {
 	if err := tf.Fetch(context.Background(), "bios/missing", &b); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing: %v", err)
 	}
-	p, err := Find(context.Background(), tf, lease210("bios/pxelinux.0", ""), pvMAC, "", "")
+	p, err := Find(context.Background(), tf, lease210("bios/pxelinux.0", ""), pvMAC, "", "", 0)
 	if err != nil || p.Kernel != "bios//images/vmlinuz" || p.Config != "bios/pxelinux.cfg/default" {
 		t.Fatalf("%+v %v", p, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,9 +30,26 @@ type Invocation struct {
 	OutputDir string
 	// Quiet is -q or --quiet: no interaction on the console.
 	Quiet bool
-	// RunAs is --runas=: the numeric uid libxl wants the bootloader to run as
-	// (libxl passes it with bootloader_restrict). The caller drops to it.
+	// RunAs is --runas=: the numeric uid, not 0, libxl wants the bootloader
+	// to restrict itself to (libxl passes it, with --quiet, when the guest
+	// config says bootloader_restrict). The caller drops to it before it
+	// reads from the network and passes it on to a local bootloader.
 	RunAs string
+	// MaxConfigSize, MaxKernelSize and MaxInitrdSize are
+	// --max-config-size=, --max-kernel-size= and --max-initrd-size= (sizes
+	// such as 1MiB or 512M): the largest PXELINUX configuration file (all
+	// of one search may have four times that), kernel, and initrds of a
+	// label together. DefaultMaxConfigSize, DefaultMaxKernelSize and
+	// DefaultMaxInitrdSize when not given.
+	MaxConfigSize, MaxKernelSize, MaxInitrdSize int64
+	// AllowHosts are the --allow-host= values (the option may be repeated):
+	// hosts other than the boot server the DHCP answer names that files may
+	// be fetched from; "*" allows any host.
+	AllowHosts []string
+	// EnvProxy is --use-env-proxy: HTTP goes through the proxy the
+	// environment names (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), which is
+	// otherwise ignored.
+	EnvProxy bool
 	// MAC is the guest's MAC address, from a mac= field of the vif-style
 	// positional arguments (pypxeboot's convention). Required.
 	MAC net.HardwareAddr
@@ -87,10 +105,24 @@ var valueOptions = map[string]func(inv *Invocation, v string) error{
 		return nil
 	},
 	"runas": func(inv *Invocation, v string) error {
-		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+		uid, err := strconv.ParseUint(v, 10, 32)
+		switch {
+		case err != nil || uid == 1<<32-1:
 			return fmt.Errorf("--runas=%q: want a numeric uid", v)
+		case uid == 0:
+			return fmt.Errorf("--runas=%q: asked to restrict the bootloader to root", v)
 		}
-		inv.RunAs = v
+		inv.RunAs = strconv.FormatUint(uid, 10)
+		return nil
+	},
+	"max-config-size": sizeOption("max-config-size", func(inv *Invocation) *int64 { return &inv.MaxConfigSize }),
+	"max-kernel-size": sizeOption("max-kernel-size", func(inv *Invocation) *int64 { return &inv.MaxKernelSize }),
+	"max-initrd-size": sizeOption("max-initrd-size", func(inv *Invocation) *int64 { return &inv.MaxInitrdSize }),
+	"allow-host": func(inv *Invocation, v string) error {
+		if err := checkHost(v); err != nil {
+			return fmt.Errorf("--allow-host=%q: %v", v, err)
+		}
+		inv.AllowHosts = append(inv.AllowHosts, v)
 		return nil
 	},
 	"interface": func(inv *Invocation, v string) error {
@@ -112,6 +144,27 @@ var valueOptions = map[string]func(inv *Invocation, v string) error{
 	"local-bootloader": func(inv *Invocation, v string) error { inv.LocalBootloader = v; return nil },
 }
 
+// flagOptions are the long options that take no value.
+var flagOptions = map[string]func(inv *Invocation){
+	"quiet":         func(inv *Invocation) { inv.Quiet = true },
+	"use-env-proxy": func(inv *Invocation) { inv.EnvProxy = true },
+}
+
+// sizeOption sets the size field of --name.
+func sizeOption(name string, field func(*Invocation) *int64) func(*Invocation, string) error {
+	return func(inv *Invocation, v string) error {
+		n, err := ParseSize(v)
+		if err == nil && n == 0 {
+			err = errors.New("must be more than 0")
+		}
+		if err != nil {
+			return fmt.Errorf("--%s=%q: %v", name, v, err)
+		}
+		*field(inv) = n
+		return nil
+	}
+}
+
 // vifKeys are the keys of an xm/xl vif specification. A positional argument
 // whose first comma-separated field has one of them is vif fields, not the
 // disk.
@@ -126,7 +179,8 @@ var vifKeys = map[string]bool{
 // missing or invalid MAC address, a bad option value or a missing option
 // value is an error.
 func ParseArgs(args []string) (*Invocation, error) {
-	inv := &Invocation{Toolstack: ToolstackXM, Format: FormatSXP, Timeout: DefaultTimeout}
+	inv := &Invocation{Toolstack: ToolstackXM, Format: FormatSXP, Timeout: DefaultTimeout,
+		MaxConfigSize: DefaultMaxConfigSize, MaxKernelSize: DefaultMaxKernelSize, MaxInitrdSize: DefaultMaxInitrdSize}
 	var positional []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -134,10 +188,16 @@ func ParseArgs(args []string) (*Invocation, error) {
 		case a == "--":
 			positional = append(positional, args[i+1:]...)
 			i = len(args)
-		case a == "-q" || a == "--quiet":
+		case a == "-q":
 			inv.Quiet = true
 		case strings.HasPrefix(a, "--"):
 			name, val, hasVal := strings.Cut(a[2:], "=")
+			if set, ok := flagOptions[name]; ok && !hasVal {
+				set(inv)
+				continue
+			} else if ok {
+				return nil, fmt.Errorf("option --%s takes no value", name)
+			}
 			set, ok := valueOptions[name]
 			if !ok {
 				inv.Unknown = append(inv.Unknown, a)
@@ -240,6 +300,25 @@ func ParseMAC(s string) (net.HardwareAddr, error) {
 		return nil, fmt.Errorf("invalid MAC address %q: multicast", s)
 	}
 	return mac, nil
+}
+
+// checkHost checks an --allow-host value: "*", an IP address or a DNS name.
+func checkHost(s string) error {
+	if s == "*" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return nil
+	}
+	if s == "" || len(s) > 253 {
+		return errors.New("want an address, a host name or *")
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return errors.New("want an address, a host name or *")
+		}
+	}
+	return nil
 }
 
 // checkIfName checks a Linux network interface name.

@@ -108,6 +108,17 @@ func TestParseArgs(t *testing.T) {
 				Disk: "-disk-with-dash", Unknown: []string{"--entry=1", "-i", "--isconfig", "stray"}},
 		},
 		{
+			name: "download limits and hosts",
+			args: libxlArgv("", "", "", "131079", []string{"--max-config-size=64KiB", "--max-kernel-size", "32M",
+				"--max-initrd-size=1G", "--allow-host=198.51.100.7", "--allow-host=mirror.example.", "--allow-host=*",
+				"--use-env-proxy", "mac=00:16:3e:72:79:e3"}, "/d"),
+			want: &Invocation{Toolstack: "xl", Output: "/var/lib/xen/bootloader.7.out", Format: FormatSimple0,
+				OutputDir: "/var/lib/xen/bootloader.7.d", Quiet: true, RunAs: "131079", MAC: mustMAC(mac),
+				Interface: "xenbr0", Timeout: DefaultTimeout, Disk: "/d",
+				MaxConfigSize: 64 << 10, MaxKernelSize: 32 << 20, MaxInitrdSize: 1 << 30,
+				AllowHosts: []string{"198.51.100.7", "mirror.example.", "*"}, EnvProxy: true},
+		},
+		{
 			name: "--args with = and spaces, last one wins",
 			args: []string{"--args=first", "--args=root=/dev/xvda1 console=hvc0 x==y", "mac=00:16:3e:72:79:e3", "disk"},
 			want: &Invocation{Toolstack: "xm", Args: "root=/dev/xvda1 console=hvc0 x==y", Format: FormatSXP,
@@ -127,6 +138,15 @@ func TestParseArgs(t *testing.T) {
 
 func checkInvocation(t *testing.T, got, want *Invocation) {
 	t.Helper()
+	// The download limits are the defaults unless the case says otherwise.
+	for _, f := range []struct {
+		p *int64
+		d int64
+	}{{&want.MaxConfigSize, DefaultMaxConfigSize}, {&want.MaxKernelSize, DefaultMaxKernelSize}, {&want.MaxInitrdSize, DefaultMaxInitrdSize}} {
+		if *f.p == 0 {
+			*f.p = f.d
+		}
+	}
 	g := reflect.ValueOf(got).Elem()
 	w := reflect.ValueOf(want).Elem()
 	for i := 0; i < g.NumField(); i++ {
@@ -159,6 +179,12 @@ func TestParseArgsErrors(t *testing.T) {
 		{"zero timeout", []string{"--timeout=0s", "mac=00:16:3e:72:79:e3", "/d"}, []string{"positive"}},
 		{"missing value", []string{"mac=00:16:3e:72:79:e3", "/d", "--output"}, []string{"--output needs a value"}},
 		{"bad runas", []string{"--runas=nobody", "mac=00:16:3e:72:79:e3", "/d"}, []string{"numeric uid"}},
+		{"runas root", []string{"--runas=0", "mac=00:16:3e:72:79:e3", "/d"}, []string{"--runas", "root"}},
+		{"runas -1", []string{"--runas=4294967295", "mac=00:16:3e:72:79:e3", "/d"}, []string{"numeric uid"}},
+		{"bad size", []string{"--max-kernel-size=lots", "mac=00:16:3e:72:79:e3", "/d"}, []string{"--max-kernel-size"}},
+		{"zero size", []string{"--max-initrd-size=0", "mac=00:16:3e:72:79:e3", "/d"}, []string{"--max-initrd-size", "more than 0"}},
+		{"bad host", []string{"--allow-host=http://x/", "mac=00:16:3e:72:79:e3", "/d"}, []string{"--allow-host"}},
+		{"flag with a value", []string{"--use-env-proxy=yes", "mac=00:16:3e:72:79:e3", "/d"}, []string{"--use-env-proxy takes no value"}},
 		{"bad interface", []string{"--interface=a/b", "mac=00:16:3e:72:79:e3", "/d"}, []string{"interface"}},
 		{"bad bridge", []string{"mac=00:16:3e:72:79:e3,bridge=this-name-is-far-too-long", "/d"}, []string{"bridge"}},
 	}

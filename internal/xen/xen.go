@@ -62,6 +62,13 @@ const (
 	DefaultInterface = "xenbr0"
 	// DefaultTimeout is the overall deadline of a bootloader run.
 	DefaultTimeout = 60 * time.Second
+	// DefaultMaxConfigSize, DefaultMaxKernelSize and DefaultMaxInitrdSize
+	// bound what the bootloader fetches (see Invocation.MaxKernelSize): a
+	// PXELINUX configuration file, the kernel, the initrds of a label
+	// together. They land in the output directory, often a tmpfs on dom0.
+	DefaultMaxConfigSize = 1 << 20
+	DefaultMaxKernelSize = 256 << 20
+	DefaultMaxInitrdSize = 512 << 20
 	// DefaultBootloader is the bootloader path written into guest configs.
 	DefaultBootloader = "/usr/lib/pxed/pxed-xenboot"
 	// maxSimple0Item is the longest item libxl accepts: it reads items into

@@ -208,8 +208,8 @@ func TestE2EBootPathPrefix(t *testing.T) {
 			inNetns(t, b.NS, func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				src := &pxeclient.Source{TFTP: netip.MustParseAddrPort("192.0.2.1:69"), HTTP: nsHTTPClient(b.NS)}
-				plan, err = pxeclient.Find(ctx, src, lease, mac, "", "")
+				src := &pxeclient.Source{TFTP: netip.MustParseAddrPort("192.0.2.1:69"), Dial: nsHTTPClient(b.NS).Transport.(*http.Transport).DialContext}
+				plan, err = pxeclient.Find(ctx, src, lease, mac, "", "", 0)
 			})
 			if err != nil {
 				t.Fatalf("pxeclient.Find over the network: %v", err)
@@ -227,7 +227,7 @@ func TestE2EBootPathPrefix(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tree.Close()
-			offline, err := pxeclient.Find(context.Background(), &pxeclient.TreeFetcher{FS: tree, Client: bootfs.Client{Proto: "tftp"}}, lease, mac, "", "")
+			offline, err := pxeclient.Find(context.Background(), &pxeclient.TreeFetcher{FS: tree, Client: bootfs.Client{Proto: "tftp"}}, lease, mac, "", "", 0)
 			if !tc.tree {
 				if err == nil || len(offline.Tried) == 0 || !errors.Is(offline.Tried[0].Err, pxeclient.ErrNotInTree) {
 					t.Errorf("Find over the tree with a URL prefix: %v", err)
