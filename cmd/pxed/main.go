@@ -35,8 +35,12 @@ Documentation: README.md in the source tree.
 func main() {
 	// Through a link named pxed-xenboot (xl.cfg: bootloader = "…/pxed-xenboot"),
 	// pxed is the bootloader and every argument is the toolstack's.
-	if filepath.Base(os.Args[0]) == xenbootName {
+	switch filepath.Base(os.Args[0]) {
+	case xenbootName:
 		os.Exit(cmdXenBootloader(os.Args[1:], os.Stderr))
+	case xenbootWorkerName:
+		// The restricted network part of a --runas run (xenboot_runas.go).
+		os.Exit(xenbootWorker(os.Args[1:], os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -23,6 +23,13 @@ const xenbootName = "pxed-xenboot"
 // xend (xm) runs before a PV guest starts. It does DHCP as the guest's
 // MAC on the dom0 bridge, finds the guest's PXELINUX config like PXELINUX,
 // fetches kernel and initrd(s) and hands them to the toolstack.
+//
+// What needs privilege comes first: the packet socket on the bridge and
+// the files the kernel and ramdisk go to. With --runas (libxl's
+// bootloader_restrict) the network part then runs in a copy of pxed
+// restricted to that uid (see runRestricted); this process, still root,
+// only writes the result, cleans up, or hands a LOCALBOOT guest to the
+// local bootloader with --runas, which restricts itself as libxl expects.
 func cmdXenBootloader(args []string, stderr io.Writer) int {
 	inv, err := xen.ParseArgs(args)
 	if err != nil {
@@ -30,11 +37,7 @@ func cmdXenBootloader(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pxed-xenboot: %v\n", err)
 		return 1
 	}
-	logf := func(format string, a ...any) {
-		if !inv.Quiet {
-			fmt.Fprintf(stderr, "pxed-xenboot: "+format+"\n", a...)
-		}
-	}
+	logf := xenbootLog(inv, stderr)
 	for _, u := range inv.Unknown {
 		logf("ignoring option %s", u)
 	}
@@ -42,7 +45,7 @@ func cmdXenBootloader(args []string, stderr io.Writer) int {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, inv.Timeout)
 	defer cancel()
-	res, local, err := xenBoot(ctx, inv, logf)
+	res, local, err := xenBoot(ctx, inv, args, stderr, logf)
 	if err == nil && local {
 		// The config says LOCALBOOT: the guest is installed. Hand over to
 		// the local bootloader (pygrub) with the toolstack's arguments.
@@ -65,21 +68,80 @@ func cmdXenBootloader(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// xenBoot does the network part; local reports a LOCALBOOT label.
-func xenBoot(ctx context.Context, inv *xen.Invocation, logf func(string, ...any)) (res xen.Result, local bool, err error) {
+// xenbootLog logs to stderr unless -q.
+func xenbootLog(inv *xen.Invocation, stderr io.Writer) func(string, ...any) {
+	return func(format string, a ...any) {
+		if !inv.Quiet {
+			fmt.Fprintf(stderr, "pxed-xenboot: "+format+"\n", a...)
+		}
+	}
+}
+
+// netResult is what the network part found: a LOCALBOOT label, or a
+// kernel (and a ramdisk when Ramdisk) written and the label's command
+// line. Error carries a restricted worker's failure to its parent.
+type netResult struct {
+	Local   bool   `json:"local,omitempty"`
+	Ramdisk bool   `json:"ramdisk,omitempty"`
+	Args    string `json:"args,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// xenBoot opens the packet socket and the kernel and ramdisk files, runs
+// the network part (restricted with --runas) and returns the result to
+// deliver; local reports a LOCALBOOT label.
+func xenBoot(ctx context.Context, inv *xen.Invocation, args []string, stderr io.Writer, logf func(string, ...any)) (res xen.Result, local bool, err error) {
 	pc, err := pxeclient.ListenPacket(inv.Interface)
 	if err != nil {
 		return res, false, err
 	}
 	defer pc.Close()
-	logf("requesting an address for MAC %s on %s", inv.MAC, inv.Interface)
-	lease, err := pc.DHCP(ctx, inv.MAC, pxeclient.DHCPOptions{Log: logf})
+	kernel, err := inv.CreateFile("kernel.")
 	if err != nil {
 		return res, false, err
 	}
+	defer kernel.Close()
+	ramdisk, err := inv.CreateFile("ramdisk.")
+	if err != nil {
+		return res, false, err
+	}
+	defer ramdisk.Close()
+	var nr netResult
+	if inv.RunAs != "" {
+		nr, err = runRestricted(ctx, inv, args, pc, kernel, ramdisk, stderr)
+	} else {
+		nr, err = netBoot(ctx, inv, pc, kernel, ramdisk, logf)
+	}
+	if err != nil {
+		return res, false, err
+	}
+	if nr.Local {
+		inv.Discard(kernel.Name())
+		inv.Discard(ramdisk.Name())
+		return res, true, nil
+	}
+	res = xen.Result{Kernel: kernel.Name(), Args: nr.Args}
+	if nr.Ramdisk {
+		res.Ramdisk = ramdisk.Name()
+	} else {
+		inv.Discard(ramdisk.Name())
+	}
+	return res, false, nil
+}
+
+// netBoot is the part that reads from the network: DHCP as the guest
+// through pc, the PXELINUX config from the boot server, then the kernel
+// into kernel and the initrds, concatenated, into ramdisk, each within its
+// limit and only from the hosts the DHCP answer names (or --allow-host).
+func netBoot(ctx context.Context, inv *xen.Invocation, pc *pxeclient.PacketConn, kernel, ramdisk io.Writer, logf func(string, ...any)) (netResult, error) {
+	logf("requesting an address for MAC %s on %s", inv.MAC, pc.Interface())
+	lease, err := pc.DHCP(ctx, inv.MAC, pxeclient.DHCPOptions{Log: logf})
+	if err != nil {
+		return netResult{}, err
+	}
 	server, how := lease.Server()
 	if !server.IsValid() || server.IsUnspecified() {
-		return res, false, fmt.Errorf("the DHCP answer for %s (%s) names no boot server: set next-server", inv.MAC, lease.IP)
+		return netResult{}, fmt.Errorf("the DHCP answer for %s (%s) names no boot server: set next-server", inv.MAC, lease.IP)
 	}
 	logf("got %s; boot server %s (%s), boot file %q", lease.IP, server, how, lease.File)
 	src := &pxeclient.Source{TFTP: netip.AddrPortFrom(server, 69),
@@ -89,35 +151,29 @@ func xenBoot(ctx context.Context, inv *xen.Invocation, logf func(string, ...any)
 		err = plan.ForPV()
 	}
 	if err != nil {
-		return res, false, fmt.Errorf("%w (boot server %s)", err, server)
+		return netResult{}, fmt.Errorf("%w (boot server %s)", err, server)
 	}
 	logf("config %s, label %q", plan.Config, plan.Label)
 	if plan.Localboot {
 		if inv.LocalBootloader == "" {
-			return res, false, fmt.Errorf("%s says LOCALBOOT (the guest is installed): give --local-bootloader=/usr/bin/pygrub to boot its disk, or reinstall it (pxed host install)", plan.Config)
+			return netResult{}, fmt.Errorf("%s says LOCALBOOT (the guest is installed): give --local-bootloader=/usr/bin/pygrub to boot its disk, or reinstall it (pxed host install)", plan.Config)
 		}
-		return res, true, nil
+		return netResult{Local: true}, nil
 	}
 	logf("fetching kernel %s", plan.Kernel)
-	kernelLimit := fetchLimit{inv.MaxKernelSize, sizeFlag("max-kernel-size", inv.MaxKernelSize)}
-	if res.Kernel, err = inv.SaveFile("kernel.", fetchAll(ctx, src, []string{plan.Kernel}, kernelLimit)); err != nil {
-		return res, false, fmt.Errorf("kernel %s from %s: %w", plan.Kernel, server, err)
+	lim := pxeclient.NewLimit(kernel, inv.MaxKernelSize, sizeFlag("max-kernel-size", inv.MaxKernelSize))
+	if err := fetchAll(ctx, src, []string{plan.Kernel}, lim); err != nil {
+		return netResult{}, fmt.Errorf("kernel %s from %s: %w", plan.Kernel, server, err)
 	}
 	if len(plan.Initrds) > 0 {
 		logf("fetching initrd %s", strings.Join(plan.Initrds, " + "))
-		initrdLimit := fetchLimit{inv.MaxInitrdSize, sizeFlag("max-initrd-size", inv.MaxInitrdSize) + ", all initrds together"}
-		if res.Ramdisk, err = inv.SaveFile("ramdisk.", fetchAll(ctx, src, plan.Initrds, initrdLimit)); err != nil {
-			return res, false, fmt.Errorf("initrd %s from %s: %w", strings.Join(plan.Initrds, ","), server, err)
+		lim := pxeclient.NewLimit(ramdisk, inv.MaxInitrdSize, sizeFlag("max-initrd-size", inv.MaxInitrdSize)+", all initrds together")
+		if err := fetchAll(ctx, src, plan.Initrds, lim); err != nil {
+			return netResult{}, fmt.Errorf("initrd %s from %s: %w", strings.Join(plan.Initrds, ","), server, err)
 		}
 	}
-	res.Args = plan.Args // Deliver appends --args= as pygrub does
-	return res, false, nil
-}
-
-// fetchLimit bounds what fetchAll streams: max bytes, named by what.
-type fetchLimit struct {
-	max  int64
-	what string
+	// Deliver appends --args= as pygrub does.
+	return netResult{Ramdisk: len(plan.Initrds) > 0, Args: plan.Args}, nil
 }
 
 // sizeFlag names a limit for an error: "--max-kernel-size=268435456".
@@ -125,32 +181,40 @@ func sizeFlag(name string, n int64) string {
 	return fmt.Sprintf("--%s=%d", name, n)
 }
 
-// fetchAll streams the files one after the other (several initrds are
-// concatenated, as the kernel accepts them), within lim together.
-func fetchAll(ctx context.Context, f pxeclient.Fetcher, names []string, lim fetchLimit) io.Reader {
-	pr, pw := io.Pipe()
-	go func() {
-		w := pxeclient.NewLimit(pw, lim.max, lim.what)
-		for _, n := range names {
-			if err := f.Fetch(ctx, n, w); err != nil {
-				pw.CloseWithError(err)
-				return
-			}
+// fetchAll fetches the files one after the other into w (several initrds
+// are concatenated, as the kernel accepts them).
+func fetchAll(ctx context.Context, f pxeclient.Fetcher, names []string, w io.Writer) error {
+	for _, n := range names {
+		if err := f.Fetch(ctx, n, w); err != nil {
+			return err
 		}
-		pw.Close()
-	}()
-	return pr
+	}
+	return nil
 }
 
+// localValueOptions are the toolstack's options, taking a value, that the
+// local bootloader gets as they were given.
+var localValueOptions = map[string]bool{"output": true, "output-format": true, "output-directory": true,
+	"kernel": true, "ramdisk": true, "args": true, "runas": true}
+
 // execLocal replaces this process with the local bootloader, passing the
-// toolstack's own options and the disk, not pxed's.
+// toolstack's own options (--runas among them: pygrub restricts itself to
+// that uid, as libxl expects of the bootloader it starts) and the disk, not
+// pxed's.
 func execLocal(inv *xen.Invocation, args []string) error {
 	var keep []string
-	for _, a := range args {
+	for i := 0; i < len(args) && args[i] != "--"; i++ {
+		a := args[i]
+		name, _, hasVal := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		switch {
-		case strings.HasPrefix(a, "--output"), strings.HasPrefix(a, "--kernel="), strings.HasPrefix(a, "--ramdisk="),
-			strings.HasPrefix(a, "--args="), a == "-q", a == "--quiet":
+		case a == "-q" || a == "--quiet":
 			keep = append(keep, a)
+		case strings.HasPrefix(a, "--") && localValueOptions[name]:
+			keep = append(keep, a)
+			if !hasVal && i+1 < len(args) {
+				i++
+				keep = append(keep, args[i])
+			}
 		}
 	}
 	if inv.Disk != "" {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,6 +76,110 @@ func unusedUID(t *testing.T) string {
 	}
 	t.Fatal("no unused uid")
 	return ""
+}
+
+// checkDropped fails unless every process is uid/gid id in all four
+// fields, with no supplementary group, no capability and no_new_privs.
+func checkDropped(t *testing.T, what string, ps []procInfo, id string) {
+	t.Helper()
+	if len(ps) == 0 {
+		t.Errorf("%s: no process found holding the socket the request came from", what)
+	}
+	const zero = "0000000000000000"
+	for _, p := range ps {
+		ok := len(p.Uid) == 4 && len(p.Gid) == 4 && len(p.Groups) == 0 && p.NoNew == "1" &&
+			p.CapInh == zero && p.CapPrm == zero && p.CapEff == zero && p.CapAmb == zero
+		for i := 0; ok && i < 4; i++ {
+			ok = p.Uid[i] == id && p.Gid[i] == id
+		}
+		if !ok {
+			t.Errorf("%s came from %s; want uid and gid %s, no groups, no capabilities, no_new_privs", what, p, id)
+		} else {
+			t.Logf("%s came from %s", what, p)
+		}
+	}
+}
+
+// The guest config says bootloader_restrict: libxl passes --runas=UID.
+// Every request on the network (the DHCP DISCOVER, each TFTP and HTTP
+// request) comes from a process that is that uid and group in all four
+// fields, with no supplementary groups, no capabilities and no_new_privs,
+// and is the only holder of its socket; the kernel and ramdisk still land
+// in libxl's root-only directory. A LOCALBOOT guest's local bootloader gets
+// --runas (and --quiet) as libxl would give it, started as root as libxl
+// starts a bootloader, since pygrub restricts itself (namespaces, chroot,
+// then setuid: all need root).
+func TestXenbootRunAs(t *testing.T) {
+	n := newXenNet(t)
+	bin := buildPxed(t)
+	uid := unusedUID(t)
+
+	t.Run("network part dropped", func(t *testing.T) {
+		r := newXenRun(t, "02:00:5e:00:53:01")
+		kernel, i1, i2 := bytes.Repeat([]byte("K"), 3000), bytes.Repeat([]byte("1"), 1500), []byte("second initrd")
+		n.mu.Lock()
+		n.tftp[r.config()] = tftpFile{data: []byte("default l\nlabel l\nkernel vmlinuz\nappend initrd=i1.img,http://192.0.2.1:8080/i2.img console=hvc0\n")}
+		n.tftp["vmlinuz"] = tftpFile{data: kernel}
+		n.tftp["i1.img"] = tftpFile{data: i1}
+		n.http["/i2.img"] = func(w http.ResponseWriter, _ *http.Request) { w.Write(i2) }
+		n.mu.Unlock()
+		stderr, code, _ := n.bootloader(bin, nil, 60*time.Second, "", r.args(uid)...)
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, stderr)
+		}
+		res := r.result(t)
+		for key, want := range map[string][]byte{"kernel": kernel, "ramdisk": append(append([]byte(nil), i1...), i2...)} {
+			p := res[key]
+			if filepath.Dir(p) != r.outDir {
+				t.Fatalf("%s %q not in %s (result %v)", key, p, r.outDir, res)
+			}
+			if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+				t.Errorf("%s: %d bytes, want the %d served", key, len(got), len(want))
+			}
+			fi, _ := os.Stat(p)
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: owner %d mode %v, want root's 0600", key, st.Uid, fi.Mode().Perm())
+			}
+		}
+		if res["args"] != "console=hvc0" {
+			t.Errorf("args %q", res["args"])
+		}
+		for _, key := range []string{"dhcp", "tftp " + r.config(), "tftp vmlinuz", "tftp i1.img", "http /i2.img"} {
+			checkDropped(t, key, n.sendersOf(key), uid)
+		}
+	})
+
+	t.Run("localboot", func(t *testing.T) {
+		r := newXenRun(t, "02:00:5e:00:53:02")
+		n.mu.Lock()
+		n.tftp[r.config()] = tftpFile{data: []byte("default disk\nlabel disk\nlocalboot 0\n")}
+		n.mu.Unlock()
+		record := filepath.Join(t.TempDir(), "pygrub.record")
+		pygrub := filepath.Join(t.TempDir(), "pygrub")
+		script := "#!/bin/sh\n{ id -u; id -g; for a in \"$@\"; do echo \"$a\"; done; } > " + record + "\n" +
+			"printf 'kernel /boot/vmlinuz\\0args root=/dev/xvda1\\0' > " + r.out + "\n"
+		if err := os.WriteFile(pygrub, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stderr, code, _ := n.bootloader(bin, nil, 60*time.Second, "", r.args(uid, "--local-bootloader="+pygrub)...)
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, stderr)
+		}
+		got, _ := os.ReadFile(record)
+		want := strings.Join([]string{"0", "0", "--runas=" + uid, "--quiet", "--output=" + r.out, "--output-format=simple0",
+			"--output-directory=" + r.outDir, "/dev/xvda-image"}, "\n") + "\n"
+		if string(got) != want {
+			t.Errorf("the local bootloader recorded (uid, gid, argv)\n%s\nwant\n%s", got, want)
+		}
+		if res := r.result(t); res["kernel"] != "/boot/vmlinuz" {
+			t.Errorf("output %v", res)
+		}
+		if ents, _ := os.ReadDir(r.outDir); len(ents) != 0 {
+			t.Errorf("pxed left %v in the output directory", ents)
+		}
+		checkDropped(t, "dhcp", n.sendersOf("dhcp"), uid)
+		checkDropped(t, "tftp "+r.config(), n.sendersOf("tftp "+r.config()), uid)
+	})
 }
 
 // Hostile boot servers and configs, each replayed against the bootloader

@@ -25,7 +25,7 @@ type Invocation struct {
 	Output string
 	// Format is --output-format=; FormatSXP when not given.
 	Format Format
-	// OutputDir is --output-directory=, where SaveFile writes the kernel and
+	// OutputDir is --output-directory=, where CreateFile makes the kernel and
 	// ramdisk; DefaultOutputDir when not given.
 	OutputDir string
 	// Quiet is -q or --quiet: no interaction on the console.
@@ -75,9 +75,9 @@ type Invocation struct {
 	Unknown []string
 
 	mu        sync.Mutex
-	saved     []string // files written by SaveFile, removed by Fail
+	saved     []string // files made by CreateFile, removed by Fail
 	delivered bool     // Deliver succeeded: the files belong to the toolstack
-	failed    bool     // Fail ran: Output is closed, nothing more is saved
+	failed    bool     // Fail ran: Output is closed, no file is made
 }
 
 // valueOptions are the long options that take a value (--name=value, or

@@ -11,7 +11,8 @@ import (
 
 // Result is what the bootloader hands to the toolstack.
 type Result struct {
-	// Kernel and Ramdisk are paths of files already written (by SaveFile).
+	// Kernel and Ramdisk are paths of files already written (made by
+	// CreateFile).
 	// Kernel is required; Ramdisk may be empty.
 	Kernel, Ramdisk string
 	// Args is the kernel command line; may be empty.
@@ -31,14 +32,16 @@ func JoinArgs(chosen, extra string) string {
 	return chosen + " " + extra
 }
 
-// SaveFile writes data from r into OutputDir as a new file with mode 0600
-// and a unique name starting with prefix (such as "kernel." or "ramdisk."),
-// and returns its path. The file is removed on error, and by Fail. When
-// OutputDir is DefaultOutputDir it is created (mode 0700) if missing, as
-// xend does; a directory given with --output-directory must exist.
-func (inv *Invocation) SaveFile(prefix string, r io.Reader) (string, error) {
+// CreateFile creates a new empty file in OutputDir with mode 0600 and a
+// unique name starting with prefix (such as "kernel." or "ramdisk."), and
+// returns it open for writing. Fail removes it, unless Deliver handed it to
+// the toolstack; Discard removes it earlier. When OutputDir is
+// DefaultOutputDir it is created (mode 0700) if missing, as xend does; a
+// directory given with --output-directory must exist. After Fail it
+// fails.
+func (inv *Invocation) CreateFile(prefix string) (*os.File, error) {
 	if strings.ContainsRune(prefix, '/') {
-		return "", fmt.Errorf("save file: prefix %q contains a slash", prefix)
+		return nil, fmt.Errorf("create file: prefix %q contains a slash", prefix)
 	}
 	dir := inv.OutputDir
 	if dir == "" {
@@ -46,33 +49,44 @@ func (inv *Invocation) SaveFile(prefix string, r io.Reader) (string, error) {
 	}
 	if dir == DefaultOutputDir {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", fmt.Errorf("save file: %v", err)
+			return nil, fmt.Errorf("create file: %v", err)
 		}
 	}
 	f, err := os.CreateTemp(dir, prefix+"*")
 	if err != nil {
-		return "", fmt.Errorf("save file: %v", err)
+		return nil, fmt.Errorf("create file: %v", err)
 	}
-	path := f.Name()
 	inv.mu.Lock()
-	inv.saved = append(inv.saved, path)
+	failed := inv.failed
+	if !failed {
+		inv.saved = append(inv.saved, f.Name())
+	}
 	inv.mu.Unlock()
 	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = io.Copy(f, r)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && inv.isFailed() {
+	if err == nil && failed {
 		err = errors.New("the run has already failed")
 	}
 	if err != nil {
-		inv.forget(path)
-		os.Remove(path)
-		return "", fmt.Errorf("save %s: %v", path, err)
+		inv.Discard(f.Name())
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("create %s: %v", f.Name(), err)
 	}
-	return path, nil
+	return f, nil
+}
+
+// Discard removes a file CreateFile made that the result will not name (an
+// unused ramdisk, say).
+func (inv *Invocation) Discard(path string) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	for i, p := range inv.saved {
+		if p == path {
+			inv.saved = append(inv.saved[:i], inv.saved[i+1:]...)
+			os.Remove(path)
+			return
+		}
+	}
 }
 
 // isFailed reports whether Fail has run.
@@ -82,19 +96,7 @@ func (inv *Invocation) isFailed() bool {
 	return inv.failed
 }
 
-// forget drops path from the files Fail removes.
-func (inv *Invocation) forget(path string) {
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
-	for i, p := range inv.saved {
-		if p == path {
-			inv.saved = append(inv.saved[:i], inv.saved[i+1:]...)
-			return
-		}
-	}
-}
-
-// removeSaved removes the files SaveFile wrote, unless Deliver handed them
+// removeSaved removes the files CreateFile made, unless Deliver handed them
 // to the toolstack.
 func (inv *Invocation) removeSaved() {
 	inv.mu.Lock()
@@ -173,9 +175,8 @@ func (inv *Invocation) Deliver(res Result) error {
 // Fail ends a failed run: it removes the files saved so far, opens and
 // closes Output without writing (xend waits on its FIFO until EOF), and
 // returns err for the caller to print on stderr (see OneLine) before
-// exiting non-zero. It may be called from another goroutine than SaveFile
-// (on a deadline, say): a SaveFile still running then removes its file and
-// fails, and a later Deliver fails. After a successful Deliver, or a first
+// exiting non-zero. It may be called from another goroutine (on a
+// deadline, say): a later CreateFile or Deliver fails. After a successful Deliver, or a first
 // Fail, it only returns err.
 func (inv *Invocation) Fail(err error) error {
 	if err == nil {

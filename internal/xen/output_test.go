@@ -71,6 +71,23 @@ func testImage(n int, seed byte) []byte {
 	return b
 }
 
+// saveFile writes data into a new file made by CreateFile, as the
+// bootloader fills the kernel and ramdisk, and returns its path.
+func saveFile(t *testing.T, inv *Invocation, prefix string, data []byte) string {
+	t.Helper()
+	f, err := inv.CreateFile(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
+}
+
 // TestLibxlHarness runs the bootloader's output side as libxl drives it.
 func TestLibxlHarness(t *testing.T) {
 	base := t.TempDir()
@@ -92,14 +109,8 @@ func TestLibxlHarness(t *testing.T) {
 		t.Fatal(err)
 	}
 	kernel, initrd := testImage(3<<20+17, 1), testImage(1<<20+3, 2)
-	kpath, err := inv.SaveFile("kernel.", bytes.NewReader(kernel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rpath, err := inv.SaveFile("ramdisk.", bytes.NewReader(initrd))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kpath := saveFile(t, inv, "kernel.", kernel)
+	rpath := saveFile(t, inv, "ramdisk.", initrd)
 	chosen := "initrd=ovm/initrd.img ks=http://192.0.2.1/ks.cfg?x=1&y=2 ip=dhcp"
 	if err := inv.Deliver(Result{Kernel: kpath, Ramdisk: rpath, Args: chosen}); err != nil {
 		t.Fatal(err)
@@ -146,14 +157,11 @@ func TestLibxlHarness(t *testing.T) {
 	}
 }
 
-func TestSaveFileUnique(t *testing.T) {
+func TestCreateFileUnique(t *testing.T) {
 	inv := &Invocation{OutputDir: t.TempDir()}
 	seen := map[string]bool{}
 	for i := 0; i < 20; i++ {
-		p, err := inv.SaveFile("kernel.", strings.NewReader("k"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := saveFile(t, inv, "kernel.", []byte("k"))
 		if seen[p] {
 			t.Fatalf("duplicate name %s", p)
 		}
@@ -167,31 +175,39 @@ func TestSaveFileUnique(t *testing.T) {
 	}
 }
 
-type failingReader struct{ n int }
-
-func (r *failingReader) Read(p []byte) (int, error) {
-	if r.n <= 0 {
-		return 0, errors.New("tftp: transfer aborted")
-	}
-	r.n--
-	return copy(p, "data"), nil
-}
-
-func TestSaveFileErrors(t *testing.T) {
+func TestCreateFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	inv := &Invocation{OutputDir: dir}
-	if _, err := inv.SaveFile("kernel.", &failingReader{n: 3}); err == nil || !strings.Contains(err.Error(), "aborted") {
-		t.Errorf("SaveFile with failing reader: %v", err)
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("failed SaveFile left %d files", len(ents))
-	}
-	if _, err := inv.SaveFile("../kernel.", strings.NewReader("k")); err == nil {
-		t.Error("SaveFile accepted a prefix with a slash")
+	if _, err := inv.CreateFile("../kernel."); err == nil {
+		t.Error("CreateFile accepted a prefix with a slash")
 	}
 	inv.OutputDir = filepath.Join(dir, "missing")
-	if _, err := inv.SaveFile("kernel.", strings.NewReader("k")); err == nil {
-		t.Error("SaveFile created a missing --output-directory")
+	if _, err := inv.CreateFile("kernel."); err == nil {
+		t.Error("CreateFile created a missing --output-directory")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("failed CreateFile left %d files", len(ents))
+	}
+}
+
+// TestDiscard: a file the result does not name goes at once; the others
+// stay until Fail.
+func TestDiscard(t *testing.T) {
+	dir := t.TempDir()
+	inv := &Invocation{OutputDir: dir}
+	k := saveFile(t, inv, "kernel.", []byte("k"))
+	r := saveFile(t, inv, "ramdisk.", nil)
+	inv.Discard(r)
+	inv.Discard("/etc/passwd") // not one of its files: nothing happens
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 || filepath.Join(dir, ents[0].Name()) != k {
+		t.Fatalf("after Discard: %v", ents)
+	}
+	inv.Fail(errors.New("x"))
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("Fail left %v", ents)
+	}
+	if _, err := os.Stat("/etc/passwd"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -417,14 +433,8 @@ func TestXendHarness(t *testing.T) {
 	inv, fifo, outDir := xendSetup(t, "mac=00:16:3e:72:79:e3, bridge=xenbr0",
 		`--args=quote="a b" back=C:\dir\ tab=	end`)
 	kernel := testImage(200000, 3)
-	kpath, err := inv.SaveFile("kernel.", bytes.NewReader(kernel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rpath, err := inv.SaveFile("ramdisk.", bytes.NewReader(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kpath := saveFile(t, inv, "kernel.", kernel)
+	rpath := saveFile(t, inv, "ramdisk.", nil)
 	ch := readFIFO(fifo)
 	chosen := `initrd=x.img ks="http://h/k s" \\ (paren) #hash 'single' ;!` + "\x01\x7f" + "7"
 	if err := inv.Deliver(Result{Kernel: kpath, Ramdisk: rpath, Args: chosen}); err != nil {
@@ -448,9 +458,7 @@ func TestXendHarness(t *testing.T) {
 // the files saved so far.
 func TestXendFail(t *testing.T) {
 	inv, fifo, outDir := xendSetup(t, "mac=00:16:3e:72:79:e3,bridge=xenbr0")
-	if _, err := inv.SaveFile("kernel.", strings.NewReader("kernel")); err != nil {
-		t.Fatal(err)
-	}
+	saveFile(t, inv, "kernel.", []byte("kernel"))
 	ch := readFIFO(fifo)
 	cause := errors.New("no DHCP offer for 00:16:3e:72:79:e3 on xenbr0 within 60s")
 	start := time.Now()
@@ -472,10 +480,7 @@ func TestXendFail(t *testing.T) {
 // that still closes the FIFO and removes the files.
 func TestDeliverEncodeErrorClosesOutput(t *testing.T) {
 	inv, fifo, outDir := xendSetup(t, "mac=00:16:3e:72:79:e3")
-	kpath, err := inv.SaveFile("kernel.", strings.NewReader("k"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kpath := saveFile(t, inv, "kernel.", []byte("k"))
 	ch := readFIFO(fifo)
 	if err := inv.Deliver(Result{Kernel: kpath, Args: "a\x00b"}); err == nil {
 		t.Error("Deliver accepted a NUL in args")
@@ -491,10 +496,7 @@ func TestDeliverEncodeErrorClosesOutput(t *testing.T) {
 func TestDeliverMissingOutput(t *testing.T) {
 	dir := t.TempDir()
 	inv := &Invocation{Output: filepath.Join(dir, "nonexistent"), Format: FormatSimple0, OutputDir: dir}
-	kpath, err := inv.SaveFile("kernel.", strings.NewReader("k"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kpath := saveFile(t, inv, "kernel.", []byte("k"))
 	if err := inv.Deliver(Result{Kernel: kpath}); err == nil {
 		t.Error("Deliver created an output file the toolstack did not make")
 	}
@@ -625,10 +627,7 @@ func TestSimpleHarness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := inv.SaveFile("kernel.", strings.NewReader("K"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := saveFile(t, inv, "kernel.", []byte("K"))
 	if err := inv.Deliver(Result{Kernel: k, Args: "ks=x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -643,10 +642,7 @@ func TestSimpleHarness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2, err := inv2.SaveFile("kernel.", strings.NewReader("K"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k2 := saveFile(t, inv2, "kernel.", []byte("K"))
 	if err := inv2.Deliver(Result{Kernel: k2}); err == nil {
 		t.Fatal("Deliver accepted a newline in format simple")
 	}
@@ -667,23 +663,8 @@ func TestOneLine(t *testing.T) {
 	}
 }
 
-// slowReader blocks until released, then returns data.
-type slowReader struct {
-	release chan struct{}
-	done    bool
-}
-
-func (r *slowReader) Read(p []byte) (int, error) {
-	if r.done {
-		return 0, io.EOF
-	}
-	<-r.release
-	r.done = true
-	return copy(p, "late kernel"), nil
-}
-
 // TestFailWhileSaving: a deadline hit during a transfer (Fail from another
-// goroutine) leaves no file behind and no later Deliver.
+// goroutine) leaves no file behind, no later CreateFile and no Deliver.
 func TestFailWhileSaving(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
@@ -691,22 +672,20 @@ func TestFailWhileSaving(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv := &Invocation{OutputDir: dir, Output: out, Format: FormatSimple0}
-	if _, err := inv.SaveFile("ramdisk.", strings.NewReader("early")); err != nil {
+	saveFile(t, inv, "ramdisk.", []byte("early"))
+	f, err := inv.CreateFile("kernel.")
+	if err != nil {
 		t.Fatal(err)
 	}
-	r := &slowReader{release: make(chan struct{})}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := inv.SaveFile("kernel.", r)
-		errc <- err
-	}()
-	time.Sleep(20 * time.Millisecond) // let SaveFile create its file
+	defer f.Close()
 	if err := inv.Fail(errors.New("deadline")); err.Error() != "deadline" {
 		t.Errorf("Fail = %v", err)
 	}
-	close(r.release)
-	if err := <-errc; err == nil {
-		t.Error("SaveFile succeeded after Fail")
+	if _, err := f.Write([]byte("late kernel")); err != nil {
+		t.Fatal(err) // the writer may finish: the file is gone anyway
+	}
+	if _, err := inv.CreateFile("kernel."); err == nil {
+		t.Error("CreateFile succeeded after Fail")
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 || ents[0].Name() != "out" {
 		t.Errorf("files left: %v", ents)

@@ -22,7 +22,7 @@
 //     xend blocks on the FIFO, so the bootloader must open and close it even
 //     when it fails.
 //
-// ParseArgs reads either command line; SaveFile, Deliver and Fail implement
+// ParseArgs reads either command line; CreateFile, Deliver and Fail implement
 // the output side. VM writes xl.cfg and xm configurations for a PXE-booted
 // guest, and CreateSparseDisk makes its disk image.
 package xen
