@@ -313,3 +313,32 @@ func TestXenbootHostileServers(t *testing.T) {
 		}
 	}
 }
+
+// The worker refuses to touch the network unless it has dropped: this test
+// process (root with capabilities, or a user without no_new_privs) is not
+// restricted to any uid.
+func TestCheckRestrictedRefuses(t *testing.T) {
+	for _, uid := range []uint32{0, uint32(os.Getuid()), 64123} {
+		if err := checkRestricted(uid); err == nil {
+			t.Errorf("checkRestricted(%d) accepted this process", uid)
+		}
+	}
+}
+
+func TestRunAsIDs(t *testing.T) {
+	if _, _, err := runAsIDs("0"); err == nil {
+		t.Error("--runas=0 accepted")
+	}
+	uid := unusedUID(t)
+	if u, g, err := runAsIDs(uid); err != nil || strconv.Itoa(int(u)) != uid || g != u {
+		t.Errorf("runAsIDs(%s) = %d, %d, %v; want the uid as its own group", uid, u, g, err)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	u, g, err := runAsIDs(nobody.Uid)
+	if err != nil || strconv.Itoa(int(u)) != nobody.Uid || strconv.Itoa(int(g)) != nobody.Gid {
+		t.Errorf("runAsIDs(%s) = %d, %d, %v; want nobody's uid %s and group %s", nobody.Uid, u, g, err, nobody.Uid, nobody.Gid)
+	}
+}
