@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"testing"
@@ -11,10 +12,33 @@ func FuzzParse(f *testing.F) {
 	f.Add(msg{t: msgDiscover, mac: "00:16:3e:72:79:e3", opts: map[uint8][]byte{optParamRequest: {1, 3, 6}}}.bytes())
 	f.Add(msg{mac: "00:16:3e:72:79:e4", noCookie: true}.bytes())
 	f.Add(raw(mac1, []byte{53, 1, 1, 52, 1, 3, 255}, func(b []byte) { copy(b[108:], []byte{12, 3, 'f', 'o', 'o', 255}) }))
+	f.Add(piecesOf12(400))
+	f.Add(raw(mac1, append(longOption(optParamRequest, bytes.Repeat([]byte{1, 3}, 300)), 12, 2, 'a', 'b', 12, 0, 255), nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b)
-		if err == nil && p.HLen > 16 {
-			t.Fatalf("hlen %d accepted", p.HLen)
+		if err != nil {
+			return
+		}
+		if p.HLen > 16 || len(b) > MaxMessageLen {
+			t.Fatalf("hlen %d, %d bytes accepted", p.HLen, len(b))
+		}
+		// Concatenation never makes more option data than the message
+		// holds, and parsing is deterministic.
+		total := 0
+		for _, v := range p.Options {
+			total += len(v)
+		}
+		if total > len(b) {
+			t.Fatalf("%d bytes of options from a %d-byte message", total, len(b))
+		}
+		q, err := Parse(b)
+		if err != nil || len(q.Options) != len(p.Options) {
+			t.Fatalf("second parse: %v, %d options, want %d", err, len(q.Options), len(p.Options))
+		}
+		for c, v := range p.Options {
+			if !bytes.Equal(q.Options[c], v) {
+				t.Fatalf("option %d: %x then %x", c, v, q.Options[c])
+			}
 		}
 	})
 }

@@ -631,3 +631,25 @@ func TestAppendValue(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFormat decodes arbitrary option data as every option of the standard
+// table (what a client sends, shown as text): never a panic, and the text
+// stays within a bound of the data (a compressed domain list expands, at
+// most 255 bytes a 2-byte pointer).
+func FuzzFormat(f *testing.F) {
+	for _, b := range [][]byte{nil, {0}, {192, 0, 2, 1}, []byte("\x07example\x03com\x00\xc0\x00"), {0xc0, 0x00}, {1, 0xff, 0xfe}} {
+		f.Add(b)
+	}
+	tab, err := NewTable(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for code := range 256 {
+			s := tab.Format(uint8(code), data)
+			if len(s) > 128*(len(data)+1) {
+				t.Fatalf("option %d: %d bytes of data shown as %d bytes", code, len(data), len(s))
+			}
+		}
+	})
+}
