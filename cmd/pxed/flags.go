@@ -74,6 +74,8 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config) *int { return &c.TFTP.Retries })
 	bind(f, f.fs.Int, "tftp-max-transfers", "tftp.max-transfers", d.TFTP.MaxTransfers, "concurrent TFTP transfers before new requests are refused",
 		func(c *config.Config) *int { return &c.TFTP.MaxTransfers })
+	bind(f, f.fs.Int, "tftp-max-transfers-per-client", "tftp.max-transfers-per-client", d.TFTP.MaxTransfersPerClient, "concurrent TFTP transfers of one client address (IPv6: one /64); at most half of --tftp-max-transfers",
+		func(c *config.Config) *int { return &c.TFTP.MaxTransfersPerClient })
 	bind(f, f.fs.Duration, "shutdown-grace", "shutdown-grace", d.ShutdownGrace, "on SIGTERM/SIGINT, how long in-flight transfers may finish",
 		func(c *config.Config) *time.Duration { return &c.ShutdownGrace })
 	bind(f, f.fs.String, "log-level", "log.level", d.Log.Level, "debug, info, warn or error",

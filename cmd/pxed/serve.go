@@ -151,6 +151,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 			SinglePort: c.TFTP.SinglePort, NoRing: !c.TFTP.IOURing, RingWorkers: c.TFTP.IOWorkers,
 			MaxBlksize: c.TFTP.MaxBlksize, NoMTUClamp: !c.TFTP.MTUClamp, MaxWindowsize: c.TFTP.MaxWindowsize,
 			Timeout: c.TFTP.Timeout, MinTimeout: c.TFTP.MinTimeout, Retries: c.TFTP.Retries, MaxTransfers: c.TFTP.MaxTransfers, Grace: c.ShutdownGrace,
+			MaxTransfersPerClient: c.TFTP.MaxTransfersPerClient,
 		}
 		g.Go("tftp", func(ctx context.Context) error { return srv.Serve(ctx, tftpConn) })
 		log.Info("tftp listening", "addr", ln.TFTP.String(), "root", tree.Dir(), "single-port", c.TFTP.SinglePort)

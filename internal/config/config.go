@@ -69,6 +69,9 @@ type TFTP struct {
 	MinTimeout    time.Duration `yaml:"min-timeout"` // floor of the adaptive timeout; >= Timeout: fixed
 	Retries       int           `yaml:"retries"`
 	MaxTransfers  int           `yaml:"max-transfers"`
+	// MaxTransfersPerClient caps the transfers of one client address (an
+	// IPv6 /64) at once; at most half of MaxTransfers applies.
+	MaxTransfersPerClient int `yaml:"max-transfers-per-client"`
 }
 
 // HTTP configures the HTTP boot server.
@@ -122,6 +125,8 @@ func Default() *Config {
 			MinTimeout:    50 * time.Millisecond,
 			Retries:       5,
 			MaxTransfers:  10000,
+
+			MaxTransfersPerClient: 16,
 		},
 		HTTP: HTTP{Addr: ":8080", MaxConns: 1024, MaxConnsPerIP: 32, MinRate: 4096},
 	}
@@ -337,6 +342,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TFTP.MaxTransfers < 1 {
 		bad("tftp.max-transfers", "must be at least 1")
+	}
+	if c.TFTP.MaxTransfersPerClient < 1 {
+		bad("tftp.max-transfers-per-client", "must be at least 1")
 	}
 	if c.TFTP.IOWorkers < 0 || c.TFTP.IOWorkers > 64 {
 		bad("tftp.io-workers", "%d is outside 0..64 (0: one per two CPUs)", c.TFTP.IOWorkers)

@@ -151,8 +151,8 @@ func (t *transfer) runConn(abortCtx context.Context) {
 	var deadline time.Time
 	now := time.Now()
 	for {
-		if !now.Before(deadline) || deadline.After(t.deadline) {
-			deadline = t.deadline
+		if wake := t.wakeAt(); !now.Before(deadline) || deadline.After(wake) {
+			deadline = wake
 			cs.c.SetReadDeadline(deadline)
 		}
 		n, err := cs.c.Read(buf[:])
@@ -164,7 +164,7 @@ func (t *transfer) runConn(abortCtx context.Context) {
 				t.fail(errAborted)
 				return
 			case errors.As(err, &ne) && ne.Timeout():
-				if now.Before(t.deadline) {
+				if now.Before(t.wakeAt()) {
 					continue // woken early; not yet due
 				}
 				if t.onTimer(now) {

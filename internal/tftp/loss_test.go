@@ -147,6 +147,11 @@ func lossGet(server *net.UDPAddr, name string, window, size int, deadline time.T
 		}
 		switch {
 		case p.op == opOACK && next == 1:
+			for _, o := range p.opts {
+				if v, err := strconv.Atoi(o.value); o.name == "windowsize" && err == nil {
+					window = v // the server may grant less (single-port mode does)
+				}
+			}
 			if err := ack(from, 0); err != nil {
 				return data, err
 			}

@@ -75,6 +75,10 @@ type Server struct {
 	// MaxTransfers bounds concurrent transfers; requests beyond it get
 	// "server busy" (default 10000).
 	MaxTransfers int
+	// MaxTransfersPerClient bounds the concurrent transfers of one client
+	// address (an IPv6 /64), and is itself at most half of MaxTransfers
+	// (default 16; see limits.go).
+	MaxTransfersPerClient int
 	// Grace is how long in-flight transfers may run after Serve's context
 	// ends before they are aborted (default 5s).
 	Grace time.Duration
@@ -114,7 +118,7 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	if s.FS == nil {
 		return errors.New("tftp: Server.FS is nil")
 	}
-	l := &listener{srv: s, conn: conn, peers: map[netip.AddrPort]*transfer{}}
+	l := &listener{srv: s, conn: conn, peers: map[netip.AddrPort]*transfer{}, clients: map[netip.Addr]int{}}
 	l.localAddr, _ = netip.ParseAddrPort(conn.LocalAddr().String())
 	l.p4 = ipv4.NewPacketConn(conn)
 	if l.localAddr.Addr().IsUnspecified() {
@@ -187,8 +191,9 @@ type listener struct {
 	// peers maps client addresses to their transfer. In ephemeral mode it
 	// only serves to recognise retransmitted requests, and transfers delete from
 	// it; in single-port mode it is the demultiplexer.
-	mu    sync.Mutex
-	peers map[netip.AddrPort]*transfer
+	mu      sync.Mutex
+	peers   map[netip.AddrPort]*transfer
+	clients map[netip.Addr]int // transfers under way per clientKey
 
 	transfers sync.WaitGroup // this listener's transfers, for Serve's grace period
 }
@@ -250,6 +255,9 @@ func (l *listener) readLoop(ctx context.Context) error {
 		}
 		isRequest := op == opRRQ || op == opWRQ
 		if t != nil {
+			if single {
+				t.out.(*creditSender).received(n)
+			}
 			if !isRequest {
 				// Single-port: the packet belongs to this transfer. (In
 				// ephemeral mode the client never writes here mid-transfer.)
@@ -333,7 +341,7 @@ func (l *listener) tick(now time.Time) {
 		return
 	}
 	for _, t := range l.peers {
-		if !now.Before(t.deadline) {
+		if !now.Before(t.wakeAt()) {
 			t.onTimer(now)
 		}
 	}
@@ -351,6 +359,10 @@ func (l *listener) remove(t *transfer) {
 	l.mu.Lock()
 	if l.peers[t.peer] == t {
 		delete(l.peers, t.peer)
+	}
+	key := clientKey(t.peer.Addr())
+	if l.clients[key]--; l.clients[key] <= 0 {
+		delete(l.clients, key)
 	}
 	l.mu.Unlock()
 }
@@ -409,6 +421,14 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 		l.sendTo(appendError(nil, ErrUndefined, "server is shutting down"), peer, local)
 		return
 	}
+	key := clientKey(peer.Addr())
+	if n, max := l.clients[key], s.perClientLimit(); n >= max {
+		l.mu.Unlock()
+		log.Warn("tftp: too many transfers from one client, request refused", "client", peer.String(), "file", req.filename, "limit", max)
+		l.sendTo(appendError(nil, ErrUndefined, "too many transfers from your address, try again later"), peer, local)
+		return
+	}
+	l.clients[key]++
 	s.active.Add(1)
 	l.transfers.Add(1)
 	l.peers[peer] = t
@@ -422,7 +442,7 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 	if s.SinglePort {
 		// Everything for this transfer happens on this goroutine: the file
 		// is opened here (local disk, fast) and the first packet sent.
-		t.out = &listenerSender{l: l, peer: peer, local: local}
+		t.out = newCreditSender(l, peer, local, len(pkt))
 		t.begin(time.Now())
 		return
 	}

@@ -691,7 +691,13 @@ func TestTimeoutOption(t *testing.T) { forModes(t, ephemeralModes, testTimeoutOp
 func testTimeoutOption(t *testing.T, m mode) {
 	t.Parallel()
 	data := randBytes(2000, 3)
-	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) { s.Timeout = 100 * time.Millisecond }))
+	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
+		s.Timeout = 100 * time.Millisecond
+		// A transfer never acknowledged lives (Retries+1) of the
+		// server's timeouts, whatever the client negotiated (limits.go):
+		// long enough here to see the negotiated retransmission.
+		s.Retries = 20
+	}))
 	c := newClient(t, ts.addr)
 	c.rrq("f", "octet", "timeout", "1")
 	p := c.next()
@@ -739,7 +745,8 @@ func testErrorPackets(t *testing.T, m mode) {
 	if err := os.Symlink(outside, filepath.Join(dir, "escape-dir")); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, dir, m.set)
+	// Every request at once, all from 127.0.0.1.
+	ts := startServer(t, dir, m.with(func(s *Server) { s.MaxTransfersPerClient = 100 }))
 
 	tests := []struct {
 		name string
@@ -1737,6 +1744,7 @@ func testMixedClients(t *testing.T, m mode) {
 	ts := startServer(t, writeTree(t, files), m.with(func(s *Server) {
 		s.Timeout = 150 * time.Millisecond
 		s.Retries = 2
+		s.MaxTransfersPerClient = n // every client is 127.0.0.1
 	}))
 	optSets := [][]string{nil, {"blksize", "1468"}, {"blksize", "8192", "windowsize", "4"}, {"blksize", "1024", "windowsize", "16", "tsize", "0"}}
 	var wg sync.WaitGroup

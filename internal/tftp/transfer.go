@@ -163,10 +163,16 @@ func (t *transfer) open() ([]option, error) {
 	}
 	t.ra, t.size = r, fi.Size()
 	oack, err := t.negotiate()
-	if err == nil && t.req.mode == "netascii" {
+	if err != nil {
+		return nil, err
+	}
+	if s.SinglePort {
+		t.limitAmplification(oack)
+	}
+	if t.req.mode == "netascii" {
 		t.na, t.size = newNetascii(r, t.size, t.windowsize), unknownSize
 	}
-	return oack, err
+	return oack, nil
 }
 
 // negotiate applies the request's options (RFC 2347) and returns the ones to
@@ -414,10 +420,14 @@ func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
 	return t.sendWindow(now)
 }
 
-// onTimer is called when the deadline has passed without progress.
+// onTimer is called when wakeAt has passed: the deadline without progress,
+// or the end of a never-acknowledged transfer's life (limits.go).
 func (t *transfer) onTimer(now time.Time) bool {
-	if t.done {
+	if t.done || t.abandon(now) {
 		return true
+	}
+	if now.Before(t.deadline) {
+		return false
 	}
 	t.retries++
 	if t.retries > orDefault(t.srv.Retries, DefaultRetries) {

@@ -1,0 +1,79 @@
+package tftp
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// What bounds the server's slots against clients that hold them without
+// using them: a cap per client address, and a short life for transfers the
+// client never acknowledges.
+//
+// Every transfer holds one of MaxTransfers slots until it ends. A client
+// that asks and then stays silent (or an attacker who sends requests from a
+// forged address, which never sees the answer) holds its slot until the
+// transfer gives up: with the RFC 2349 timeout option at 255 seconds and 5
+// retransmissions that was 25 minutes per request. Now:
+//
+//   - A transfer the client has not acknowledged at all (not the OACK, not
+//     the first block) is abandoned after (Retries+1) of the server's
+//     timeouts (6 s by default), whatever timeout the client negotiated: a
+//     client that really waits 255 s between retransmissions has not heard
+//     from us either, and will ask again. Once the client has acknowledged
+//     something, the negotiated timeout governs, as RFC 2349 says.
+//   - One client address (an IPv6 /64) holds at most MaxTransfersPerClient
+//     transfers at once, and never more than half of MaxTransfers, so a
+//     flood of requests from one address cannot lock out the others.
+
+// DefaultMaxTransfersPerClient is MaxTransfersPerClient's default. A PXE
+// ROM, iPXE or a boot loader fetch one file at a time; 16 leaves room for
+// clients that overlap a few, and for a few machines behind one NAT.
+const DefaultMaxTransfersPerClient = 16
+
+// clientKey is the address a client is counted under: its IPv4 address, or
+// the /64 of its IPv6 address (one host may use many addresses of it).
+func clientKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is4() {
+		return a
+	}
+	p, _ := a.Prefix(64)
+	return p.Addr()
+}
+
+// perClientLimit is the number of transfers one client address may hold:
+// MaxTransfersPerClient, at most half of MaxTransfers (at least 1).
+func (s *Server) perClientLimit() int {
+	half := max(orDefault(s.MaxTransfers, DefaultMaxTransfers)/2, 1)
+	return min(orDefault(s.MaxTransfersPerClient, DefaultMaxTransfersPerClient), half)
+}
+
+// unansweredLimit is how long a transfer lives without any ACK from its
+// client: the time the server's own retransmissions take to give up.
+func (t *transfer) unansweredLimit() time.Duration {
+	s := t.srv
+	return time.Duration(orDefault(s.Retries, DefaultRetries)+1) * orDefault(s.Timeout, DefaultTimeout)
+}
+
+// wakeAt is when the transfer's timer must run next: its retransmission
+// deadline, or sooner the moment it is abandoned for want of any ACK.
+func (t *transfer) wakeAt() time.Time {
+	if !t.answered.Load() {
+		if end := t.start.Add(t.unansweredLimit()); end.Before(t.deadline) {
+			return end
+		}
+	}
+	return t.deadline
+}
+
+// abandon ends a transfer its client has never acknowledged once
+// unansweredLimit has passed, and reports whether it did.
+func (t *transfer) abandon(now time.Time) bool {
+	limit := t.unansweredLimit()
+	if t.answered.Load() || now.Sub(t.start) < limit {
+		return false
+	}
+	t.fail(fmt.Errorf("no ACK at all within %v: %w", limit, errTimeout))
+	return true
+}
