@@ -143,8 +143,17 @@ func FuzzWriteConfig(f *testing.F) {
 		if !pv {
 			return
 		}
-		blargs := strings.Trim(values["xl"]["bootloader_args"], "[] \"")
-		bootargs := strings.Trim(values["xm"]["vif"], "[] '")
+		// xl: bootloader_args = [ "..." ], a list of one C-like string;
+		// xm: vif = [ '...' ], a Python list of one string (bootargs = vif[0]).
+		blargs, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(values["xl"]["bootloader_args"], "[ "), " ]"))
+		if err != nil {
+			t.Fatalf("bootloader_args %q: %v", values["xl"]["bootloader_args"], err)
+		}
+		bootargs, okPrefix := strings.CutPrefix(values["xm"]["vif"], "[ '")
+		bootargs, okSuffix := strings.CutSuffix(bootargs, "' ]")
+		if !okPrefix || !okSuffix || strings.ContainsAny(bootargs, "'\\") {
+			t.Fatalf("vif %q is not a list of one plain string", values["xm"]["vif"])
+		}
 		for _, args := range [][]string{
 			libxlArgv("", "", "", "", []string{blargs}, disk),
 			xendArgv("", true, bootargs, disk),
