@@ -111,8 +111,7 @@ func (t *Tree) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Check before opening too: opening a FIFO for reading blocks until a
-	// writer appears, and opening a device can have side effects.
+	// Check before opening too: opening a device can have side effects.
 	fi, err := t.root.Stat(clean)
 	if err != nil {
 		return nil, t.explain(name, clean, err)
@@ -120,7 +119,10 @@ func (t *Tree) Open(name string) (fs.File, error) {
 	if err := checkServable(name, fi); err != nil {
 		return nil, err
 	}
-	f, err := t.root.Open(clean)
+	// Non-blocking: opening a FIFO for reading waits for a writer, and the
+	// name may have become one since the check above. Reading a regular
+	// file is the same with O_NONBLOCK; what is not one is refused below.
+	f, err := t.root.OpenFile(clean, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, t.explain(name, clean, err)
 	}
