@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"pxed/internal/testutil"
 )
 
 // heapInUse is the live heap after a collection.
@@ -261,9 +265,11 @@ func TestFloodFromOneAddress(t *testing.T) {
 	dir := writeTree(t, map[string][]byte{"f": want})
 	forModes(t, modes, func(t *testing.T, m mode) {
 		t.Parallel()
+		log := &testutil.SyncBuffer{}
 		ts := startServer(t, dir, m.with(func(s *Server) {
 			s.MaxTransfers = 20
 			s.Timeout = 5 * time.Second // the flood holds its slots for the whole test
+			s.Logger = slog.New(slog.NewTextHandler(log, nil))
 		}))
 		const flood = 60
 		busy := 0
@@ -282,6 +288,10 @@ func TestFloodFromOneAddress(t *testing.T) {
 		t.Logf("%d silent requests from 127.0.0.2: %d hold slots, %d refused", flood, held, busy)
 		if held > 10 {
 			t.Fatalf("one address holds %d of 20 slots, want at most half", held)
+		}
+		// Refusals are logged once a second, not once a request.
+		if lines := strings.Count(log.String(), "too many transfers from one client"); lines < 1 || lines > 3 {
+			t.Errorf("%d refusals logged in %d lines, want a line a second:\n%s", busy, lines, log.String())
 		}
 		r := newClient(t, ts.addr).get("f", "octet", "blksize", "1468")
 		if r.err != nil || !bytes.Equal(r.data, want) {
@@ -322,4 +332,36 @@ func lookTool(t *testing.T, name string) (string, error) {
 		return "", errors.New("no " + name)
 	}
 	return p, nil
+}
+
+func TestClientKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::",
+		"2001:db8:1:3::1":      "2001:db8:1:3::",
+		"fe80::1%eth0":         "fe80::",
+	} {
+		if got := clientKey(netip.MustParseAddr(in)); got.String() != want {
+			t.Errorf("clientKey(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestPerClientLimit(t *testing.T) {
+	tests := []struct{ max, perClient, want int }{
+		{0, 0, DefaultMaxTransfersPerClient}, // the defaults: 10000 and 16
+		{10000, 100, 100},
+		{20, 0, 10}, // half of max-transfers
+		{20, 4, 4},
+		{3, 16, 1},
+		{1, 16, 1},
+	}
+	for _, tc := range tests {
+		s := &Server{MaxTransfers: tc.max, MaxTransfersPerClient: tc.perClient}
+		if got := s.perClientLimit(); got != tc.want {
+			t.Errorf("MaxTransfers %d, MaxTransfersPerClient %d: limit %d, want %d", tc.max, tc.perClient, got, tc.want)
+		}
+	}
 }

@@ -84,42 +84,53 @@ func FuzzParseRequest(f *testing.F) {
 	})
 }
 
-// FuzzServerPacket sends arbitrary datagrams to a running server: whatever it
-// answers must be a well-formed TFTP packet, and it must go on serving.
+// FuzzServerPacket sends arbitrary datagrams to running servers, one per
+// engine (io_uring, goroutines, single-port): whatever they answer must be
+// a well-formed TFTP packet, and they must go on serving.
 func FuzzServerPacket(f *testing.F) {
 	for _, s := range requestSeeds {
 		f.Add(s)
 	}
 	f.Add([]byte("\x00\x01hello\x00octet\x00blksize\x008\x00windowsize\x00999999\x00"))
 	f.Add([]byte("\x00\x01hello\x00netascii\x00tsize\x000\x00timeout\x00255\x00"))
+	f.Add([]byte("\x00\x01hello\x00netascii\x00blksize\x008\x00windowsize\x004\x00"))
+	f.Add([]byte("\x00\x01hello\x00octet\x00blksize\x0065464\x00windowsize\x0064\x00tsize\x000\x00"))
 	f.Add([]byte("\x00\x03\x00\x01data"))
+	f.Add([]byte("\x00\x04\x00\x00"))
 	f.Add([]byte("\x00\x05\x00\x01oops\x00"))
 	f.Add([]byte{})
 	hello := []byte("hello, world\n")
-	ts := startServer(f, writeTree(f, map[string][]byte{"hello": hello, "sub/x": hello}), func(s *Server) {
-		s.Logger = nil
-		s.Retries = 1
-		s.Grace = 100 * time.Millisecond
-	})
+	dir := writeTree(f, map[string][]byte{"hello": hello, "sub/x": hello})
+	var servers []*testServer
+	for _, m := range modes {
+		servers = append(servers, startServer(f, dir, m.with(func(s *Server) {
+			s.Logger = nil
+			s.Retries = 1
+			s.Grace = 100 * time.Millisecond
+			s.MaxTransfersPerClient = 1 << 20 // every input comes from 127.0.0.1
+		})))
+	}
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		c := newClient(t, ts.addr)
-		c.send(pkt)
-		p, err := c.read(20 * time.Millisecond)
-		switch {
-		case errors.Is(err, errNoPacket):
-		case err != nil:
-			t.Fatalf("answer to %q: %v", pkt, err)
-		case p.op == opDATA || p.op == opOACK:
-			// A transfer started: end it, or fuzzing would pile up transfers
-			// that wait out a negotiated timeout.
-			c.sendTo(p.from, appendError(nil, ErrUndefined, "fuzz client done"))
-		case p.op != opERROR:
-			t.Fatalf("answer to %q: %v", pkt, p)
-		}
-		c.conn.Close()
-		r, err := newClient(t, ts.addr).getErr("hello", "octet")
-		if err != nil || r.err != nil || !bytes.Equal(r.data, hello) {
-			t.Fatalf("after %q the server no longer serves: %v, %v", pkt, err, r)
+		for _, ts := range servers {
+			c := newClient(t, ts.addr)
+			c.send(pkt)
+			p, err := c.read(20 * time.Millisecond)
+			switch {
+			case errors.Is(err, errNoPacket):
+			case err != nil:
+				t.Fatalf("answer to %q: %v", pkt, err)
+			case p.op == opDATA || p.op == opOACK:
+				// A transfer started: end it, or fuzzing would pile up
+				// transfers that wait out a negotiated timeout.
+				c.sendTo(p.from, appendError(nil, ErrUndefined, "fuzz client done"))
+			case p.op != opERROR:
+				t.Fatalf("answer to %q: %v", pkt, p)
+			}
+			c.conn.Close()
+			r, err := newClient(t, ts.addr).getErr("hello", "octet")
+			if err != nil || r.err != nil || !bytes.Equal(r.data, hello) {
+				t.Fatalf("after %q the server no longer serves: %v, %v", pkt, err, r)
+			}
 		}
 	})
 }

@@ -2,6 +2,7 @@ package tftp
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 )
@@ -25,6 +26,9 @@ import (
 //   - One client address (an IPv6 /64) holds at most MaxTransfersPerClient
 //     transfers at once, and never more than half of MaxTransfers, so a
 //     flood of requests from one address cannot lock out the others.
+//
+// Requests refused for either cap are logged at most once a second, with
+// the number refused in between: a flood must not become one of log lines.
 
 // DefaultMaxTransfersPerClient is MaxTransfersPerClient's default. A PXE
 // ROM, iPXE or a boot loader fetch one file at a time; 16 leaves room for
@@ -76,4 +80,25 @@ func (t *transfer) abandon(now time.Time) bool {
 	}
 	t.fail(fmt.Errorf("no ACK at all within %v: %w", limit, errTimeout))
 	return true
+}
+
+// quietLog logs a kind of refusal at most once a second, with how many
+// more it refused since its previous line. It is used by the listener's
+// goroutine only.
+type quietLog struct {
+	next       time.Time
+	suppressed int
+}
+
+func (q *quietLog) warn(log *slog.Logger, msg string, args ...any) {
+	now := time.Now()
+	if now.Before(q.next) {
+		q.suppressed++
+		return
+	}
+	if q.suppressed > 0 {
+		args = append(args, "more_refused", q.suppressed)
+	}
+	q.next, q.suppressed = now.Add(time.Second), 0
+	log.Warn(msg, args...)
 }

@@ -195,6 +195,8 @@ type listener struct {
 	peers   map[netip.AddrPort]*transfer
 	clients map[netip.Addr]int // transfers under way per clientKey
 
+	busyLog, clientLog quietLog // refusals for MaxTransfers, MaxTransfersPerClient
+
 	transfers sync.WaitGroup // this listener's transfers, for Serve's grace period
 }
 
@@ -408,7 +410,7 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 		return
 	}
 	if max := orDefault(s.MaxTransfers, DefaultMaxTransfers); s.active.Load() >= int64(max) {
-		log.Warn("tftp: too many transfers, request refused", "client", peer.String(), "file", req.filename, "limit", max)
+		l.busyLog.warn(log, "tftp: too many transfers, request refused", "client", peer.String(), "file", req.filename, "limit", max)
 		l.sendTo(appendError(nil, ErrUndefined, "server busy, try again later"), peer, local)
 		return
 	}
@@ -424,7 +426,7 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 	key := clientKey(peer.Addr())
 	if n, max := l.clients[key], s.perClientLimit(); n >= max {
 		l.mu.Unlock()
-		log.Warn("tftp: too many transfers from one client, request refused", "client", peer.String(), "file", req.filename, "limit", max)
+		l.clientLog.warn(log, "tftp: too many transfers from one client, request refused", "client", peer.String(), "file", req.filename, "limit", max)
 		l.sendTo(appendError(nil, ErrUndefined, "too many transfers from your address, try again later"), peer, local)
 		return
 	}
