@@ -477,7 +477,7 @@ func (t *transfer) finish(err error) bool {
 	if err != nil {
 		result, level = err.Error(), slog.LevelWarn
 	}
-	t.srv.logger().Log(context.Background(), level, "tftp transfer",
+	attrs := []any{
 		"client", t.peer.String(),
 		"file", t.req.filename,
 		"mode", t.req.mode,
@@ -485,8 +485,12 @@ func (t *transfer) finish(err error) bool {
 		"duration", time.Since(t.start).Round(time.Microsecond),
 		"blksize", t.blksize,
 		"windowsize", t.windowsize,
-		"retransmits", t.retransmits,
-		"result", result)
+	}
+	if cs, ok := t.out.(*creditSender); ok && cs.withheld > 0 {
+		attrs = append(attrs, "withheld", cs.withheld) // singleport.go
+	}
+	attrs = append(attrs, "retransmits", t.retransmits, "result", result)
+	t.srv.logger().Log(context.Background(), level, "tftp transfer", attrs...)
 	t.onDone()
 	return true
 }
