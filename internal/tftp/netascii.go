@@ -91,7 +91,7 @@ func newNetascii(ra io.ReaderAt, size int64, windowsize int) *netascii {
 func (na *netascii) block(dst, scratch []byte, i int) (int, error) {
 	at := na.pos[i]
 	// Every file byte yields one or two bytes: a block never needs more
-	// than len(dst) of them.
+	// than len(dst) of them. (at.off never passes size.)
 	want := min(int64(len(dst)), na.size-at.off)
 	if want > 0 {
 		if n, err := na.ra.ReadAt(scratch[:want], at.off); int64(n) < want {
@@ -101,7 +101,7 @@ func (na *netascii) block(dst, scratch []byte, i int) (int, error) {
 			return 0, fmt.Errorf("read at %d: %w (file changed during transfer?)", at.off, err)
 		}
 	}
-	n, used, split := netasciiEncode(dst, scratch[:max(want, 0)], at.carry)
+	n, used, split := netasciiEncode(dst, scratch[:want], at.carry)
 	next := naPos{off: at.off + int64(used), carry: split}
 	if i+1 < len(na.pos) {
 		na.pos[i+1] = next
