@@ -30,6 +30,8 @@ func TestMain(m *testing.M) {
 	switch os.Getenv(roleEnv) {
 	case "dora":
 		os.Exit(doraMain(os.Getenv("PXED_E2E_IFACE"), os.Getenv("PXED_E2E_MODE")))
+	case "dhcpsend":
+		os.Exit(sendMain(os.Getenv("PXED_E2E_IFACE")))
 	}
 	code := m.Run()
 	if pxedBin != "" {
