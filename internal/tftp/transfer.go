@@ -63,7 +63,6 @@ type transfer struct {
 	sentAt   time.Time // when the OACK or window in flight was last sent
 	fresh    int64     // the first block in flight sent only once (the OACK is block 0)
 	sentMax  int64     // the highest block sent so far
-	idleAt   time.Time // the last progress: start, ACK 0 or an ACK of new blocks
 	nacked   bool      // an ACK of base-1 already caused a resend of this window
 	pkts     [][]byte  // reused by sendWindow; points into a pooled buffer only while sending
 
@@ -121,7 +120,6 @@ func (t *transfer) begin(now time.Time) bool {
 // launch sends the OACK for the options open negotiated, or the first window
 // when there are none.
 func (t *transfer) launch(oack []option, now time.Time) bool {
-	t.idleAt = now
 	if len(oack) > 0 {
 		t.oack = appendOACK(make([]byte, 0, 64), oack)
 		return t.sendOACK(now)
@@ -337,19 +335,20 @@ func (t *transfer) sendWindow(now time.Time) bool {
 }
 
 // nextDeadline is when to retransmit what was just sent: after the
-// transfer's retransmission timeout, except for the last wait before it is
-// abandoned (Retries retransmissions without progress). That one lasts
-// until (Retries+1) timeouts of the longest wait have passed since the last
-// progress, so a silent client is given as long as with a fixed timeout:
-// adaptive retransmissions are quicker, giving up is not.
+// transfer's retransmission timeout. With an adaptive timeout, the last
+// wait before the transfer is abandoned (after Retries retransmissions
+// without progress) lasts (Retries+1) times the longest wait, so that giving
+// up never comes sooner than with a fixed timeout, and a client gets a quiet
+// spell in which its own timer can fire: atftp answers only the first
+// duplicate of a block and re-sends its ACK 5 s after the last packet it
+// received, so when that one ACK is lost as well, the server's quick
+// retransmissions only hold its timer back.
 func (t *transfer) nextDeadline(now time.Time) time.Time {
-	d := now.Add(t.rto.timeout())
-	if n := orDefault(t.srv.Retries, DefaultRetries); t.retries >= n {
-		if patient := t.idleAt.Add(time.Duration(n+1) * t.rto.ceil); patient.After(d) {
-			d = patient
-		}
+	wait := t.rto.timeout()
+	if n := orDefault(t.srv.Retries, DefaultRetries); t.retries >= n && t.rto.adaptive() {
+		wait = time.Duration(n+1) * t.rto.ceil
 	}
-	return d
+	return now.Add(wait)
 }
 
 // progress notes an ACK of block acked, in flight: a round trip to measure
@@ -360,7 +359,6 @@ func (t *transfer) progress(acked int64, now time.Time) {
 	if acked >= t.fresh {
 		t.rto.sample(now.Sub(t.sentAt))
 	}
-	t.idleAt = now
 }
 
 // onPacket handles a packet from the client.
