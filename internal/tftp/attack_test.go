@@ -365,3 +365,46 @@ func TestPerClientLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestSamePortSameFileAgain: a client that has the whole file (a single
+// block here) asks for the same file again from the same port, and its new
+// request reaches the server before its final ACK does (as it may: the ACK
+// goes to the transfer's port, the request to the listening port). The
+// request must start a new transfer, not pass for a retransmission of the
+// old one, which is about to end: that left the client waiting for
+// nothing. Found by FuzzServerPacket.
+func TestSamePortSameFileAgain(t *testing.T) {
+	data := randBytes(300, 34)
+	dir := writeTree(t, map[string][]byte{"f": data})
+	forModes(t, modes, func(t *testing.T, m mode) {
+		t.Parallel()
+		ts := startServer(t, dir, m.set) // a 5 s timeout: a lost request would show
+		for _, opts := range [][]string{nil, {"blksize", "1468", "windowsize", "4"}} {
+			c := newClient(t, ts.addr)
+			c.rrq("f", "octet", opts...)
+			p := c.next()
+			if p.op == opOACK {
+				c.ack(0)
+				p = c.next()
+			}
+			if p.op != opDATA || p.block != 1 || !bytes.Equal(p.data, data) {
+				t.Fatalf("options %v: got %v, want the whole file in DATA 1", opts, p)
+			}
+			old := c.peer
+			c.rrq("f", "octet", opts...) // the next request first,
+			c.sendTo(old, ackPacket(1))  // then the final ACK of the first
+			c.peer = nil
+			p, err := c.read(time.Second)
+			if err != nil {
+				t.Fatalf("options %v: the second request got no answer within 1s: %v", opts, err)
+			}
+			if m.name != "single-port" && p.from.AddrPort() == old.AddrPort() {
+				t.Fatalf("options %v: answered by the finished transfer's port", opts)
+			}
+			r := c.finish(p)
+			if r.err != nil || !bytes.Equal(r.data, data) {
+				t.Fatalf("options %v: second transfer: %v, %d bytes", opts, r.err, len(r.data))
+			}
+		}
+	})
+}

@@ -101,17 +101,27 @@ func FuzzServerPacket(f *testing.F) {
 	f.Add([]byte{})
 	hello := []byte("hello, world\n")
 	dir := writeTree(f, map[string][]byte{"hello": hello, "sub/x": hello})
+	// Each server has one checking client that keeps its port, so every
+	// check asks for the same file from the same port as the one before,
+	// at once (that found a new request taken for a retransmission of the
+	// transfer its final ACK was about to end: TestSamePortSameFileAgain),
+	// and no input's client can get that port. The short timeout ends
+	// within 300ms the transfers an input started but did not end (their
+	// answer came after the 20ms the harness waits).
 	var servers []*testServer
+	var checkers []*tclient
 	for _, m := range modes {
-		servers = append(servers, startServer(f, dir, m.with(func(s *Server) {
+		ts := startServer(f, dir, m.with(func(s *Server) {
 			s.Logger = nil
-			s.Retries = 1
+			s.Timeout, s.MinTimeout, s.Retries = 150*time.Millisecond, 150*time.Millisecond, 1
 			s.Grace = 100 * time.Millisecond
 			s.MaxTransfersPerClient = 1 << 20 // every input comes from 127.0.0.1
-		})))
+		}))
+		servers = append(servers, ts)
+		checkers = append(checkers, newClient(f, ts.addr))
 	}
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		for _, ts := range servers {
+		for i, ts := range servers {
 			c := newClient(t, ts.addr)
 			c.send(pkt)
 			p, err := c.read(20 * time.Millisecond)
@@ -127,7 +137,9 @@ func FuzzServerPacket(f *testing.F) {
 				t.Fatalf("answer to %q: %v", pkt, p)
 			}
 			c.conn.Close()
-			r, err := newClient(t, ts.addr).getErr("hello", "octet")
+			check := checkers[i]
+			check.peer = nil
+			r, err := check.getErr("hello", "octet")
 			if err != nil || r.err != nil || !bytes.Equal(r.data, hello) {
 				t.Fatalf("after %q the server no longer serves: %v, %v", pkt, err, r)
 			}

@@ -70,17 +70,20 @@ type transfer struct {
 	retransmits int
 	done        bool
 
-	// answered is set once the client has acknowledged anything: from then
-	// on a request from the same address and port is a new request, not a
-	// retransmission. Read by the listener, hence atomic.
+	// answered is set once the client has acknowledged anything, lastSent
+	// once the final block has been sent: from then on a request from the
+	// same address and port is a new request, not a retransmission (the
+	// client may have the whole file, and its final ACK may arrive after
+	// its next request). Read by the listener, hence atomic.
 	answered atomic.Bool
+	lastSent atomic.Bool
 }
 
 // isRetransmission reports whether pkt, a request from this transfer's
 // peer, repeats the request that started it: the client has not heard from
 // us yet and asks again for the same file.
 func (t *transfer) isRetransmission(pkt []byte) bool {
-	if t.answered.Load() {
+	if t.answered.Load() || t.lastSent.Load() {
 		return false
 	}
 	req, err := parseRequest(pkt)
@@ -322,6 +325,9 @@ func (t *transfer) sendWindow(now time.Time) bool {
 		pkt = pkt[:4+n]
 		pkts = append(pkts, pkt)
 		used += len(pkt)
+	}
+	if t.end == t.last {
+		t.lastSent.Store(true) // before the client can have it
 	}
 	if err := flush(); err != nil {
 		return t.fail(fmt.Errorf("send up to block %d: %w", t.end, err))
