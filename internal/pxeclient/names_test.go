@@ -50,8 +50,8 @@ func TestResolveName(t *testing.T) {
 		{"http://192.0.2.1:8080/web/", "images/vmlinuz", "http://192.0.2.1:8080/web/images/vmlinuz"},
 		{"http://192.0.2.1:8080/web/", "/images/extra1.gz", "http://192.0.2.1:8080/web//images/extra1.gz"},
 		{"http://192.0.2.1:8080/web/", "::bios/images/initrd.gz", "bios/images/initrd.gz"},
-		{"bios/", "192.0.2.9::x/y", "tftp://192.0.2.9/x/y"}, // source only
-		{"bios/", "a:b", "bios/a:b"},                        // source only: one ':' is no URL
+		{"bios/", "192.0.2.9::x/y", "tftp://192.0.2.9/x/y"}, // lab: host::path is absolute, from that host
+		{"bios/", "a:b", "bios/a:b"},                        // lab: one ':' is no URL
 		{"::bios/", "x", "bios/x"},                          // source only
 	} {
 		if got := ResolveName(tc.prefix, tc.name); got != tc.want {

@@ -75,22 +75,24 @@ var ppCases = []ppCase{{
 		b.write("bios/inc/a.cfg", "INCLUDE ::bios/inc/b.cfg\n")
 		b.write("bios/inc/b.cfg", "INCLUDE inc/c.cfg\n") // relative to the prefix, not to bios/inc/
 		b.write("bios/inc/c.cfg", "LABEL linux\n  KERNEL /images/vmlinuz\n"+
-			"  INITRD ::bios/images/initrd.gz,images/extra1.gz,tftp://192.0.2.1/bios/images/extra2.gz,http://192.0.2.1:8080/bios/images/extra3.gz\n"+
+			"  INITRD ::bios/images/initrd.gz,images/extra1.gz,tftp://192.0.2.1/bios/images/extra2.gz,http://192.0.2.1:8080/bios/images/extra3.gz,"+
+			"192.0.2.1::bios/images/extra4.gz,images/ex:tra5.gz\n"+
 			"  APPEND console=ttyS0 pxed.pp=bootfile\n")
 		b.place("bios/images/vmlinuz", b.a.Kernel)
 		b.place("bios/images/initrd.gz", b.a.Initrd)
-		for i := 1; i <= 3; i++ {
+		for i := 1; i <= 4; i++ {
 			b.write(fmt.Sprintf("bios/images/extra%d.gz", i), tinyInitrd(fmt.Sprintf("extra%d", i)))
 		}
+		b.write("bios/images/ex:tra5.gz", tinyInitrd("extra5"))
 	},
 	cmdline: []string{"BOOT_IMAGE=/images/vmlinuz console=ttyS0 pxed.pp=bootfile initrd=::bios/images/initrd.gz,images/extra1.gz,"},
 	wire: []string{"TFTP bios/pxelinux.0", "TFTP bios/ldlinux.c32", "TFTP bios/pxelinux.cfg/01-52-54-00-70-70-01",
 		"TFTP bios//inc/a.cfg", "TFTP bios/inc/b.cfg", "TFTP bios/inc/c.cfg",
 		"TFTP bios//images/vmlinuz", "TFTP bios/images/initrd.gz", "TFTP bios/images/extra1.gz", "TFTP bios/images/extra2.gz",
-		"HTTP GET /bios/images/extra3.gz"},
+		"HTTP GET /bios/images/extra3.gz", "TFTP bios/images/extra4.gz", "TFTP bios/images/ex:tra5.gz"},
 	find: []string{"TFTP bios/pxelinux.cfg/01-52-54-00-70-70-01", "TFTP bios//inc/a.cfg", "TFTP bios/inc/b.cfg", "TFTP bios/inc/c.cfg",
 		"TFTP bios//images/vmlinuz", "TFTP bios/images/initrd.gz", "TFTP bios/images/extra1.gz", "TFTP bios/images/extra2.gz",
-		"HTTP GET /bios/images/extra3.gz"},
+		"HTTP GET /bios/images/extra3.gz", "TFTP bios/images/extra4.gz", "TFTP bios/images/ex:tra5.gz"},
 	tree: true,
 }, {
 	// Option 210 wins over the boot file's directory, for ldlinux.c32 too;
