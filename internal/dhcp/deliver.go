@@ -70,7 +70,7 @@ func (s *Server) deliver(x *exchange, req Request, o Outcome) {
 				return
 			}
 			s.probing.Add(-1)
-			if n, ok := s.unprobed.tick(time.Now()); ok {
+			if n, ok := s.unprobed.Tick(time.Now(), time.Minute); ok {
 				s.log().Warn("dhcp: ping-check saturated; offering without probing (at most one such line a minute)",
 					"in-flight", maxProbes, "unprobed-offers", n)
 			}

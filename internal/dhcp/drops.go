@@ -4,16 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"pxed/internal/lograte"
 )
 
 // Datagrams dropped before any decision (oversized or malformed) are
 // logged at debug level each, and summarised at info level at most once a
 // minute: a flood of junk must not become a flood of log lines.
 type dropReport struct {
-	every                everyMinute
+	every                lograte.Limiter
 	oversized, malformed atomic.Uint64
 }
 
@@ -29,30 +30,9 @@ func (s *Server) drop(port *Port, src netip.AddrPort, oversized bool, err error)
 	} else {
 		d.malformed.Add(1)
 	}
-	if _, ok := d.every.tick(time.Now()); ok {
+	if _, ok := d.every.Tick(time.Now(), time.Minute); ok {
 		s.log().Info("dhcp: dropped datagrams that are not valid DHCP messages (at most one such line a minute)",
 			"iface", port.Name, "oversized", d.oversized.Swap(0), "malformed", d.malformed.Swap(0),
 			"max-bytes", MaxMessageLen, "last-from", src.String())
 	}
-}
-
-// everyMinute counts events and lets one log line a minute report them.
-type everyMinute struct {
-	mu   sync.Mutex
-	n    uint64
-	next time.Time
-}
-
-// tick counts one event; when a line may be logged it returns the count
-// since the last one, and true.
-func (e *everyMinute) tick(now time.Time) (uint64, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.n++
-	if now.Before(e.next) {
-		return 0, false
-	}
-	n := e.n
-	e.n, e.next = 0, now.Add(time.Minute)
-	return n, true
 }

@@ -17,6 +17,7 @@ import (
 	"pxed/internal/bootplan"
 	"pxed/internal/dhcpnet"
 	"pxed/internal/lease"
+	"pxed/internal/lograte"
 )
 
 // Conn is one interface's sockets, as the server needs them. *dhcpnet.Conn
@@ -83,8 +84,8 @@ type Server struct {
 	warnOnce sync.Map // string -> struct{}
 	fixed    atomic.Pointer[fixedView]
 	drops    dropReport
-	probing  atomic.Int32 // ping-checks in flight
-	unprobed everyMinute  // offers sent unprobed, ping-check saturated
+	probing  atomic.Int32    // ping-checks in flight
+	unprobed lograte.Limiter // offers sent unprobed, ping-check saturated
 }
 
 // fixedView is the View made for Plan and TFTPEnabled when View is nil.

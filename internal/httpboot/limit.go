@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"pxed/internal/lograte"
 )
 
 // Limits bound what HTTP clients can hold: connections, all clients together
@@ -94,7 +96,7 @@ type listener struct {
 	// refused counts connections refused since the last log line.
 	refusedIP, refusedAll int
 	lastRefused           netip.Prefix
-	lastLog               time.Time
+	logRate               lograte.Limiter
 }
 
 // Accept returns the next connection within the caps; the ones over them
@@ -130,11 +132,11 @@ func (ln *listener) admit(key netip.Prefix) bool {
 		return true
 	}
 	ln.lastRefused = key
-	if now := time.Now(); now.Sub(ln.lastLog) >= logEvery {
+	if _, ok := ln.logRate.Tick(time.Now(), logEvery); ok {
 		ln.l.Logger.Warn("http: connections refused over the caps",
 			"per-address", ln.refusedIP, "max-conns-per-ip", ln.l.MaxConnsPerIP,
 			"all", ln.refusedAll, "max-conns", ln.l.MaxConns, "last", ln.lastRefused.String())
-		ln.refusedIP, ln.refusedAll, ln.lastLog = 0, 0, now
+		ln.refusedIP, ln.refusedAll = 0, 0
 	}
 	return false
 }

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"pxed/internal/lograte"
 )
 
 // Defaults for the zero values of Options' fields.
@@ -103,9 +105,8 @@ type Allocator struct {
 	inflight int    // writes the committer is writing
 	seq      uint64
 	stats    Stats
-	// pressureLogAt: no warning about reclaimed offers before this time
-	// (Unix nanoseconds).
-	pressureLogAt int64
+	// pressureLog spaces the warnings about reclaimed offers.
+	pressureLog lograte.Limiter
 }
 
 // entry is the allocator's state for one address that has (had) a lease or an

@@ -101,10 +101,9 @@ func (a *Allocator) reclaim(ranges []*rangeState, c ClientKey, now int64) (netip
 const pressureLogEvery = time.Minute
 
 func (a *Allocator) logPressure(now int64) {
-	if now < a.pressureLogAt {
+	if _, ok := a.pressureLog.Tick(time.Unix(0, now), pressureLogEvery); !ok {
 		return
 	}
-	a.pressureLogAt = now + int64(pressureLogEvery)
 	a.log.Warn("lease: pool exhausted; reclaiming outstanding offers, oldest first (a flood of DISCOVERs, or a pool too small; at most one such line a minute)",
 		"reclaimed-so-far", a.stats.Reclaimed)
 }

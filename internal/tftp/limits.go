@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"pxed/internal/lograte"
 )
 
 // What bounds the server's slots against clients that hold them without
@@ -82,23 +84,17 @@ func (t *transfer) abandon(now time.Time) bool {
 	return true
 }
 
-// quietLog logs a kind of refusal at most once a second, with how many
-// more it refused since its previous line. It is used by the listener's
-// goroutine only.
-type quietLog struct {
-	next       time.Time
-	suppressed int
-}
+// refusalLog logs a kind of refusal at most once a second, with how many
+// more it refused since its previous line.
+type refusalLog struct{ rate lograte.Limiter }
 
-func (q *quietLog) warn(log *slog.Logger, msg string, args ...any) {
-	now := time.Now()
-	if now.Before(q.next) {
-		q.suppressed++
+func (q *refusalLog) warn(log *slog.Logger, msg string, args ...any) {
+	n, ok := q.rate.Tick(time.Now(), time.Second)
+	if !ok {
 		return
 	}
-	if q.suppressed > 0 {
-		args = append(args, "more_refused", q.suppressed)
+	if n > 1 {
+		args = append(args, "more_refused", n-1)
 	}
-	q.next, q.suppressed = now.Add(time.Second), 0
 	log.Warn(msg, args...)
 }

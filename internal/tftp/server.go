@@ -195,7 +195,7 @@ type listener struct {
 	peers   map[netip.AddrPort]*transfer
 	clients map[netip.Addr]int // transfers under way per clientKey
 
-	busyLog, clientLog quietLog // refusals for MaxTransfers, MaxTransfersPerClient
+	busyLog, clientLog refusalLog // refusals for MaxTransfers, MaxTransfersPerClient
 
 	transfers sync.WaitGroup // this listener's transfers, for Serve's grace period
 }
