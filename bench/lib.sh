@@ -29,3 +29,31 @@ build_pxed() {
 	# shellcheck disable=SC2034 # used by the sourcing script
 	PXED=$WORK/bin/pxed
 }
+
+# stop_server NAME: stop the server whose process group leader is PID[NAME]
+# (an associative array of the caller): SIGTERM, up to 10 s to exit (pxed
+# drains transfers for up to 5 s), then SIGKILL.
+stop_server() {
+	local name=$1 pid=${PID[$1]:-} i
+	[[ -n $pid ]] || return 0
+	unset "PID[$name]"
+	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# tail_logs: show the last lines of every non-empty file in $LOGS (after a
+# failure, so the reason is on the terminal).
+tail_logs() {
+	local f
+	[[ -d $LOGS ]] || return 0
+	for f in "$LOGS"/*; do
+		[[ -s $f ]] || continue
+		log "--- last lines of $f"
+		tail -n 5 "$f" >&2
+	done
+}

@@ -179,19 +179,6 @@ RESULTS=$OUT/results.tsv # one line per perfdhcp run, see measure()
 
 # --- cleanup -----------------------------------------------------------------
 
-stop_server() {
-	local name=$1 pid=${PID[$1]:-} i
-	[[ -n $pid ]] || return 0
-	unset "PID[$name]"
-	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do # 10 s: pxed drains for up to 5 s
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
 	local rc=$? s
 	trap - EXIT INT TERM

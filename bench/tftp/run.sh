@@ -86,31 +86,13 @@ mkdir -p "$TREE" "$LOGS" "$WORK/bin" "$WORK/state" "$WORK/storm"
 : >"$RESULTS"
 : >"$RSSFILE"
 
-stop_server() {
-	local name=$1 pid=${PID[$1]:-} i
-	[[ -n $pid ]] || return 0
-	unset "PID[$name]"
-	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do # pxed drains for up to 5 s
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL -- "-$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
 	local rc=$? s
 	trap - EXIT INT TERM
 	[[ -n $SAMPLER_PID ]] && { kill "$SAMPLER_PID" 2>/dev/null || true; }
 	for s in "${!PID[@]}"; do stop_server "$s"; done
-	if ((rc != 0)) && [[ -d $LOGS ]]; then
-		for f in "$LOGS"/*; do
-			[[ -s $f ]] || continue
-			log "--- last lines of $f"
-			tail -n 5 "$f" >&2
-		done
-	fi
+	((rc == 0)) || tail_logs
 	[[ $SCRATCH != "$WORK" ]] && rm -rf "$SCRATCH"
 	[[ -n $KEEP_WORK ]] && log "kept $WORK" || rm -rf "$WORK"
 	exit "$rc"

@@ -93,31 +93,13 @@ RESULTS=$WORK/results.tsv # client server round seconds status bytes
 mkdir -p "$TREE" "$LOGS" "$SCRATCH" "$WORK/state"
 : >"$RESULTS"
 
-stop_server() {
-	local name=$1 pid=${PID[$1]:-} i
-	[[ -n $pid ]] || return 0
-	unset "PID[$name]"
-	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL -- "-$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
 	local rc=$? s ns
 	trap - EXIT INT TERM
 	for s in "${!PID[@]}"; do stop_server "$s"; done
 	for ns in "${NETNS_MADE[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-	if ((rc != 0)) && [[ -d $LOGS ]]; then
-		for f in "$LOGS"/*; do
-			[[ -s $f ]] || continue
-			log "--- last lines of $f"
-			tail -n 5 "$f" >&2
-		done
-	fi
+	((rc == 0)) || tail_logs
 	[[ $SCRATCH != "$WORK/out" ]] && rm -rf "$SCRATCH"
 	[[ -n $KEEP_WORK ]] && log "kept $WORK" || rm -rf "$WORK"
 	exit "$rc"
