@@ -134,14 +134,33 @@ func TestCheckAndImportErrors(t *testing.T) {
 
 func TestLeasesOffline(t *testing.T) {
 	dir := t.TempDir()
+	out := offlineLeases(t, dir, "192.0.2.200", "00:16:3e:72:79:e3", "pvm")
+	for _, want := range []string{"IP", "MAC", "STATE", "EXPIRES", "HOSTNAME", "192.0.2.200", "00:16:3e:72:79:e3", "bound", "pvm"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pxed leases output lacks %q:\n%s", want, out)
+		}
+	}
+	var stdout, stderr testutil.SyncBuffer
+	if code := run([]string{"leases", "--state-dir", t.TempDir()}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no lease database") {
+		t.Errorf("empty state dir: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// offlineLeases stores one bound lease (ip, mac, hostname) in a new lease
+// database in dir and returns what `pxed leases` prints with no server.
+func offlineLeases(t *testing.T, dir, ip, mac, hostname string) string {
+	t.Helper()
 	st, err := bolt.Open(filepath.Join(dir, app.LeaseDBName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mac, _ := net.ParseMAC("00:16:3e:72:79:e3")
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	if _, err := st.Put(context.Background(), []lease.Lease{{IP: netip.MustParseAddr("192.0.2.200"), Client: lease.Key(nil, mac), MAC: mac,
-		Hostname: "pvm", State: lease.Bound, Start: exp.Add(-time.Hour), Expiry: exp}}); err != nil {
+	if _, err := st.Put(context.Background(), []lease.Lease{{IP: netip.MustParseAddr(ip), Client: lease.Key(nil, hw), MAC: hw,
+		Hostname: hostname, State: lease.Bound, Start: exp.Add(-time.Hour), Expiry: exp}}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
@@ -149,14 +168,5 @@ func TestLeasesOffline(t *testing.T) {
 	if code := run([]string{"leases", "--state-dir", dir}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	out := stdout.String()
-	for _, want := range []string{"IP", "MAC", "STATE", "EXPIRES", "HOSTNAME", "192.0.2.200", "00:16:3e:72:79:e3", "bound", "pvm"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("pxed leases output lacks %q:\n%s", want, out)
-		}
-	}
-	stdout, stderr = testutil.SyncBuffer{}, testutil.SyncBuffer{}
-	if code := run([]string{"leases", "--state-dir", t.TempDir()}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no lease database") {
-		t.Errorf("empty state dir: exit %d, stderr %q", code, stderr.String())
-	}
+	return stdout.String()
 }
