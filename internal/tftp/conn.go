@@ -119,9 +119,11 @@ func sendError(e syscall.Errno) error {
 		return nil
 	case syscall.ECONNREFUSED:
 		return errUnreachable
-	case syscall.ENOBUFS, syscall.EAGAIN, syscall.EINTR:
-		// A full socket buffer: the packet is lost, the retransmission
-		// timer recovers it.
+	case syscall.ENOBUFS, syscall.EAGAIN, syscall.EINTR, syscall.EPERM:
+		// A full socket buffer, or a local firewall rule dropping the
+		// packet (netfilter answers EPERM): the packet is lost, and the
+		// retransmission timer recovers it, or ends the transfer after
+		// Retries if the loss persists.
 		return nil
 	default:
 		return e
@@ -151,8 +153,8 @@ func (t *transfer) runConn(abortCtx context.Context) {
 	var deadline time.Time
 	now := time.Now()
 	for {
-		if wake := t.wakeAt(); !now.Before(deadline) || deadline.After(wake) {
-			deadline = wake
+		if !now.Before(deadline) || deadline.After(t.deadline) {
+			deadline = t.deadline
 			cs.c.SetReadDeadline(deadline)
 		}
 		n, err := cs.c.Read(buf[:])
@@ -164,7 +166,7 @@ func (t *transfer) runConn(abortCtx context.Context) {
 				t.fail(errAborted)
 				return
 			case errors.As(err, &ne) && ne.Timeout():
-				if now.Before(t.wakeAt()) {
+				if now.Before(t.deadline) {
 					continue // woken early; not yet due
 				}
 				if t.onTimer(now) {

@@ -1,7 +1,6 @@
 package tftp
 
 import (
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -19,12 +18,13 @@ import (
 // transfer gives up: with the RFC 2349 timeout option at 255 seconds and 5
 // retransmissions that was 25 minutes per request. Now:
 //
-//   - A transfer the client has not acknowledged at all (not the OACK, not
-//     the first block) is abandoned after (Retries+1) of the server's
-//     timeouts (6 s by default), whatever timeout the client negotiated: a
-//     client that really waits 255 s between retransmissions has not heard
-//     from us either, and will ask again. Once the client has acknowledged
-//     something, the negotiated timeout governs, as RFC 2349 says.
+//   - Until the client has acknowledged something (the OACK or the first
+//     block), the server retransmits after its own timeout, whatever
+//     timeout the client negotiated (transfer.nextDeadline), so the usual
+//     Retries end a transfer nobody answers after (Retries+1) server
+//     timeouts, 6 s by default, and a client whose OACK was lost hears it
+//     again within a second. Once the client has acknowledged something,
+//     the negotiated timeout governs, as RFC 2349 says.
 //   - One client address (an IPv6 /64) holds at most MaxTransfersPerClient
 //     transfers at once, and never more than half of MaxTransfers, so a
 //     flood of requests from one address cannot lock out the others.
@@ -53,35 +53,6 @@ func clientKey(a netip.Addr) netip.Addr {
 func (s *Server) perClientLimit() int {
 	half := max(orDefault(s.MaxTransfers, DefaultMaxTransfers)/2, 1)
 	return min(orDefault(s.MaxTransfersPerClient, DefaultMaxTransfersPerClient), half)
-}
-
-// unansweredLimit is how long a transfer lives without any ACK from its
-// client: the time the server's own retransmissions take to give up.
-func (t *transfer) unansweredLimit() time.Duration {
-	s := t.srv
-	return time.Duration(orDefault(s.Retries, DefaultRetries)+1) * orDefault(s.Timeout, DefaultTimeout)
-}
-
-// wakeAt is when the transfer's timer must run next: its retransmission
-// deadline, or sooner the moment it is abandoned for want of any ACK.
-func (t *transfer) wakeAt() time.Time {
-	if !t.answered.Load() {
-		if end := t.start.Add(t.unansweredLimit()); end.Before(t.deadline) {
-			return end
-		}
-	}
-	return t.deadline
-}
-
-// abandon ends a transfer its client has never acknowledged once
-// unansweredLimit has passed, and reports whether it did.
-func (t *transfer) abandon(now time.Time) bool {
-	limit := t.unansweredLimit()
-	if t.answered.Load() || now.Sub(t.start) < limit {
-		return false
-	}
-	t.fail(fmt.Errorf("no ACK at all within %v: %w", limit, errTimeout))
-	return true
 }
 
 // refusalLog logs a kind of refusal at most once a second, with how many

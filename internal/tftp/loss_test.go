@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -374,6 +376,61 @@ func TestAdaptiveGivesUpNoSooner(t *testing.T) {
 		}
 		if ps := c.collect(quiet); len(ps) > 0 {
 			t.Errorf("%d packets after the transfer ended; first %v", len(ps), ps[0])
+		}
+	})
+}
+
+// TestLostOACKLongTimeout replays a defect of issue 13's first cap on
+// silent transfers: a client that negotiated a long timeout and lost the
+// OACK never heard it again, because the server waited the negotiated
+// timeout before retransmitting and abandoned the transfer first. Until the
+// client answers, the server retransmits after its own timeout: the test
+// client hears the OACK again and gets its file, and so does curl (which
+// asks for a timeout of its own) when the path drops its first OACK.
+func TestLostOACKLongTimeout(t *testing.T) {
+	data := randBytes(10*defaultBlksize+7, 41)
+	forModes(t, modes, func(t *testing.T, m mode) {
+		log := &testutil.SyncBuffer{}
+		ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
+			s.Logger = slog.New(slog.NewTextHandler(log, nil))
+			s.Timeout = 300 * time.Millisecond
+		}))
+		c := newClient(t, ts.addr)
+		c.rrq("f", "octet", "timeout", "6", "blksize", "1024")
+		if p := c.next(); p.op != opOACK {
+			t.Fatalf("got %v, want an OACK", p)
+		}
+		// The OACK is lost: the client does not answer, and waits.
+		p, err := c.read(3 * time.Second)
+		if err != nil || p.op != opOACK {
+			t.Fatalf("after a lost OACK with timeout=6 negotiated: got %v, %v; want the OACK again after the server's 300ms", p, err)
+		}
+		r := c.finish(p)
+		if !bytes.Equal(r.data, data) {
+			t.Fatalf("received %d bytes that differ from the file's %d", len(r.data), len(data))
+		}
+		if n, result := transferLog(t, log); result != "ok" || n != 1 {
+			t.Fatalf("server logged %d retransmissions, result %q; want 1 (the OACK) and ok", n, result)
+		}
+
+		curl, err := lookTool(t, "curl")
+		if err != nil {
+			return
+		}
+		path := newLossyPath(t, ts.addr, func(toServer bool, n int, op, _ uint16) bool {
+			return !toServer && op == opOACK && n == 1
+		})
+		work := t.TempDir()
+		out := filepath.Join(work, "out")
+		url := fmt.Sprintf("tftp://%s/f", path.addr())
+		if msg, err := runTool(t, work, curl, "--silent", "--show-error", "--max-time", "30", "--tftp-blksize", "1024", "--output", out, url); err != nil {
+			t.Fatalf("curl with its first OACK lost: %v\n%s\nserver log:\n%s", err, msg, log.String())
+		}
+		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("curl with its first OACK lost: %d bytes, %v", len(got), err)
+		}
+		if path.drops.Load() != 1 {
+			t.Fatalf("the path dropped %d packets, want the first OACK", path.drops.Load())
 		}
 	})
 }

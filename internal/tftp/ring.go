@@ -363,7 +363,7 @@ func (w *ringWorker) tick() {
 			sl.t.fail(errAborted)
 			continue
 		}
-		if !w.now.Before(sl.t.wakeAt()) {
+		if !w.now.Before(sl.t.deadline) {
 			sl.t.onTimer(w.now)
 		}
 	}

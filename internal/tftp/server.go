@@ -343,7 +343,7 @@ func (l *listener) tick(now time.Time) {
 		return
 	}
 	for _, t := range l.peers {
-		if !now.Before(t.wakeAt()) {
+		if !now.Before(t.deadline) {
 			t.onTimer(now)
 		}
 	}

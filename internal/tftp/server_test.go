@@ -685,7 +685,9 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// TestTimeoutOption checks that a negotiated timeout replaces the server's.
+// TestTimeoutOption checks that a negotiated timeout replaces the server's
+// once the client has answered; before that, the server's own governs
+// (TestLostOACKLongTimeout).
 func TestTimeoutOption(t *testing.T) { forModes(t, ephemeralModes, testTimeoutOption) }
 
 func testTimeoutOption(t *testing.T, m mode) {
@@ -693,10 +695,6 @@ func testTimeoutOption(t *testing.T, m mode) {
 	data := randBytes(2000, 3)
 	ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
 		s.Timeout = 100 * time.Millisecond
-		// A transfer never acknowledged lives (Retries+1) of the
-		// server's timeouts, whatever the client negotiated (limits.go):
-		// long enough here to see the negotiated retransmission.
-		s.Retries = 20
 	}))
 	c := newClient(t, ts.addr)
 	c.rrq("f", "octet", "timeout", "1")
@@ -704,19 +702,18 @@ func testTimeoutOption(t *testing.T, m mode) {
 	if p.op != opOACK || !optionsEqual(p.opts, []string{"timeout", "1"}) {
 		t.Fatalf("got %v, want OACK timeout=1", p)
 	}
+	c.ack(0)
+	c.expectData(1)
 	start := time.Now()
-	// Not acknowledged: the server's own 100ms timeout must not apply.
-	c.expectNone(600*time.Millisecond, "OACK retransmitted before the negotiated 1s timeout")
-	p = c.next()
-	if p.op != opOACK {
-		t.Fatalf("got %v, want the OACK again", p)
-	}
+	// DATA 1 not acknowledged: the server's own 100ms timeout must not apply.
+	c.expectNone(600*time.Millisecond, "DATA 1 retransmitted before the negotiated 1s timeout")
+	p = c.expectData(1)
 	if el := time.Since(start); el < 800*time.Millisecond {
-		t.Errorf("OACK resent after %v, want about 1s", el)
+		t.Errorf("DATA 1 resent after %v, want about 1s", el)
 	}
 	r := c.finish(p)
 	if r.err != nil || !bytes.Equal(r.data, data) {
-		t.Fatalf("transfer after the retransmitted OACK: err %v, %d bytes", r.err, len(r.data))
+		t.Fatalf("transfer after the retransmitted DATA 1: err %v, %d bytes", r.err, len(r.data))
 	}
 }
 

@@ -349,10 +349,19 @@ func (t *transfer) sendWindow(now time.Time) bool {
 // duplicate of a block and re-sends its ACK 5 s after the last packet it
 // received, so when that one ACK is lost as well, the server's quick
 // retransmissions only hold its timer back.
+//
+// Until the client has acknowledged something, no wait is longer than the
+// server's own timeout, whatever timeout the client negotiated: a client
+// that lost the OACK (or the first block) hears it again within a second,
+// and one that never answers, or a forged request, holds its slot for
+// (Retries+1) server timeouts, not (Retries+1) x 255 s (limits.go).
 func (t *transfer) nextDeadline(now time.Time) time.Time {
 	wait := t.rto.timeout()
 	if n := orDefault(t.srv.Retries, DefaultRetries); t.retries >= n && t.rto.adaptive() {
 		wait = time.Duration(n+1) * t.rto.ceil
+	}
+	if !t.answered.Load() {
+		wait = min(wait, orDefault(t.srv.Timeout, DefaultTimeout))
 	}
 	return now.Add(wait)
 }
@@ -424,10 +433,9 @@ func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
 	return t.sendWindow(now)
 }
 
-// onTimer is called when wakeAt has passed: the deadline without progress,
-// or the end of a never-acknowledged transfer's life (limits.go).
+// onTimer is called when the deadline has passed without progress.
 func (t *transfer) onTimer(now time.Time) bool {
-	if t.done || t.abandon(now) {
+	if t.done {
 		return true
 	}
 	if now.Before(t.deadline) {
