@@ -32,6 +32,10 @@
 #   PXED_BIN / PXED_REV   as bench/tftp: a prebuilt pxed, or one built from git
 #   PXED_ARGS             extra `pxed serve` flags
 #   KEEP_WORK=1           keep the temporary directory (tree, logs, raw results)
+#   CAPTURE=1             record the UDP headers crossing the clients' veth
+#                         (what each side sent, before either side's loss
+#                         rule) in WORK/capture.pcap, to see why a transfer
+#                         failed (implies KEEP_WORK)
 set -euo pipefail
 export LC_ALL=C
 
@@ -53,6 +57,8 @@ CURL_ROUNDS=${CURL_ROUNDS:-1}
 CURL_TIMEOUT=${CURL_TIMEOUT:-300}
 PXED_ARGS=${PXED_ARGS:-}
 KEEP_WORK=${KEEP_WORK:-}
+CAPTURE=${CAPTURE:-}
+[[ -n $CAPTURE ]] && KEEP_WORK=1
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVERS=(pxed tftp-hpa)
@@ -130,6 +136,12 @@ for ns in "$NS_S" "$NS_C"; do
 done
 ip -n "$NS_S" link set "${VETH}s" up
 ip -n "$NS_C" link set "${VETH}c" up
+if [[ -n $CAPTURE ]]; then
+	command -v tcpdump >/dev/null || die "CAPTURE=1 needs tcpdump"
+	setsid ip netns exec "$NS_C" tcpdump -i "${VETH}c" -s 64 -U -w "$WORK/capture.pcap" udp \
+		</dev/null >>"$LOGS/tcpdump.log" 2>&1 &
+	PID[tcpdump]=$!
+fi
 
 # add_loss NS: drop LOSS_PCT % of the UDP packets NS receives; the first
 # rule counts them all, the second the ones dropped. On input, not output:

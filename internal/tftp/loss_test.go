@@ -340,9 +340,10 @@ func TestNegotiatedTimeoutKept(t *testing.T) {
 }
 
 // TestAdaptiveGivesUpNoSooner checks that quick adaptive retransmissions do
-// not shorten how long a silent client is given: Retries retransmissions,
-// and the transfer ends no sooner than (Retries+1) timeouts after the last
-// ACK, as with the fixed timeout.
+// not shorten how long a silent client is given: Retries quick
+// retransmissions and one after the first long wait (retryLimit), and the
+// transfer ends no sooner than (Retries+1) timeouts after the last ACK, as
+// with the fixed timeout.
 func TestAdaptiveGivesUpNoSooner(t *testing.T) {
 	forModes(t, modes, func(t *testing.T, m mode) {
 		const retries = 3
@@ -360,7 +361,7 @@ func TestAdaptiveGivesUpNoSooner(t *testing.T) {
 		}
 		lastAck := time.Now()
 		c.expectData(6)
-		for i := range retries {
+		for i := range retries + 1 {
 			c.expectData(6)
 			if i == 0 && time.Since(lastAck) >= timeout {
 				t.Errorf("first retransmission %v after the last ACK: not adaptive (timeout %v)", time.Since(lastAck), timeout)
@@ -368,8 +369,8 @@ func TestAdaptiveGivesUpNoSooner(t *testing.T) {
 		}
 		_, result := transferLog(t, log)
 		ended := time.Since(lastAck)
-		if !regexp.MustCompile(`no ACK for block 6 after 3 retransmissions`).MatchString(log.String()) {
-			t.Fatalf("transfer ended with %q, want no ACK after %d retransmissions; log:\n%s", result, retries, log.String())
+		if !regexp.MustCompile(`no ACK for block 6 after 4 retransmissions`).MatchString(log.String()) {
+			t.Fatalf("transfer ended with %q, want no ACK after %d retransmissions; log:\n%s", result, retries+1, log.String())
 		}
 		if want := time.Duration(retries+1) * timeout; ended < want-20*time.Millisecond {
 			t.Errorf("a silent client was given up %v after its last ACK, sooner than (retries+1) x timeout = %v", ended, want)
@@ -432,5 +433,75 @@ func TestLostOACKLongTimeout(t *testing.T) {
 		if path.drops.Load() != 1 {
 			t.Fatalf("the path dropped %d packets, want the first OACK", path.drops.Load())
 		}
+	})
+}
+
+// TestTimerOnlyClient replays atftp on a lossy link, the way its transfers
+// were abandoned in bench/tftploss: the client's ACK of a block is lost; it
+// answers only the first duplicate of that block (lost too) and ignores the
+// rest; its own timer re-sends the ACK a fixed time after the last packet
+// it received, and that one is lost as well. Only its second timer's ACK
+// gets through. The server's last wait must come twice for that: once it
+// gave up after the first, with the client's ACK on its way.
+func TestTimerOnlyClient(t *testing.T) {
+	forModes(t, modes, func(t *testing.T, m mode) {
+		const retries = 3
+		timeout := 400 * time.Millisecond // the long wait: (3+1) x 400ms = 1.6s
+		clientTimer := time.Second        // under the long wait, as atftp's 5 s is under 6 s
+		data := randBytes(8*defaultBlksize+1, 16)
+		log := &testutil.SyncBuffer{}
+		ts := startServer(t, writeTree(t, map[string][]byte{"f": data}), m.with(func(s *Server) {
+			s.Logger = slog.New(slog.NewTextHandler(log, nil))
+			s.Timeout, s.MinTimeout, s.Retries = timeout, 10*time.Millisecond, retries
+		}))
+		c := newClient(t, ts.addr)
+		c.rrq("f", "octet")
+		var got []byte
+		for b := uint16(1); b <= 3; b++ {
+			got = append(got, c.expectData(b).data...)
+			c.ack(b)
+		}
+		got = append(got, c.expectData(4).data...)
+		// ACK 4 lost. The first duplicate's answer is lost; the rest are
+		// ignored; the timer's first ACK is lost; its second is sent.
+		dups, timers := 0, 0
+		last := time.Now()
+		for timers < 2 {
+			p, err := c.read(time.Until(last.Add(clientTimer)))
+			switch {
+			case err == errNoPacket:
+				timers++
+				last = time.Now()
+				if timers == 2 {
+					c.ack(4)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case p.op == opDATA && p.block == 4:
+				dups++
+				last = time.Now()
+			case p.op == opERROR:
+				t.Fatalf("after %d duplicates and %d client timers the server gave up: %v; log:\n%s", dups, timers, p, log.String())
+			default:
+				t.Fatalf("got %v while block 4 was unacknowledged", p)
+			}
+		}
+		// The ACK went out: the transfer goes on (a duplicate of 4 may
+		// still be on its way).
+		for b := uint16(5); ; b++ {
+			p := c.expectDataSkipping(b)
+			got = append(got, p.data...)
+			c.ack(b)
+			if len(p.data) < defaultBlksize {
+				break
+			}
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("received %d bytes that differ from the file's %d", len(got), len(data))
+		}
+		if _, result := transferLog(t, log); result != "ok" {
+			t.Fatalf("server logged result %q after %d duplicates; log:\n%s", result, dups, log.String())
+		}
+		t.Logf("%d duplicates of block 4 before the client's second timer", dups)
 	})
 }

@@ -142,8 +142,9 @@ func TestTransferKarn(t *testing.T) {
 }
 
 // TestTransferPatience checks that quick adaptive retransmissions do not
-// make a transfer give up sooner: the wait after the last retransmission
-// lasts (Retries+1) ceilings.
+// make a transfer give up sooner: after the Retries quick ones, the wait
+// lasts (Retries+1) ceilings, twice (one more retransmission between), so
+// that a client whose own timer is its only recovery gets two chances.
 func TestTransferPatience(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tr := newTestTransfer(make([]byte, 4*512), newRTO(10*ms, time.Second))
@@ -160,10 +161,45 @@ func TestTransferPatience(t *testing.T) {
 			t.Fatalf("abandoned at retransmission %d", i)
 		}
 	}
-	if got := tr.deadline.Sub(tr.sentAt); got != 4*time.Second {
-		t.Fatalf("after the last retransmission the transfer waits %v, want (Retries+1) x 1s", got)
+	for i := 4; i <= 5; i++ {
+		if got := tr.deadline.Sub(tr.sentAt); got != 4*time.Second {
+			t.Fatalf("before timer %d the transfer waits %v, want (Retries+1) x 1s", i, got)
+		}
+		if i == 5 {
+			break
+		}
+		if tr.onTimer(tr.deadline) {
+			t.Fatal("abandoned after the first long wait: a client's timer gets one chance only")
+		}
 	}
 	if !tr.onTimer(tr.deadline) {
-		t.Fatal("not abandoned after Retries retransmissions and (Retries+1) timeouts")
+		t.Fatal("not abandoned after Retries+1 retransmissions and two long waits")
+	}
+	if n := len(tr.out.(*recordSender).pkts); n != 2+4 { // DATA 1, DATA 2, then 4 retransmissions of DATA 2
+		t.Fatalf("%d packets sent, want 6", n)
+	}
+}
+
+// TestTransferPatienceFixedAndSilent: a fixed timeout (negotiated) keeps
+// exactly Retries retransmissions, and so does a transfer whose client has
+// never answered.
+func TestTransferPatienceFixedAndSilent(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	fixed := newTestTransfer(make([]byte, 4*512), fixedRTO(time.Second))
+	fixed.srv.Retries = 3
+	fixed.launch(nil, t0)
+	fixed.onPacket(ackPacket(1), t0.Add(time.Millisecond))
+	silent := newTestTransfer(make([]byte, 4*512), newRTO(10*ms, time.Second))
+	silent.srv.Retries = 3
+	silent.launch(nil, t0)
+	for name, tr := range map[string]*transfer{"fixed timeout": fixed, "never answered": silent} {
+		for i := 1; i <= 3; i++ {
+			if tr.onTimer(tr.deadline) {
+				t.Fatalf("%s: abandoned at retransmission %d", name, i)
+			}
+		}
+		if !tr.onTimer(tr.deadline) {
+			t.Fatalf("%s: not abandoned after Retries retransmissions", name)
+		}
 	}
 }
