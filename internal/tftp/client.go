@@ -42,6 +42,11 @@ type Client struct {
 	// MaxSize is the largest file Get accepts, by the server's tsize
 	// answer or by what actually arrives; 0 means 1 GiB.
 	MaxSize int64
+	// Listen, when set, opens the unbound-to-a-peer UDP socket a transfer
+	// runs on (network "udp4" or "udp6"): another IP stack than the
+	// host's, such as a guest's (internal/guestnet). Nil listens on an
+	// ephemeral port of the host's stack.
+	Listen func(network string) (net.PacketConn, error)
 }
 
 // ErrTooLarge is wrapped by Get's error when the file is over MaxSize, by
@@ -171,20 +176,31 @@ func (c *Client) Get(ctx context.Context, server netip.AddrPort, name string, w 
 	if server.Addr().Is6() {
 		network = "udp6"
 	}
-	conn, err := net.ListenUDP(network, nil)
+	var conn net.PacketConn
+	if c.Listen != nil {
+		conn, err = c.Listen(network)
+	} else {
+		conn, err = net.ListenUDP(network, nil)
+	}
 	if err != nil {
 		return fail(err)
 	}
 	defer conn.Close()
 	// Room for a whole window, so a burst is not dropped by the kernel
 	// (capped by net.core.rmem_max; best effort).
-	if want := cfg.windowsize * (cfg.blksize + 64) * 2; want > 256<<10 {
-		conn.SetReadBuffer(min(want, 8<<20))
+	if uc, ok := conn.(*net.UDPConn); ok {
+		if want := cfg.windowsize * (cfg.blksize + 64) * 2; want > 256<<10 {
+			uc.SetReadBuffer(min(want, 8<<20))
+		}
 	}
 
 	g := newGetter(cfg, server, w)
 	g.send = func(b []byte, to netip.AddrPort) error {
-		_, err := conn.WriteToUDPAddrPort(b, to)
+		if uc, ok := conn.(*net.UDPConn); ok {
+			_, err := uc.WriteToUDPAddrPort(b, to)
+			return err
+		}
+		_, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
 		return err
 	}
 	n, err := g.run(ctx, conn, name)
@@ -192,6 +208,23 @@ func (c *Client) Get(ctx context.Context, server netip.AddrPort, name string, w 
 		return n, &getError{server: server, name: name, err: err}
 	}
 	return n, nil
+}
+
+// readFrom reads one datagram from conn: without an allocation from the
+// host's stack, through net.Addr from another.
+func readFrom(conn net.PacketConn, buf []byte) (int, netip.AddrPort, error) {
+	if uc, ok := conn.(*net.UDPConn); ok {
+		return uc.ReadFromUDPAddrPort(buf)
+	}
+	n, a, err := conn.ReadFrom(buf)
+	ua, _ := a.(*net.UDPAddr)
+	if err == nil && ua == nil {
+		return n, netip.AddrPort{}, fmt.Errorf("tftp: datagram from %v, not a UDP address", a)
+	}
+	if ua == nil {
+		return n, netip.AddrPort{}, err
+	}
+	return n, ua.AddrPort(), err
 }
 
 // getter is the receiving side of one transfer: a state machine fed packets
@@ -238,7 +271,7 @@ func (g *getter) request(name string) []byte {
 }
 
 // run sends the request and drives the transfer from conn until it ends.
-func (g *getter) run(ctx context.Context, conn *net.UDPConn, name string) (int64, error) {
+func (g *getter) run(ctx context.Context, conn net.PacketConn, name string) (int64, error) {
 	// Wake a blocked read when ctx ends; every read error checks ctx.
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
@@ -255,7 +288,7 @@ func (g *getter) run(ctx context.Context, conn *net.UDPConn, name string) (int64
 	conn.SetReadDeadline(deadline)
 	retries := 0
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		n, from, err := readFrom(conn, buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				g.abort(ErrUndefined, "transfer cancelled by the client")
