@@ -11,7 +11,9 @@ import (
 	"strings"
 	"syscall"
 
+	"pxed/internal/guestnet"
 	"pxed/internal/pxeclient"
+	"pxed/internal/tftp"
 	"pxed/internal/xen"
 )
 
@@ -91,7 +93,7 @@ type netResult struct {
 // the network part (restricted with --runas) and returns the result to
 // deliver; local reports a LOCALBOOT label.
 func xenBoot(ctx context.Context, inv *xen.Invocation, args []string, stderr io.Writer, logf func(string, ...any)) (res xen.Result, local bool, err error) {
-	pc, err := pxeclient.ListenPacket(inv.Interface)
+	pc, err := pxeclient.ListenPacket(inv.Interface, inv.MAC)
 	if err != nil {
 		return res, false, err
 	}
@@ -139,13 +141,23 @@ func netBoot(ctx context.Context, inv *xen.Invocation, pc *pxeclient.PacketConn,
 	if err != nil {
 		return netResult{}, err
 	}
+	// From here on the bootloader is the guest: its MAC, its leased
+	// address and router, on its bridge, whatever dom0's own addresses.
+	guest, err := guestnet.Start(guestnet.Config{Conn: pc, MAC: inv.MAC, Addr: lease.Prefix(), Router: lease.Router})
+	if err != nil {
+		return netResult{}, err
+	}
+	defer guest.Close()
+	lease.Resolver = guest.Resolver(lease.DNS())
 	server, how := lease.Server()
 	if !server.IsValid() || server.IsUnspecified() {
 		return netResult{}, fmt.Errorf("the DHCP answer for %s (%s) names no boot server: set next-server", inv.MAC, lease.IP)
 	}
-	logf("got %s; boot server %s (%s), boot file %q", lease.IP, server, how, lease.File)
+	logf("got %s; boot server %s (%s), boot file %q; speaking as %s (%s) on %s",
+		lease.IP, server, how, lease.File, lease.Prefix(), inv.MAC, pc.Interface())
 	src := &pxeclient.Source{TFTP: netip.AddrPortFrom(server, 69),
-		Hosts: append(lease.BootHosts(), inv.AllowHosts...), Proxy: inv.EnvProxy}
+		Hosts: append(lease.BootHosts(), inv.AllowHosts...), Proxy: inv.EnvProxy,
+		Client: tftp.Client{Listen: guest.ListenUDP}, Dial: guest.DialContext, Resolver: lease.Resolver}
 	plan, err := pxeclient.Find(ctx, src, lease, inv.MAC, "", inv.Label, inv.MaxConfigSize)
 	if err == nil {
 		err = plan.ForPV()

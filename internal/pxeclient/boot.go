@@ -25,13 +25,19 @@ func (l *Lease) Server() (netip.Addr, string) {
 		if a, err := netip.ParseAddr(l.TFTPServer); err == nil {
 			return a, "option 66"
 		}
-		if addrs, err := net.LookupHost(l.TFTPServer); err == nil && len(addrs) > 0 {
-			if a, err := netip.ParseAddr(addrs[0]); err == nil {
-				return a, "option 66 (" + l.TFTPServer + ")"
-			}
+		if addrs, err := resolver(l.Resolver).LookupNetIP(context.Background(), "ip4", l.TFTPServer); err == nil && len(addrs) > 0 {
+			return addrs[0].Unmap(), "option 66 (" + l.TFTPServer + ")"
 		}
 	}
 	return l.ServerID, "DHCP server"
+}
+
+// resolver is r, or the host's resolver when r is nil.
+func resolver(r *net.Resolver) *net.Resolver {
+	if r == nil {
+		return net.DefaultResolver
+	}
+	return r
 }
 
 // BootHosts are the hosts the answer names for booting, the ones a careful

@@ -35,6 +35,38 @@ type Lease struct {
 	TFTPServer string     // option 66
 	// Options are all options of the ACK by code.
 	Options map[uint8][]byte
+	// Resolver looks up a name in option 66 (Server); nil is the host's.
+	Resolver *net.Resolver
+}
+
+// Prefix is the leased address with its subnet's length: option 1, or
+// the address's class when the answer has no mask, as PXE ROMs assume.
+func (l *Lease) Prefix() netip.Prefix {
+	if l.Mask.Is4() {
+		m := l.Mask.As4()
+		if bits, size := net.IPMask(m[:]).Size(); size == 32 {
+			return netip.PrefixFrom(l.IP, bits)
+		}
+	}
+	switch a := l.IP.As4(); {
+	case a[0] < 128:
+		return netip.PrefixFrom(l.IP, 8)
+	case a[0] < 192:
+		return netip.PrefixFrom(l.IP, 16)
+	default:
+		return netip.PrefixFrom(l.IP, 24)
+	}
+}
+
+// DNS are the name servers of option 6.
+func (l *Lease) DNS() []netip.Addr {
+	var out []netip.Addr
+	v := l.Options[6]
+	for len(v) >= 4 {
+		out = append(out, netip.AddrFrom4([4]byte(v[:4])))
+		v = v[4:]
+	}
+	return out
 }
 
 // DHCPOptions configure DHCP.
@@ -51,11 +83,14 @@ type DHCPOptions struct {
 	Log func(format string, args ...any)
 }
 
-// PacketConn is a packet socket bound to one interface, through which DHCP
-// runs as any hardware address. Opening it (ListenPacket) needs
-// CAP_NET_RAW; using it does not, so a program can open it, give up its
-// privileges and only then read from the network, or hand it (File) to a
-// less privileged process that takes it over with NewPacketConn.
+// PacketConn is a packet socket bound to one interface that receives what
+// a machine with one hardware address would: IPv4 and ARP frames sent to
+// that address or to broadcast. DHCP runs through it as that address, and
+// then a guest's whole network identity (internal/guestnet). Opening it
+// (ListenPacket) needs CAP_NET_RAW; using it does not, so a program can
+// open it, give up its privileges and only then read from the network, or
+// hand it (File) to a less privileged process that takes it over with
+// NewPacketConn.
 type PacketConn struct {
 	f       *os.File
 	fd      int
@@ -63,26 +98,47 @@ type PacketConn struct {
 	ifindex int
 }
 
-// ListenPacket opens a packet socket on interface ifname. It needs root or
-// CAP_NET_RAW.
-func ListenPacket(ifname string) (*PacketConn, error) {
+// ListenPacket opens a packet socket on interface ifname for hardware
+// address mac. A socket filter keeps to frames for mac (see PacketConn),
+// never the ones this host sends, and the interface is in promiscuous mode
+// while the socket is open: a bridge hands frames for a MAC that is not
+// its own up to its device only then. It needs root or CAP_NET_RAW.
+func ListenPacket(ifname string, mac net.HardwareAddr) (*PacketConn, error) {
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("packet socket: %q is not an Ethernet address", mac)
+	}
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("dhcp: interface %s: %w", ifname, err)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+	// Protocol 0 receives nothing until bind: the filter is in place
+	// before the first frame is queued.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("dhcp: packet socket on %s: %w (needs root or CAP_NET_RAW)", ifname, err)
+	}
+	fail := func(what string, err error) (*PacketConn, error) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("dhcp: packet socket on %s: %s: %w", ifname, what, err)
 	}
 	// Auxiliary data says when a frame's UDP checksum is not filled in yet
 	// (offloaded, as from a veth or bridge on this host).
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("dhcp: packet socket on %s: PACKET_AUXDATA: %w", ifname, err)
+		return fail("PACKET_AUXDATA", err)
 	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifc.Index}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("dhcp: bind packet socket to %s: %w", ifname, err)
+	prog, err := frameFilter(mac)
+	if err != nil {
+		return fail("socket filter", err)
+	}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, prog); err != nil {
+		return fail("socket filter", err)
+	}
+	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP,
+		&unix.PacketMreq{Ifindex: int32(ifc.Index), Type: unix.PACKET_MR_PROMISC}); err != nil {
+		return fail("promiscuous mode", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index}); err != nil {
+		return fail("bind", err)
 	}
 	return &PacketConn{f: os.NewFile(uintptr(fd), "packet:"+ifname), fd: fd, ifname: ifname, ifindex: ifc.Index}, nil
 }
@@ -115,6 +171,9 @@ func (c *PacketConn) File() *os.File { return c.f }
 
 // Interface is the name of the interface the socket is bound to.
 func (c *PacketConn) Interface() string { return c.ifname }
+
+// Index is the index of the interface the socket is bound to.
+func (c *PacketConn) Index() int { return c.ifindex }
 
 // Close closes the socket.
 func (c *PacketConn) Close() error { return c.f.Close() }
@@ -312,7 +371,7 @@ func (c *client) wait(ctx context.Context, d time.Duration, types ...uint8) (*dh
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
 			continue // our own frames
 		}
-		_, _, dst, payload, ok := dhcpnet.ParseEthernetUDP(buf[:m], !csumNotReady(oob[:oobn]))
+		_, _, dst, payload, ok := dhcpnet.ParseEthernetUDP(buf[:m], !ChecksumPending(oob[:oobn]))
 		if !ok || dst.Port() != 68 {
 			continue
 		}
@@ -330,9 +389,11 @@ func (c *client) wait(ctx context.Context, d time.Duration, types ...uint8) (*dh
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// csumNotReady reports whether the PACKET_AUXDATA control message says the
-// frame's checksum is not computed yet (TP_STATUS_CSUMNOTREADY).
-func csumNotReady(oob []byte) bool {
+// ChecksumPending reports whether oob, the control messages of a frame
+// read from a packet socket with PACKET_AUXDATA on, say that the frame's
+// transport checksum is not computed yet (TP_STATUS_CSUMNOTREADY: the
+// sender is on this host and left it to the hardware).
+func ChecksumPending(oob []byte) bool {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
 		return false

@@ -88,6 +88,8 @@ type Source struct {
 	Proxy  bool
 	Client tftp.Client
 	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Resolver looks up host names; nil is the host's resolver.
+	Resolver *net.Resolver
 
 	once   sync.Once
 	any    bool
@@ -166,7 +168,7 @@ func (s *Source) checkHost(ctx context.Context, host string) error {
 		return nil
 	}
 	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil {
-		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		addrs, err := resolver(s.Resolver).LookupNetIP(ctx, "ip", host)
 		if err != nil {
 			return fmt.Errorf("host %s: %w", host, err)
 		}
@@ -198,7 +200,7 @@ func (s *Source) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	var candidates []netip.Addr
 	if a, err := netip.ParseAddr(host); err == nil {
 		candidates = []netip.Addr{a}
-	} else if candidates, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
+	} else if candidates, err = resolver(s.Resolver).LookupNetIP(ctx, "ip", host); err != nil {
 		return nil, err
 	}
 	var lastErr error = fmt.Errorf("%w: %s is not the boot server (allow it with --allow-host)", ErrNotAllowed, host)
@@ -223,7 +225,7 @@ func (s *Source) Fetch(ctx context.Context, name string, w io.Writer) error {
 	}
 	server, path := s.TFTP, name
 	if host, p, ok := splitTFTPURL(name); ok {
-		a, err := tftpServer(ctx, host, s.TFTP)
+		a, err := tftpServer(ctx, resolver(s.Resolver), host, s.TFTP)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -287,7 +289,7 @@ func (s *Source) fetchHTTP(ctx context.Context, name string, w io.Writer) error 
 
 // tftpServer is the address of a tftp:// URL's host (port 69 unless
 // given); an empty host is the boot server, as in PXELINUX.
-func tftpServer(ctx context.Context, host string, boot netip.AddrPort) (netip.AddrPort, error) {
+func tftpServer(ctx context.Context, r *net.Resolver, host string, boot netip.AddrPort) (netip.AddrPort, error) {
 	if host == "" {
 		return boot, nil
 	}
@@ -302,7 +304,7 @@ func tftpServer(ctx context.Context, host string, boot netip.AddrPort) (netip.Ad
 	if a, err := netip.ParseAddr(host); err == nil {
 		return netip.AddrPortFrom(a, port), nil
 	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+	addrs, err := r.LookupNetIP(ctx, "ip4", host)
 	if err != nil || len(addrs) == 0 {
 		return netip.AddrPort{}, fmt.Errorf("TFTP server %s: %v", host, err)
 	}
