@@ -97,13 +97,29 @@ func (n *xenNet) socketInodes(file string, match func(fields []string) bool) []s
 	return inodes
 }
 
+// guestAddr is the address the DHCP stand-in leases: requests from it come
+// through the bootloader's packet socket (the guest's own stack, in
+// userspace), not a socket of dom0's.
+var guestAddr = netip.AddrFrom4([4]byte{192, 0, 2, 50})
+
 // record notes who holds the socket a request came from: proto "tcp" or
 // "udp" and the client's address (its port), or "packet" (the packet
-// sockets bound to xb0).
+// sockets bound to xb0), which is also where the guest's address speaks.
 func (n *xenNet) record(key, proto, from string) {
 	var inodes []string
-	switch proto {
-	case "packet":
+	if proto != "packet" {
+		ap, err := netip.ParseAddrPort(from)
+		if err != nil {
+			n.t.Errorf("record %s: %v", key, err)
+			return
+		}
+		if ap.Addr().Unmap() == guestAddr {
+			proto = "packet"
+		} else {
+			inodes = n.inodeColumn(proto, fmt.Sprintf(":%04X", ap.Port()))
+		}
+	}
+	if proto == "packet" {
 		var idx int
 		n.do(func() {
 			if ifc, err := net.InterfaceByName("xb0"); err == nil {
@@ -111,13 +127,6 @@ func (n *xenNet) record(key, proto, from string) {
 			}
 		})
 		inodes = n.socketInodes("packet", func(f []string) bool { return len(f) >= 9 && f[4] == strconv.Itoa(idx) })
-	default:
-		ap, err := netip.ParseAddrPort(from)
-		if err != nil {
-			n.t.Errorf("record %s: %v", key, err)
-			return
-		}
-		inodes = n.inodeColumn(proto, fmt.Sprintf(":%04X", ap.Port()))
 	}
 	var ps []procInfo
 	for _, ino := range inodes {

@@ -19,8 +19,8 @@ import (
 )
 
 // startDHCP answers every DISCOVER with an OFFER of 192.0.2.50 from
-// 192.0.2.1 (next-server 192.0.2.1, file pxelinux.0) and every REQUEST
-// with an ACK, broadcast on xs0.
+// 192.0.2.1 (next-server and router 192.0.2.1, file pxelinux.0) and every
+// REQUEST with an ACK, broadcast on xs0.
 func (n *xenNet) startDHCP() {
 	var conn net.PacketConn
 	n.do(func() {
@@ -79,7 +79,9 @@ func dhcpReply(req *dhcp.Packet, typ byte) []byte {
 	copy(b[28:34], req.MAC())
 	copy(b[108:], "pxelinux.0")
 	copy(b[236:240], []byte{99, 130, 83, 99})
-	b = append(b, 53, 1, typ, 54, 4, 192, 0, 2, 1, 1, 4, 255, 255, 255, 0, 51, 4, 0, 0, 14, 16, 255)
+	// Router 192.0.2.1: xs0 holds the other host's 198.51.100.1 too, so
+	// the guest reaches it (when --allow-host allows) through its router.
+	b = append(b, 53, 1, typ, 54, 4, 192, 0, 2, 1, 1, 4, 255, 255, 255, 0, 3, 4, 192, 0, 2, 1, 51, 4, 0, 0, 14, 16, 255)
 	return b
 }
 

@@ -26,7 +26,7 @@ var (
 	assetsErr  error
 )
 
-func labAssets(t *testing.T) *pxlab.Assets {
+func labAssets(t testing.TB) *pxlab.Assets {
 	t.Helper()
 	need(t, "qemu-system-x86_64", "apt-get", "dpkg-deb", "busybox")
 	assetsOnce.Do(func() {

@@ -27,7 +27,7 @@ func e2eRequired() bool { return os.Getenv("PXED_E2E") == "1" }
 
 // need skips (or, under PXED_E2E=1, fails) unless running as root with every
 // tool on PATH.
-func need(t *testing.T, tools ...string) {
+func need(t testing.TB, tools ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if e2eRequired() {
@@ -52,7 +52,7 @@ var (
 )
 
 // pxed builds cmd/pxed once per test run.
-func pxed(t *testing.T) string {
+func pxed(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "pxed-e2e-bin-")
@@ -76,7 +76,7 @@ var labSeq atomic.Int32
 
 // lab is two namespaces joined by a veth pair: srv (pxed) and cli (clients).
 type lab struct {
-	t        *testing.T
+	t        testing.TB
 	srv, cli string // namespace names
 	sif, cif string // interface names inside them
 	dir      string
@@ -86,7 +86,7 @@ type lab struct {
 
 // newLab creates the namespaces; the server side gets serverAddr (CIDR),
 // the client side no address. Everything is deleted in Cleanup.
-func newLab(t *testing.T, serverAddr string) *lab {
+func newLab(t testing.TB, serverAddr string) *lab {
 	t.Helper()
 	n := labSeq.Add(1)
 	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, n)

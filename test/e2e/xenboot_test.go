@@ -38,8 +38,12 @@ hosts:
 
 // dom0 is a lab whose client namespace plays dom0: a bridge xenbr0 with
 // the veth to pxed as its port and dom0's own address on the bridge.
+// Through a relay (newDom0Case), the client namespace is the router and
+// dom0 is a third namespace behind it.
 type dom0 struct {
 	*lab
+	ns       string // where dom0 runs the bootloader
+	port     string // xenbr0's port toward the boot server
 	pxedSrv  *server
 	kernel   []byte
 	initrd   []byte // the two initrds, concatenated
@@ -48,18 +52,58 @@ type dom0 struct {
 	root     string // the boot tree
 }
 
-// newDom0 builds the namespaces, the bridge and a boot tree with the
-// guest's kernel and initrds; no server runs yet.
-func newDom0(t *testing.T) *dom0 {
+// bridgeCase is how dom0 sits on the guests' bridge.
+type bridgeCase struct {
+	name     string
+	dom0Addr string // dom0's own address on xenbr0 (CIDR); "" for none
+	// relay: the boot server (192.0.2.1) is behind a router that relays
+	// DHCP for the guests' 198.51.100.0/24 (giaddr 198.51.100.1).
+	relay bool
+}
+
+// sameSubnet is the classic Xen host: dom0 has an address in the guests'
+// subnet, next to the boot server.
+var sameSubnet = bridgeCase{name: "dom0 on the guests' subnet", dom0Addr: "192.0.2.2/24"}
+
+// newDom0 builds the namespaces, the bridge (dom0 on the guests' subnet)
+// and a boot tree with the guest's kernel and initrds; no server runs yet.
+func newDom0(t testing.TB) *dom0 { return newDom0Case(t, sameSubnet) }
+
+// newDom0Case is newDom0 for any bridgeCase. dom0 keeps quiet on the
+// bridge (no IPv6, no IGMP), so that what crosses it during a boot is the
+// guest's.
+func newDom0Case(t testing.TB, c bridgeCase) *dom0 {
 	t.Helper()
 	a := labAssets(t)
 	kernel, initrd := a.Kernel, a.Initrd
 	l := newLab(t, "192.0.2.1/24")
-	l.in(l.cli, "ip", "link", "add", "xenbr0", "type", "bridge")
-	l.in(l.cli, "ip", "link", "set", l.cif, "master", "xenbr0")
-	l.in(l.cli, "ip", "addr", "add", "192.0.2.2/24", "dev", "xenbr0")
-	l.in(l.cli, "ip", "link", "set", "xenbr0", "up")
-	d := &dom0{lab: l, stateDir: t.TempDir(), root: filepath.Join(l.dir, "tftpboot")}
+	d := &dom0{lab: l, ns: l.cli, port: l.cif, stateDir: t.TempDir(), root: filepath.Join(l.dir, "tftpboot")}
+	if c.relay {
+		d.ns, d.port = "pxd-"+strings.TrimPrefix(l.cli, "pxc-"), "vd"+strings.TrimPrefix(l.cif, "vc")
+		router := "vr" + strings.TrimPrefix(l.cif, "vc")
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", d.ns).Run() })
+		l.ip("netns", "add", d.ns)
+		l.in(d.ns, "ip", "link", "set", "lo", "up")
+		l.ip("-n", l.cli, "link", "add", router, "type", "veth", "peer", "name", d.port, "netns", d.ns)
+		l.in(l.cli, "ip", "addr", "add", "192.0.2.254/24", "dev", l.cif)
+		l.in(l.cli, "ip", "addr", "add", "198.51.100.1/24", "dev", router)
+		l.in(l.cli, "ip", "link", "set", router, "up")
+		l.in(l.cli, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		l.in(l.srv, "ip", "route", "add", "198.51.100.0/24", "via", "192.0.2.254")
+	}
+	l.in(d.ns, "ip", "link", "add", "xenbr0", "type", "bridge")
+	for _, dev := range []string{"xenbr0", d.port} {
+		l.in(d.ns, "sysctl", "-qw", "net.ipv6.conf."+dev+".disable_ipv6=1")
+	}
+	// Nor the IGMP reports an interface sends for a while after it gets
+	// an address.
+	l.in(d.ns, "sysctl", "-qw", "net.ipv4.igmp_link_local_mcast_reports=0")
+	l.in(d.ns, "ip", "link", "set", d.port, "master", "xenbr0")
+	l.in(d.ns, "ip", "link", "set", d.port, "up")
+	if c.dom0Addr != "" {
+		l.in(d.ns, "ip", "addr", "add", c.dom0Addr, "dev", "xenbr0")
+	}
+	l.in(d.ns, "ip", "link", "set", "xenbr0", "up")
 	os.MkdirAll(filepath.Join(d.root, "el5u4_x86_xen_install"), 0o755)
 	os.MkdirAll(filepath.Join(d.root, "pxelinux.cfg"), 0o755)
 	var err error
@@ -92,7 +136,7 @@ func (d *dom0) withPxed() *dom0 {
 
 // extraCpio is a second initramfs (one file), to check that several
 // initrds are concatenated as PXELINUX does.
-func extraCpio(t *testing.T) []byte {
+func extraCpio(t testing.TB) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
@@ -110,7 +154,7 @@ func extraCpio(t *testing.T) []byte {
 // stderr and exit code.
 func (d *dom0) run(timeout time.Duration, args ...string) (string, int) {
 	d.t.Helper()
-	out, err := d.try(d.cli, timeout, append([]string{d.xenboot}, args...)...)
+	out, err := d.try(d.ns, timeout, append([]string{d.xenboot}, args...)...)
 	code := 0
 	if err != nil {
 		var ee *exec.ExitError
@@ -130,7 +174,7 @@ func asExit(err error, ee **exec.ExitError) bool {
 
 // parseSimple0 reads the result the way libxl's parse_bootloader_result
 // does: NUL-separated items, key and value split at the first space.
-func parseSimple0(t *testing.T, b []byte) map[string]string {
+func parseSimple0(t testing.TB, b []byte) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, item := range bytes.Split(b, []byte{0}) {
