@@ -23,7 +23,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -34,6 +33,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
 
 	"pxed/internal/pxeclient"
 )
@@ -65,9 +65,8 @@ type Stack struct {
 	ep   *channel.Endpoint
 	link *link
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
 // Start brings the guest's identity up on cfg.Socket.
@@ -109,7 +108,7 @@ func Start(cfg Config) (*Stack, error) {
 	// the hardware) by the link before a frame reaches the stack.
 	st.ep = channel.New(txQueueLen, uint32(cfg.MTU+ethHeaderLen), tcpip.LinkAddress(cfg.MAC))
 	st.ep.LinkEPCapabilities = stack.CapabilityRXChecksumOffload
-	if err := st.s.CreateNIC(nicID, ethernet.New(st.ep)); err != nil {
+	if err := st.s.CreateNIC(nicID, ethernet.New(&txEndpoint{Endpoint: st.ep, l: l})); err != nil {
 		st.close()
 		return nil, fmt.Errorf("guestnet: %s", err)
 	}
@@ -126,37 +125,14 @@ func Start(cfg Config) (*Stack, error) {
 	}
 	st.s.SetRouteTable(routes)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	st.cancel = cancel
-	st.wg.Add(2)
+	st.wg.Add(1)
 	go func() { defer st.wg.Done(); l.receive(st.ep, cfg.MAC) }()
-	go func() { defer st.wg.Done(); l.transmit(ctx, st.ep) }()
 	return st, nil
 }
 
-// txQueueLen is how many frames may wait for the socket.
-const txQueueLen = 1024
-
-// flushTimeout bounds how long Close waits for queued frames to leave.
-const flushTimeout = 500 * time.Millisecond
-
-// flush waits until every frame the stack has queued is on the wire, or d
-// has passed: the last thing a transfer sends (TFTP's final ACK) is queued
-// just before the caller closes the stack, and must not be dropped with
-// the queue.
-func (st *Stack) flush(d time.Duration) {
-	end := time.Now().Add(d)
-	// Idle twice in a row: a frame just taken from the queue is marked
-	// as being sent a moment after it leaves the queue.
-	for idle := 0; idle < 2 && time.Now().Before(end); {
-		if st.ep.NumQueued() > 0 || st.link.sending.Load() {
-			idle = 0
-		} else {
-			idle++
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// txQueueLen is the outbound queue of the channel endpoint, which
+// txEndpoint never uses (it writes frames to the socket at once).
+const txQueueLen = 1
 
 // header4Any is 0.0.0.0/0.
 func header4Any() tcpip.Subnet {
@@ -188,9 +164,23 @@ func (st *Stack) ListenUDP(network string) (net.PacketConn, error) {
 	if network != "udp" && network != "udp4" {
 		return nil, fmt.Errorf("guestnet: listen %s: only udp over IPv4", network)
 	}
+	var wq waiter.Queue
+	ep, terr := st.s.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if terr != nil {
+		return nil, fmt.Errorf("guestnet: UDP socket: %s", terr)
+	}
+	// Room for a whole TFTP window (64 blocks of 1468 bytes) and more.
+	ep.SocketOptions().SetReceiveBufferSize(udpReceiveBuffer, true)
 	local := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(st.cfg.Addr.Addr().As4())}
-	return gonet.DialUDP(st.s, &local, nil, ipv4.ProtocolNumber)
+	if terr := ep.Bind(local); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("guestnet: UDP bind: %s", terr)
+	}
+	return gonet.NewUDPConn(&wq, ep), nil
 }
+
+// udpReceiveBuffer is a guest UDP socket's receive buffer.
+const udpReceiveBuffer = 1 << 20
 
 // Stats are the frames the guest's identity received (passed to the
 // stack) and sent.
@@ -208,16 +198,7 @@ func (st *Stack) Close() error {
 }
 
 func (st *Stack) close() {
-	if st.ep != nil && st.cancel != nil {
-		st.flush(flushTimeout)
-	}
-	if st.cancel != nil {
-		st.cancel()
-	}
 	st.link.close() // ends receive
-	if st.ep != nil {
-		st.ep.Close() // ends transmit
-	}
 	st.wg.Wait()
 	st.s.Close()
 	st.s.Wait()

@@ -17,6 +17,7 @@ import (
 	"os"
 	"runtime"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -394,15 +395,24 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // transport checksum is not computed yet (TP_STATUS_CSUMNOTREADY: the
 // sender is on this host and left it to the hardware).
 func ChecksumPending(oob []byte) bool {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return false
-	}
-	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= 4 {
-			status := binary.NativeEndian.Uint32(m.Data[0:4])
-			return status&unix.TP_STATUS_CSUMNOTREADY != 0
+	// Walked by hand, not with unix.ParseSocketControlMessage: this runs
+	// for every frame a guest receives, and must not allocate.
+	const hdr = unix.SizeofCmsghdr
+	const align = int(unsafe.Sizeof(uintptr(0))) // CMSG_ALIGN
+	for len(oob) >= hdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		n := int(h.Len)
+		if n < hdr || n > len(oob) {
+			return false
 		}
+		if h.Level == unix.SOL_PACKET && h.Type == unix.PACKET_AUXDATA && n >= hdr+4 {
+			return binary.NativeEndian.Uint32(oob[hdr:hdr+4])&unix.TP_STATUS_CSUMNOTREADY != 0
+		}
+		next := (n + align - 1) &^ (align - 1)
+		if next >= len(oob) {
+			return false
+		}
+		oob = oob[next:]
 	}
 	return false
 }

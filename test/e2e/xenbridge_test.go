@@ -54,6 +54,15 @@ subnet 198.51.100.0 netmask 255.255.255.0 {
 	return "authoritative;\noption pxelinux-configfile code 209 = text;\noption pxelinux-pathprefix code 210 = text;\n" + guests
 }
 
+// logServed logs how long pxed took to serve each of the last n files.
+func logServed(t testing.TB, log string, n int) {
+	t.Helper()
+	ms := regexp.MustCompile(`msg="(?:tftp transfer|http request)" client=\S+ (?:file|method=GET path)=(\S+) .*duration=(\S+)`).FindAllStringSubmatch(log, -1)
+	for _, m := range ms[max(len(ms)-n, 0):] {
+		t.Logf("served %s in %s", m[1], m[2])
+	}
+}
+
 // served returns, from pxed's log, the files it served over TFTP and HTTP
 // (paths without the leading slash) and the clients it served them to.
 func served(log string) map[string][]string {
@@ -213,6 +222,7 @@ func TestE2EXenBootloaderBridges(t *testing.T) {
 
 			// Every file pxed served (over HTTP through the relay, else
 			// TFTP) went to the guest's address.
+			logServed(t, d.pxedSrv.log.String(), 4)
 			files := served(d.pxedSrv.log.String())
 			for f, clients := range files {
 				for _, cl := range clients {
@@ -294,4 +304,5 @@ func benchBridge(b *testing.B, c bridgeCase, bin string) {
 	for b.Loop() {
 		d.boot(b, "console=hvc0")
 	}
+	logServed(b, d.pxedSrv.log.String(), 4)
 }
