@@ -18,14 +18,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"pxed/internal/testutil"
 )
 
 // needNetns skips without root and ip, or fails under PXED_E2E=1.
@@ -133,23 +132,9 @@ func newXenNet(t *testing.T) *xenNet {
 // do runs fn on an OS thread inside the namespace: sockets opened there
 // stay there. The thread is never unlocked, so it ends with fn.
 func (n *xenNet) do(fn func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + n.ns)
-		if err != nil {
-			n.t.Error(err)
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			n.t.Errorf("setns %s: %v", n.ns, err)
-			return
-		}
-		fn()
-	}()
-	<-done
+	if err := testutil.InNetns(n.ns, fn); err != nil {
+		n.t.Error(err)
+	}
 }
 
 func (n *xenNet) listen(addr string) net.Listener {

@@ -19,7 +19,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"pxed/internal/pxeclient"
+	"pxed/internal/testutil"
 )
 
 var (
@@ -102,27 +102,10 @@ func (l *lab) sysctl(ns, kv string) {
 	}
 }
 
-// in runs fn on an OS thread inside namespace ns: sockets opened there stay
-// there. The thread is never unlocked, so it ends with fn.
+// in runs fn in namespace ns (testutil.InNetns).
 func (l *lab) in(ns string, fn func()) {
 	l.t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- err
-			return
-		}
-		fn()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
+	if err := testutil.InNetns(ns, fn); err != nil {
 		l.t.Fatal(err)
 	}
 }

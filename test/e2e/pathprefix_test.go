@@ -22,6 +22,7 @@ import (
 	"pxed/internal/bootfs"
 	pxlab "pxed/internal/lab"
 	"pxed/internal/pxeclient"
+	"pxed/internal/testutil"
 )
 
 // PXELINUX's path prefix, seen in real boots: SeaBIOS + QEMU's iPXE ROM
@@ -287,28 +288,10 @@ func wireName(n string) string {
 	return "TFTP " + n
 }
 
-// inNetns runs fn on a thread in the network namespace ns; the thread is
-// discarded afterwards (never unlocked), so no other goroutine inherits
-// the namespace. Sockets fn opens stay in ns.
+// inNetns runs fn in the network namespace ns (testutil.InNetns).
 func inNetns(t *testing.T, ns string, fn func()) {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		fn()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+	if err := testutil.InNetns(ns, fn); err != nil {
 		t.Fatal(err)
 	}
 }
