@@ -69,7 +69,7 @@ type Stack struct {
 	once sync.Once
 }
 
-// Start brings the guest's identity up on cfg.Socket.
+// Start brings the guest's identity up on cfg.Conn.
 func Start(cfg Config) (*Stack, error) {
 	switch {
 	case len(cfg.MAC) != 6:
@@ -121,7 +121,7 @@ func Start(cfg Config) (*Stack, error) {
 	}
 	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
 	if cfg.Router.IsValid() {
-		routes = append(routes, tcpip.Route{Destination: header4Any(), Gateway: tcpip.AddrFrom4(cfg.Router.As4()), NIC: nicID})
+		routes = append(routes, tcpip.Route{Destination: anyIPv4(), Gateway: tcpip.AddrFrom4(cfg.Router.As4()), NIC: nicID})
 	}
 	st.s.SetRouteTable(routes)
 
@@ -134,8 +134,8 @@ func Start(cfg Config) (*Stack, error) {
 // txEndpoint never uses (it writes frames to the socket at once).
 const txQueueLen = 1
 
-// header4Any is 0.0.0.0/0.
-func header4Any() tcpip.Subnet {
+// anyIPv4 is 0.0.0.0/0.
+func anyIPv4() tcpip.Subnet {
 	s, _ := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{}), tcpip.MaskFromBytes(make([]byte, 4)))
 	return s
 }

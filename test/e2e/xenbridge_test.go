@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pxed/internal/testutil"
 )
 
 // The Xen bootloader speaks as the guest: after its lease, every frame it
@@ -144,8 +146,8 @@ func (d *dom0) capture() (stop func() []string) {
 	pcap := filepath.Join(d.t.TempDir(), "bridge.pcap")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", d.ns, "tcpdump", "-i", d.port, "-U", "-nn", "-w", pcap)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
+	errb := &testutil.SyncBuffer{} // read while tcpdump writes it
+	cmd.Stderr = errb
 	if err := cmd.Start(); err != nil {
 		cancel()
 		d.t.Fatal(err)
