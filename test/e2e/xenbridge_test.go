@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,15 +28,15 @@ var bridgeCases = []bridgeCase{
 	{name: "through a DHCP relay", relay: true},
 }
 
-// bridgeConf is pxed's dhcpd.conf for a bridge case. Option 209 names
-// pxelinux.cfg/default, which pxed generates for an inventory host but
-// serves only to the host's own address: fetched from any other address
-// (dom0's), it is not there.
+// bridgeConf is pxed's dhcpd.conf for a bridge case. Option 209 names the
+// one config the guest fetches (configName): one that pxed generates for
+// an inventory host but serves only to the host's own address; fetched
+// from any other address (dom0's), it is not there.
 func bridgeConf(c bridgeCase) string {
 	guests := `subnet 192.0.2.0 netmask 255.255.255.0 {
   next-server 192.0.2.1;
   filename "pxelinux.0";
-  option pxelinux-configfile "pxelinux.cfg/default";
+  option pxelinux-configfile "` + c.configName() + `";
   range 192.0.2.100 192.0.2.150;
 }
 `
@@ -47,7 +49,7 @@ subnet 198.51.100.0 netmask 255.255.255.0 {
   option routers 198.51.100.1;
   next-server 192.0.2.1;
   filename "pxelinux.0";
-  option pxelinux-configfile "pxelinux.cfg/default";
+  option pxelinux-configfile "` + c.configName() + `";
   option pxelinux-pathprefix "http://192.0.2.1:8080/";
   range 198.51.100.100 198.51.100.150;
 }
@@ -77,6 +79,19 @@ func served(log string) map[string][]string {
 		files[p] = append(files[p], m[1])
 	}
 	return files
+}
+
+// configName is the config option 209 names: where dom0 has no address of
+// its own on the bridge, the guest's hex IP without its last digit (the
+// name PXELINUX asks for after the full hex IP; pxed answers it only to
+// the host whose address it begins); elsewhere "default" (likewise
+// answered only to the host's own address).
+func (c bridgeCase) configName() string {
+	if c.dom0Addr != "" {
+		return "pxelinux.cfg/default"
+	}
+	a := netip.MustParseAddr(c.guestIP()).As4()
+	return fmt.Sprintf("pxelinux.cfg/%02X%02X%02X%02X", a[0], a[1], a[2], a[3])[:len("pxelinux.cfg/")+7]
 }
 
 // guestIP is the fixed address of test_pvm in a bridge case.
@@ -186,8 +201,9 @@ func (d *dom0) mac(ns, dev string) string {
 // bridge case: dom0 next to the guests, dom0 without an address on the
 // bridge, dom0 in another subnet, and the boot server behind a DHCP relay
 // (a router: the guest needs its MAC). In each the bootloader returns the
-// kernel and initrds byte for byte, found through pxelinux.cfg/default
-// (which pxed serves only to the guest's address), and they boot under
+// kernel and initrds byte for byte, found through pxelinux.cfg/default or
+// the guest's short hex IP (which pxed serves only to the guest's
+// address), and they boot under
 // QEMU; pxed logs every transfer with the guest's address; and no frame
 // on the bridge during the boot carries dom0's MAC or dom0's address.
 func TestE2EXenBootloaderBridges(t *testing.T) {
@@ -233,10 +249,20 @@ func TestE2EXenBootloaderBridges(t *testing.T) {
 					}
 				}
 			}
-			for _, f := range []string{"pxelinux.cfg/default", "el5u4_x86_xen_install/vmlinuz",
+			for _, f := range []string{c.configName(), "el5u4_x86_xen_install/vmlinuz",
 				"el5u4_x86_xen_install/initrd.img", "el5u4_x86_xen_install/extra.img"} {
 				if len(files[f]) == 0 {
 					t.Errorf("pxed logged no transfer of %s; served: %v", f, files)
+				}
+			}
+
+			if c.name == sameSubnet.name {
+				// The control: from dom0's own address (after the
+				// capture), the config the guest got is not there.
+				out, err := d.try(d.ns, 30*time.Second, "curl", "-sS", "-o", "/dev/null", "tftp://192.0.2.1/"+c.configName())
+				var ee *exec.ExitError
+				if !asExit(err, &ee) || ee.ExitCode() != 68 {
+					t.Errorf("curl %s from dom0's address: %v, want exit 68 (TFTP file not found)\n%s", c.configName(), err, out)
 				}
 			}
 
