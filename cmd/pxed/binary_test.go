@@ -23,7 +23,7 @@ func TestRunCommands(t *testing.T) {
 		stderr       string // substring
 		stdoutIsNone bool
 	}{
-		{args: []string{"version"}, code: 0, stdout: "pxed " + version},
+		{args: []string{"version"}, code: 0, stdout: "pxed " + versionString()},
 		{args: []string{"--version"}, code: 0, stdout: "pxed"},
 		{args: []string{"help"}, code: 0, stdout: "Usage:"},
 		{args: nil, code: 2, stderr: "Usage:", stdoutIsNone: true},
@@ -62,8 +62,15 @@ func TestBinary(t *testing.T) {
 		if code := exitCode(t, err); code != 0 {
 			t.Fatalf("exit %d", code)
 		}
-		if got := strings.TrimSpace(string(out)); got != "pxed test-1.2.3" {
-			t.Errorf("pxed version printed %q, want %q", got, "pxed test-1.2.3")
+		got := strings.TrimSpace(string(out))
+		if got != "pxed test-1.2.3" && !strings.HasPrefix(got, "pxed test-1.2.3 (git ") {
+			t.Fatalf("pxed version printed %q, want the stamped %q, with the revision when the build recorded it", got, "pxed test-1.2.3")
+		}
+		// Built in a git checkout, the revision is the checkout's.
+		if head, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil && strings.Contains(got, "(git ") {
+			if want := "(git " + strings.TrimSpace(string(head))[:12]; !strings.Contains(got, want) {
+				t.Errorf("pxed version printed %q, want %s…", got, want)
+			}
 		}
 	})
 

@@ -9,9 +9,6 @@ import (
 	"path/filepath"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 const usage = `pxed — network-boot provisioning server
 
 Usage:
@@ -72,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "hexip":
 		return cmdHexIP(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "pxed", version)
+		fmt.Fprintln(stdout, "pxed", versionString())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
