@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"pxed/internal/bootplan"
 	"pxed/internal/config"
 	"pxed/internal/httpboot"
+	"pxed/internal/sdnotify"
 	"pxed/internal/tftp"
 )
 
@@ -44,7 +46,15 @@ func cmdServe(args []string, stderr io.Writer) int {
 	// The first signal starts a graceful shutdown; from then on the default
 	// action is back, so a second Ctrl-C ends pxed at once.
 	context.AfterFunc(ctx, stop)
-	if err := serve(ctx, c, log, nil); err != nil {
+	// Under systemd (Type=notify), ready once every socket is bound, and
+	// stopping from the first signal on.
+	ready := func(ln listening) {
+		if _, err := sdnotify.Notify(sdnotify.Ready + "\nSTATUS=serving"); err != nil {
+			log.Warn("telling systemd pxed is ready", "error", err)
+		}
+	}
+	context.AfterFunc(ctx, func() { sdnotify.Notify(sdnotify.Stopping) })
+	if err := serve(ctx, c, log, ready); err != nil {
 		log.Error("pxed serve failed", "error", err)
 		return 1
 	}
@@ -137,7 +147,11 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	var httpLn net.Listener
 	if c.HTTP.Addr != "" {
 		if httpLn, err = net.Listen("tcp", c.HTTP.Addr); err != nil {
-			return fmt.Errorf("http: %w", err)
+			port := 0
+			if _, p, perr := net.SplitHostPort(c.HTTP.Addr); perr == nil {
+				port, _ = strconv.Atoi(p)
+			}
+			return fmt.Errorf("http: %w%s", err, portHint(err, port))
 		}
 		defer httpLn.Close()
 		ln.HTTP = httpLn.Addr()
@@ -207,9 +221,17 @@ func listenTFTP(addr string) (*net.UDPConn, error) {
 	}
 	conn, err := net.ListenUDP(network, ua)
 	if err != nil {
-		return nil, fmt.Errorf("tftp: %w", err)
+		return nil, fmt.Errorf("tftp: %w%s", err, portHint(err, ua.Port))
 	}
 	return conn, nil
+}
+
+// portHint explains a refused bind to a privileged port.
+func portHint(err error, port int) string {
+	if port > 0 && port < 1024 && errors.Is(err, syscall.EACCES) {
+		return fmt.Sprintf(" (port %d needs root or CAP_NET_BIND_SERVICE: setcap cap_net_bind_service=+ep on the pxed binary, or the systemd unit's AmbientCapabilities)", port)
+	}
+	return ""
 }
 
 // serveHTTP serves h on ln until ctx ends, then lets requests in flight
