@@ -82,6 +82,10 @@ type lab struct {
 	dir      string
 	// dhclientConf is added to the dhclient.conf that dhclient runs with.
 	dhclientConf string
+	// serveAs, when set, runs pxed serve through this command (setpriv
+	// and its options) and this binary.
+	serveAs  []string
+	serveBin string
 }
 
 // newLab creates the namespaces; the server side gets serverAddr (CIDR),
@@ -161,8 +165,13 @@ func (l *lab) startPxed(conf, stateDir string, extra ...string) *server {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
-	args := append([]string{"netns", "exec", l.srv, pxed(l.t), "serve", "--dhcpd-conf", confPath, "--interface", l.sif,
-		"--state-dir", stateDir, "--tftp-addr", "", "--http-addr", "", "--log-level", "debug"}, extra...)
+	bin := pxed(l.t)
+	if l.serveBin != "" {
+		bin = l.serveBin
+	}
+	args := append(append([]string{"netns", "exec", l.srv}, l.serveAs...), bin, "serve", "--dhcpd-conf", confPath, "--interface", l.sif,
+		"--state-dir", stateDir, "--tftp-addr", "", "--http-addr", "", "--log-level", "debug")
+	args = append(args, extra...)
 	s := &server{cmd: exec.Command("ip", args...), log: &testutil.SyncBuffer{}, stateDir: stateDir, done: make(chan struct{})}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
