@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -40,7 +42,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var env app.Env
-	if t, err := bootfs.Open(c.TFTP.Root); err == nil {
+	if c.TFTP.Addr != "" || c.HTTP.Addr != "" {
+		// serve refuses to start without the tree it would serve.
+		t, err := bootfs.Open(c.TFTP.Root)
+		if err != nil {
+			fmt.Fprintf(stderr, "error: %v (set --tftp-root, or --tftp-addr \"\" and --http-addr \"\" to serve no files)\n", err)
+			return 1
+		}
 		env.Tree = t
 		defer t.Close()
 	}
@@ -55,6 +63,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	inv, plan := snap.Inventory, snap.DHCP
+	if c.TFTP.Addr == "" && c.HTTP.Addr == "" && plan == nil {
+		fmt.Fprintln(stderr, "error: nothing to serve: no DHCP subnet, and both --tftp-addr and --http-addr are empty")
+		return 1
+	}
 	if inv != nil {
 		fmt.Fprintf(stdout, "ok: inventory %s: %d host(s), %d profile(s)\n", c.Inventory, len(inv.Hosts), len(inv.Profiles))
 	}
@@ -64,6 +76,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(c.DHCP.Interfaces) == 0 {
 		fmt.Fprintln(stderr, "error: subnets are configured but no --interface is named; pxed serve would refuse to start")
+		return 1
+	}
+	if !checkInterfaces(c.DHCP.Interfaces, plan.Subnets(), stderr) {
 		return 1
 	}
 	fmt.Fprintf(stdout, "ok: %d subnet(s) %v, %d dynamic pool(s), %d fixed address(es); DHCP on %v\n",
@@ -186,4 +201,46 @@ func cmdHexIP(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, pxelinux.HexIP(ip))
 	}
 	return code
+}
+
+// checkInterfaces checks the DHCP interfaces as serve would find them on
+// this machine: each must exist (or serve refuses to start), and one with
+// no address in any configured subnet gets a warning, since only relayed
+// requests get answers there. It reports whether all exist.
+func checkInterfaces(names []string, subnets []netip.Prefix, stderr io.Writer) bool {
+	ok := true
+	for _, name := range names {
+		ifc, err := net.InterfaceByName(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "error: interface %s: not on this machine (%v); pxed serve would refuse to start\n", name, err)
+			ok = false
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		var own []string
+		onSubnet := false
+		for _, a := range addrs {
+			ipn, isNet := a.(*net.IPNet)
+			if !isNet || ipn.IP.To4() == nil {
+				continue
+			}
+			own = append(own, ipn.String())
+			ip, _ := netip.AddrFromSlice(ipn.IP.To4())
+			for _, sn := range subnets {
+				onSubnet = onSubnet || sn.Contains(ip)
+			}
+		}
+		if !onSubnet {
+			fmt.Fprintf(stderr, "warning: interface %s (%s) is on no configured subnet: only relayed requests get answers there\n",
+				name, orNone(strings.Join(own, ", ")))
+		}
+	}
+	return ok
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no IPv4 address"
+	}
+	return s
 }

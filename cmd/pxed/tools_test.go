@@ -110,17 +110,26 @@ func TestCheckAndImportErrors(t *testing.T) {
 		stderr string
 	}{
 		// Errors in the YAML model name file:line:column too.
-		{args: []string{"check", "--config", badYAML}, code: 1, stderr: "bad.yaml:4:7: subnet 192.0.2.1/24: host bits are set"},
-		{args: []string{"check", "--config", badYAML}, code: 1, stderr: "bad.yaml:6:7: host a: hardware ethernet"},
-		{args: []string{"check", "--dhcpd-conf", good, "--interface", "eth0"}, code: 0,
-			stdout: "ok: 1 subnet(s) [192.0.2.0/24], 1 dynamic pool(s), 3 fixed address(es); DHCP on [eth0]",
+		{args: []string{"check", "--config", badYAML, "--tftp-root", dir}, code: 1, stderr: "bad.yaml:4:7: subnet 192.0.2.1/24: host bits are set"},
+		{args: []string{"check", "--config", badYAML, "--tftp-root", dir}, code: 1, stderr: "bad.yaml:6:7: host a: hardware ethernet"},
+		{args: []string{"check", "--dhcpd-conf", good, "--interface", "lo", "--tftp-root", dir}, code: 0,
+			stdout: "ok: 1 subnet(s) [192.0.2.0/24], 1 dynamic pool(s), 3 fixed address(es); DHCP on [lo]",
 			stderr: "good.conf:26:1: host test_pvm: fixed-address 192.0.2.199 lies inside a dynamic range"},
-		{args: []string{"check", "--dhcpd-conf", good}, code: 1, stderr: "no --interface is named"},
-		{args: []string{"check", "--dhcpd-conf", broken, "--interface", "eth0"}, code: 1, stderr: "broken.conf:3:8: expected IP address after \"subnet\""},
-		{args: []string{"check", "--dhcpd-conf", unsupported, "--interface", "eth0"}, code: 0, stderr: "unsupported.conf:40:1: \"log-facility\" is not supported by pxed"},
-		{args: []string{"check", "--dhcpd-conf", filepath.Join(dir, "missing.conf"), "--interface", "eth0"}, code: 1, stderr: "missing.conf"},
-		{args: []string{"check", "--config", bothYAML, "--interface", "eth0"}, code: 1, stderr: "both dhcpd-conf and inline"},
-		{args: []string{"check"}, code: 0, stdout: "DHCP is off"},
+		{args: []string{"check", "--dhcpd-conf", good, "--tftp-root", dir}, code: 1, stderr: "no --interface is named"},
+		{args: []string{"check", "--dhcpd-conf", broken, "--interface", "lo", "--tftp-root", dir}, code: 1, stderr: "broken.conf:3:8: expected IP address after \"subnet\""},
+		{args: []string{"check", "--dhcpd-conf", unsupported, "--interface", "lo", "--tftp-root", dir}, code: 0, stderr: "unsupported.conf:40:1: \"log-facility\" is not supported by pxed"},
+		{args: []string{"check", "--dhcpd-conf", filepath.Join(dir, "missing.conf"), "--interface", "lo", "--tftp-root", dir}, code: 1, stderr: "missing.conf"},
+		{args: []string{"check", "--config", bothYAML, "--interface", "lo", "--tftp-root", dir}, code: 1, stderr: "both dhcpd-conf and inline"},
+		{args: []string{"check", "--tftp-root", dir}, code: 0, stdout: "DHCP is off"},
+		// What serve would find missing on this machine.
+		{args: []string{"check", "--tftp-root", filepath.Join(dir, "no-tree")}, code: 1, stderr: "no-tree"},
+		{args: []string{"check", "--tftp-root", filepath.Join(dir, "no-tree"), "--tftp-addr", "", "--http-addr", ""}, code: 1,
+			stderr: "nothing to serve"},
+		{args: []string{"check", "--dhcpd-conf", good, "--interface", "pxednosuch0", "--tftp-root", dir}, code: 1,
+			stderr: "error: interface pxednosuch0: not on this machine"},
+		// lo (127.0.0.1/8) is on none of the seed's subnets.
+		{args: []string{"check", "--dhcpd-conf", good, "--interface", "lo", "--tftp-root", dir}, code: 0,
+			stderr: "warning: interface lo (127.0.0.1/8) is on no configured subnet"},
 		{args: []string{"import", broken}, code: 1, stderr: "broken.conf:3:8:"},
 		{args: []string{"import"}, code: 2, stderr: "usage: pxed import"},
 	} {
