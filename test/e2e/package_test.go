@@ -56,6 +56,9 @@ func TestE2EDebianPackage(t *testing.T) {
 	if dst, err := os.Readlink("/usr/lib/pxed/pxed-xenboot"); err != nil || dst != "/usr/bin/pxed" {
 		t.Errorf("/usr/lib/pxed/pxed-xenboot -> %q (%v), want /usr/bin/pxed", dst, err)
 	}
+	if fi, err := os.Stat("/srv/tftp"); err != nil || !fi.IsDir() {
+		t.Errorf("/srv/tftp, the default boot tree, is not there after install: %v", err)
+	}
 	if out := run(time.Minute, "systemd-analyze", "verify", "/lib/systemd/system/pxed.service"); strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify on the installed unit:\n%s", out)
 	}
@@ -68,6 +71,9 @@ func TestE2EDebianPackage(t *testing.T) {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s is still there after dpkg --purge", p)
 		}
+	}
+	if _, err := os.Stat("/srv/tftp"); err != nil {
+		t.Errorf("purging pxed removed /srv/tftp, the site's boot tree (tftpd-hpa's too): %v", err)
 	}
 	if err := exec.Command("id", "pxed").Run(); err == nil {
 		t.Error("the pxed user is still there after dpkg --purge")
