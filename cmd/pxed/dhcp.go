@@ -16,6 +16,7 @@ import (
 	"pxed/internal/dhcpnet"
 	"pxed/internal/lease"
 	"pxed/internal/lease/bolt"
+	"pxed/internal/metrics"
 )
 
 // dhcpService is the running DHCP server's parts, opened before anything
@@ -29,7 +30,7 @@ type dhcpService struct {
 
 // openDHCP binds the DHCP ports of every named interface and opens the
 // lease database; the server answers from a's current snapshot.
-func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger) (*dhcpService, error) {
+func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m *metrics.Metrics) (*dhcpService, error) {
 	if len(c.DHCP.Interfaces) == 0 {
 		return nil, errors.New("dhcp: subnets are configured but no interface is named; pxed serves DHCP only on the interfaces you name with --interface (or dhcp.interfaces)")
 	}
@@ -61,13 +62,21 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("dhcp: lease database: %w", err)
 	}
-	d.alloc, err = lease.NewAllocator(context.Background(), store, lease.Options{Pools: plan.Pools(), Reserved: plan.Reserved, Logger: log, CallerCommits: true})
+	opts := lease.Options{Pools: plan.Pools(), Reserved: plan.Reserved, Logger: log, CallerCommits: true}
+	if m != nil {
+		opts.OnPut = m.LeaseCommit
+	}
+	d.alloc, err = lease.NewAllocator(context.Background(), store, opts)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("dhcp: lease database: %w", err)
 	}
 	a.UseLeases(d.alloc)
 	d.srv = &dhcp.Server{View: a.DHCPView, Leases: d.alloc, Logger: log}
+	if m != nil {
+		d.srv.Observer = m
+		m.Pools(poolUsage(plan, d.alloc))
+	}
 	if plan.PingCheck {
 		p, err := dhcp.NewICMPPinger()
 		if err != nil {

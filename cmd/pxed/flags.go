@@ -40,6 +40,8 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config) *string { return &c.TFTP.Addr })
 	bind(f, f.fs.String, "http-addr", "http.addr", d.HTTP.Addr, "HTTP listen `HOST:PORT` (empty disables HTTP)",
 		func(c *config.Config) *string { return &c.HTTP.Addr })
+	bind(f, f.fs.String, "metrics-addr", "metrics.addr", d.Metrics.Addr, "where Prometheus `/metrics` is served: \"http\" on the HTTP listener, a HOST:PORT of its own, empty for none",
+		func(c *config.Config) *string { return &c.Metrics.Addr })
 	bind(f, f.fs.String, "state-dir", "state-dir", d.StateDir, "`dir`ectory for durable state (leases, host states)",
 		func(c *config.Config) *string { return &c.StateDir })
 	bind(f, f.fs.String, "dhcpd-conf", "dhcp.dhcpd-conf", "", "ISC dhcpd.conf `file` to serve DHCP from (read as it is; see pxed check)",

@@ -13,16 +13,15 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"pxed/internal/api"
 	"pxed/internal/app"
 	"pxed/internal/bootfs"
-	"pxed/internal/bootplan"
 	"pxed/internal/config"
 	"pxed/internal/httpboot"
+	"pxed/internal/metrics"
 	"pxed/internal/sdnotify"
 	"pxed/internal/tftp"
 )
@@ -101,6 +100,11 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 		return err
 	}
 	env := app.Env{Tree: tree, States: states, Logger: log}
+	var m *metrics.Metrics
+	if c.Metrics.Addr != "" {
+		m = metrics.New()
+		env.OnReload = m.Reload
+	}
 	a, err := app.Load(c, env)
 	if err != nil {
 		return err
@@ -117,7 +121,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	}
 	var dhcpSvc *dhcpService
 	if snap.DHCP != nil {
-		if dhcpSvc, err = openDHCP(c, snap.DHCP, a, log); err != nil {
+		if dhcpSvc, err = openDHCP(c, snap.DHCP, a, log, m); err != nil {
 			return err
 		}
 		defer dhcpSvc.close()
@@ -158,6 +162,14 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 		a.SetHTTPPort(httpLn.Addr().(*net.TCPAddr).Port)
 	}
 
+	var metricsLn net.Listener
+	if m != nil && c.Metrics.Addr != config.MetricsOnHTTP {
+		if metricsLn, err = net.Listen("tcp", c.Metrics.Addr); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		defer metricsLn.Close()
+	}
+
 	g := newGroup(ctx)
 	if tftpConn != nil {
 		srv := &tftp.Server{
@@ -167,22 +179,15 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 			Timeout: c.TFTP.Timeout, MinTimeout: c.TFTP.MinTimeout, Retries: c.TFTP.Retries, MaxTransfers: c.TFTP.MaxTransfers, Grace: c.ShutdownGrace,
 			MaxTransfersPerClient: c.TFTP.MaxTransfersPerClient,
 		}
+		if m != nil {
+			srv.Observer = m
+		}
 		g.Go("tftp", func(ctx context.Context) error { return srv.Serve(ctx, tftpConn) })
 		log.Info("tftp listening", "addr", ln.TFTP.String(), "root", tree.Dir(), "single-port", c.TFTP.SinglePort)
 	}
 	svc := a.Service()
 	if httpLn != nil {
-		apiH := api.Handler(svc, api.Options{Token: token, Logger: log})
-		filesH := &httpboot.Files{FS: files, Logger: log, ContentType: bootplan.ContentType}
-		// Not an http.ServeMux: it would clean "/../x" into "/x" before
-		// the boot tree's jail could refuse (and log) it.
-		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasPrefix(r.URL.Path, "/api/") {
-				apiH.ServeHTTP(w, r)
-				return
-			}
-			filesH.ServeHTTP(w, r)
-		})
+		h := httpHandler(c, svc, token, files, m, log)
 		lim := httpboot.Limits{MaxConns: c.HTTP.MaxConns, MaxConnsPerIP: c.HTTP.MaxConnsPerIP, MinRate: int64(c.HTTP.MinRate), Logger: log}
 		limited := lim.Listener(httpLn)
 		g.Go("http", func(ctx context.Context) error { return serveHTTP(ctx, limited, h, c.ShutdownGrace, log) })
@@ -191,6 +196,12 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	if dhcpSvc != nil {
 		g.Go("dhcp", dhcpSvc.serve)
 		log.Info("dhcp serving", "interfaces", c.DHCP.Interfaces, "subnets", snap.DHCP.Subnets(), "proxy", snap.DHCP.Proxy, "authoritative", snap.DHCP.Authoritative)
+	}
+	if metricsLn != nil {
+		g.Go("metrics", func(ctx context.Context) error { return serveHTTP(ctx, metricsLn, m.Handler(), time.Second, log) })
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
+	} else if m != nil && httpLn == nil {
+		log.Info("metrics: not served (HTTP is off); give --metrics-addr HOST:PORT to serve them")
 	}
 	ctl := api.Handler(svc, api.Options{Trusted: true, Logger: log})
 	g.Go("control socket", func(ctx context.Context) error { return serveHTTP(ctx, ctlLn, ctl, time.Second, log) })
@@ -208,30 +219,6 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 		return nil
 	})
 	return g.Wait()
-}
-
-func listenTFTP(addr string) (*net.UDPConn, error) {
-	network := "udp4"
-	if host, _, _ := net.SplitHostPort(addr); strings.Contains(host, ":") {
-		network = "udp6"
-	}
-	ua, err := net.ResolveUDPAddr(network, addr)
-	if err != nil {
-		return nil, fmt.Errorf("tftp address: %w", err)
-	}
-	conn, err := net.ListenUDP(network, ua)
-	if err != nil {
-		return nil, fmt.Errorf("tftp: %w%s", err, portHint(err, ua.Port))
-	}
-	return conn, nil
-}
-
-// portHint explains a refused bind to a privileged port.
-func portHint(err error, port int) string {
-	if port > 0 && port < 1024 && errors.Is(err, syscall.EACCES) {
-		return fmt.Sprintf(" (port %d needs root or CAP_NET_BIND_SERVICE: setcap cap_net_bind_service=+ep on the pxed binary, or the systemd unit's AmbientCapabilities)", port)
-	}
-	return ""
 }
 
 // serveHTTP serves h on ln until ctx ends, then lets requests in flight

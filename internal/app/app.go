@@ -59,6 +59,8 @@ type Env struct {
 	// HTTPPort is the bound HTTP port (0: from the configuration).
 	HTTPPort int
 	Logger   *slog.Logger
+	// OnReload, when set, hears of each reload's result (metrics).
+	OnReload func(err error)
 }
 
 // Build reads and compiles the configuration into a snapshot. It binds
@@ -273,6 +275,9 @@ func (a *App) Reload(why string) error {
 	what := "configuration"
 	if a.cfg.Inventory != "" {
 		what = "inventory"
+	}
+	if a.env.OnReload != nil {
+		defer func() { a.env.OnReload(err) }()
 	}
 	if err != nil {
 		a.log.Error(what+" reload failed; still serving the previous "+what, "file", a.cfg.Inventory, "trigger", why, "error", err)

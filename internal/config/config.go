@@ -31,8 +31,9 @@ type Config struct {
 	DHCP          DHCP          `yaml:"dhcp"`
 	// Inventory is the boot inventory file (hosts and profiles); empty:
 	// none. It is reloaded on SIGHUP and when the file changes.
-	Inventory string `yaml:"inventory"`
-	API       API    `yaml:"api"`
+	Inventory string  `yaml:"inventory"`
+	API       API     `yaml:"api"`
+	Metrics   Metrics `yaml:"metrics"`
 
 	// file is where the config came from, for messages; empty for defaults.
 	file     string
@@ -98,6 +99,16 @@ type API struct {
 	TokenFile string `yaml:"token-file"`
 }
 
+// Metrics configures the Prometheus metrics.
+type Metrics struct {
+	// Addr is where /metrics is served: MetricsOnHTTP (the default) on
+	// the HTTP listener, a HOST:PORT of its own, or empty for none.
+	Addr string `yaml:"addr"`
+}
+
+// MetricsOnHTTP is Metrics.Addr for /metrics on the HTTP listener.
+const MetricsOnHTTP = "http"
+
 // DHCP configures the DHCP server: either an ISC dhcpd.conf (DHCPDConf) or
 // the same model written inline (Network). DHCP is off when no subnet is
 // configured.
@@ -128,7 +139,8 @@ func Default() *Config {
 
 			MaxTransfersPerClient: 16,
 		},
-		HTTP: HTTP{Addr: ":8080", MaxConns: 1024, MaxConnsPerIP: 32, MinRate: 4096},
+		HTTP:    HTTP{Addr: ":8080", MaxConns: 1024, MaxConnsPerIP: 32, MinRate: 4096},
+		Metrics: Metrics{Addr: MetricsOnHTTP},
 	}
 }
 

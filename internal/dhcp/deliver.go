@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,16 +21,48 @@ func (s *Server) Handle(ctx context.Context, port *Port, b []byte, src netip.Add
 	p, err := Parse(b)
 	if err != nil {
 		s.drop(port, src, len(b) > MaxMessageLen, err)
+		if s.Observer != nil {
+			s.Observer.DHCPMessage("malformed", "dropped", 0)
+		}
 		return
 	}
 	req := Request{Packet: p, Port: port, Src: src, Dst: dst}
+	start := time.Now()
 	v := s.view()
 	x, o, ok := newExchange(v, req)
 	if ok {
 		x.leases = s.Leases
 		o = x.decide()
 	}
+	decided := time.Since(start)
 	s.deliver(x, req, o)
+	if s.Observer != nil {
+		s.Observer.DHCPMessage(msgName(p.Type()), o.outcomeName(), decided)
+	}
+}
+
+// Observer hears of each DHCP message: its type ("DISCOVER", …, "BOOTP",
+// or "malformed"), the outcome ("offer", "ack", "nak", "bootreply",
+// "decline", "release", "none" for silence, "dropped") and how long the
+// decision took. Calls come from the serving goroutines: they must be
+// quick.
+type Observer interface {
+	DHCPMessage(typ, outcome string, decide time.Duration)
+}
+
+// outcomeName names what o does, for Observer.
+func (o *Outcome) outcomeName() string {
+	switch {
+	case o.Action == Decline:
+		return "decline"
+	case o.Action == Release:
+		return "release"
+	case o.Reply == nil:
+		return "none"
+	case o.Type == 0:
+		return "bootreply"
+	}
+	return strings.ToLower(msgName(o.Type))
 }
 
 // deliver carries out o for req (x is nil when no subnet matched).

@@ -74,6 +74,8 @@ type Server struct {
 	Plan   *Plan
 	Leases *lease.Allocator
 	Logger *slog.Logger
+	// Observer, when set, hears of each message (metrics).
+	Observer Observer
 	// TFTPEnabled (without View): when a scope has no next-server, use
 	// this server's own address on the interface instead of 0.0.0.0.
 	TFTPEnabled bool

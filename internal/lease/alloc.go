@@ -52,6 +52,10 @@ type Options struct {
 	// on the goroutine that is running anyway, with no thread to wake per
 	// batch. The default (false) commits on a goroutine of the Allocator.
 	CallerCommits bool
+	// OnPut, when set, hears of each batch written to the store: how
+	// long the write (and its fsync) took, how many records, and its error
+	// (metrics). It is called from the committing goroutine.
+	OnPut func(d time.Duration, records int, err error)
 }
 
 // Stats are counters of an Allocator's committer.
@@ -84,9 +88,10 @@ type Allocator struct {
 	offerTTL    time.Duration
 	declineHold time.Duration
 
-	kick    chan struct{} // wakes the committer; capacity 1
-	stopped chan struct{} // closed when the committer has exited
-	manual  bool          // Options.CallerCommits
+	kick    chan struct{}                   // wakes the committer; capacity 1
+	stopped chan struct{}                   // closed when the committer has exited
+	manual  bool                            // Options.CallerCommits
+	onPut   func(time.Duration, int, error) // Options.OnPut
 
 	// flushMu serialises commit rounds (the committer's, or Flush calls).
 	flushMu sync.Mutex
@@ -155,6 +160,7 @@ func NewAllocator(ctx context.Context, store Store, opts Options) (*Allocator, e
 		offerTTL:    opts.OfferTTL,
 		declineHold: opts.DeclineHold,
 		manual:      opts.CallerCommits,
+		onPut:       opts.OnPut,
 		kick:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
 		byIP:        make(map[uint32]*entry),
@@ -981,9 +987,13 @@ func (a *Allocator) round() {
 	cs.batch, cs.seqs = batch, seqs
 	a.mu.Unlock()
 
+	putStart := time.Now()
 	out, err := a.store.Put(context.Background(), batch)
 	if err == nil && len(out) != len(batch) {
 		err = fmt.Errorf("store returned %d leases for a batch of %d", len(out), len(batch))
+	}
+	if a.onPut != nil {
+		a.onPut(time.Since(putStart), len(batch), err)
 	}
 
 	a.mu.Lock()

@@ -46,6 +46,8 @@ type Server struct {
 	Root string
 	// Logger receives one line per transfer and one per refused request.
 	Logger *slog.Logger
+	// Observer, when set, hears of each transfer (metrics).
+	Observer Observer
 	// SinglePort sends every transfer from the listening port and tells
 	// transfers apart by client address, for NAT, containers and firewalls
 	// that only pass the TFTP port. By default each transfer gets its own
@@ -95,6 +97,15 @@ type Server struct {
 	ringUsed atomic.Bool  // an io_uring engine was started (tests look)
 	mtuCache sync.Map     // interface index -> MTU
 	bufPools [3]sync.Pool
+}
+
+// Observer hears of each transfer: TransferStarted once it is accepted,
+// TransferDone when it ends, with the bytes the client acknowledged, the
+// retransmissions and the error that ended it (nil: complete). Calls come
+// from the transfers' goroutines, concurrently: they must be quick.
+type Observer interface {
+	TransferStarted()
+	TransferDone(bytes int64, retransmits int, err error)
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -435,6 +446,9 @@ func (l *listener) handleRequest(pkt []byte, peer netip.AddrPort, local netip.Ad
 	l.transfers.Add(1)
 	l.peers[peer] = t
 	l.mu.Unlock()
+	if s.Observer != nil {
+		s.Observer.TransferStarted()
+	}
 	t.onDone = func() {
 		l.remove(t)
 		s.active.Add(-1)

@@ -521,6 +521,9 @@ func (t *transfer) finish(err error) bool {
 	}
 	attrs = append(attrs, "retransmits", t.retransmits, "result", result)
 	t.srv.logger().Log(context.Background(), level, "tftp transfer", attrs...)
+	if o := t.srv.Observer; o != nil {
+		o.TransferDone(t.bytes, t.retransmits, err)
+	}
 	t.onDone()
 	return true
 }

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"pxed/internal/api"
+	"pxed/internal/bootfs"
+	"pxed/internal/bootplan"
+	"pxed/internal/config"
+	"pxed/internal/httpboot"
+	"pxed/internal/metrics"
+)
+
+// httpHandler is what the HTTP listener serves: the API under /api/,
+// /metrics when the metrics are on this listener, the boot tree for the
+// rest. Not an http.ServeMux: it would clean "/../x" into "/x" before the
+// boot tree's jail could refuse (and log) it.
+func httpHandler(c *config.Config, svc api.Service, token string, files *bootfs.Layered, m *metrics.Metrics, log *slog.Logger) http.Handler {
+	var apiH, filesH, metricsH http.Handler = api.Handler(svc, api.Options{Token: token, Logger: log}),
+		&httpboot.Files{FS: files, Logger: log, ContentType: bootplan.ContentType}, nil
+	if m != nil {
+		apiH, filesH = m.HTTP("api", apiH), m.HTTP("files", filesH)
+		if c.Metrics.Addr == config.MetricsOnHTTP {
+			metricsH = m.HTTP("metrics", m.Handler())
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/"):
+			apiH.ServeHTTP(w, r)
+		case metricsH != nil && r.URL.Path == "/metrics":
+			metricsH.ServeHTTP(w, r)
+		default:
+			filesH.ServeHTTP(w, r)
+		}
+	})
+}
+
+func listenTFTP(addr string) (*net.UDPConn, error) {
+	network := "udp4"
+	if host, _, _ := net.SplitHostPort(addr); strings.Contains(host, ":") {
+		network = "udp6"
+	}
+	ua, err := net.ResolveUDPAddr(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("tftp address: %w", err)
+	}
+	conn, err := net.ListenUDP(network, ua)
+	if err != nil {
+		return nil, fmt.Errorf("tftp: %w%s", err, portHint(err, ua.Port))
+	}
+	return conn, nil
+}
+
+// portHint explains a refused bind to a privileged port.
+func portHint(err error, port int) string {
+	if port > 0 && port < 1024 && errors.Is(err, syscall.EACCES) {
+		return fmt.Sprintf(" (port %d needs root or CAP_NET_BIND_SERVICE: setcap cap_net_bind_service=+ep on the pxed binary, or the systemd unit's AmbientCapabilities)", port)
+	}
+	return ""
+}
