@@ -40,6 +40,8 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config) *string { return &c.TFTP.Addr })
 	bind(f, f.fs.String, "http-addr", "http.addr", d.HTTP.Addr, "HTTP listen `HOST:PORT` (empty disables HTTP)",
 		func(c *config.Config) *string { return &c.HTTP.Addr })
+	bind(f, f.fs.Bool, "strict", "strict", false, "dhcpd.conf statements pxed skips (ISC knows them, pxed does not model them) are errors, not warnings",
+		func(c *config.Config) *bool { return &c.Strict })
 	bind(f, f.fs.String, "metrics-addr", "metrics.addr", d.Metrics.Addr, "where Prometheus `/metrics` is served: \"http\" on the HTTP listener, a HOST:PORT of its own, empty for none",
 		func(c *config.Config) *string { return &c.Metrics.Addr })
 	bind(f, f.fs.String, "state-dir", "state-dir", d.StateDir, "`dir`ectory for durable state (leases, host states)",

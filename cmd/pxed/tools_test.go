@@ -99,6 +99,8 @@ func TestCheckAndImportErrors(t *testing.T) {
 	writeFile(t, broken, []byte("ddns-update-style none;\nallow booting;\nsubnet netmask {\noption routers;\n}\n"))
 	unsupported := filepath.Join(dir, "unsupported.conf")
 	writeFile(t, unsupported, []byte(seedDHCPD+"log-facility local7;\n"))
+	typo := filepath.Join(dir, "typo.conf")
+	writeFile(t, typo, []byte(strings.Replace(seedDHCPD, "next-server", "next-sever", 1)))
 	bothYAML := filepath.Join(dir, "both.yaml")
 	writeFile(t, bothYAML, []byte("dhcp:\n  dhcpd-conf: "+good+"\n  subnets:\n    - network: 198.51.100.0/24\n"))
 	badYAML := filepath.Join(dir, "bad.yaml")
@@ -118,6 +120,11 @@ func TestCheckAndImportErrors(t *testing.T) {
 		{args: []string{"check", "--dhcpd-conf", good, "--tftp-root", dir}, code: 1, stderr: "no --interface is named"},
 		{args: []string{"check", "--dhcpd-conf", broken, "--interface", "lo", "--tftp-root", dir}, code: 1, stderr: "broken.conf:3:8: expected IP address after \"subnet\""},
 		{args: []string{"check", "--dhcpd-conf", unsupported, "--interface", "lo", "--tftp-root", dir}, code: 0, stderr: "unsupported.conf:40:1: \"log-facility\" is not supported by pxed"},
+		// --strict: what pxed skips is an error; a typo always is, as in ISC.
+		{args: []string{"check", "--dhcpd-conf", unsupported, "--interface", "lo", "--tftp-root", dir, "--strict"}, code: 1,
+			stderr: "unsupported.conf:40:1: \"log-facility\" is not supported by pxed: pxed logs through its own logger; statement skipped (an error with --strict)"},
+		{args: []string{"check", "--dhcpd-conf", typo, "--interface", "lo", "--tftp-root", dir}, code: 1,
+			stderr: `unknown statement "next-sever": not an ISC dhcpd statement`},
 		{args: []string{"check", "--dhcpd-conf", filepath.Join(dir, "missing.conf"), "--interface", "lo", "--tftp-root", dir}, code: 1, stderr: "missing.conf"},
 		{args: []string{"check", "--config", bothYAML, "--interface", "lo", "--tftp-root", dir}, code: 1, stderr: "both dhcpd-conf and inline"},
 		{args: []string{"check", "--tftp-root", dir}, code: 0, stdout: "DHCP is off"},

@@ -173,8 +173,13 @@ func loadNetwork(c *config.Config) (*config.Network, []dhcp.Warning, error) {
 		return nil, nil, err
 	}
 	var out []dhcp.Warning
+	var strict config.Errors
 	for _, w := range warns {
 		out = append(out, dhcp.Warning{Pos: w.Pos, Msg: w.Msg})
+		strict = append(strict, &config.Error{File: w.Pos.File, Line: w.Pos.Line, Column: w.Pos.Column, Msg: w.Msg + " (an error with --strict)"})
+	}
+	if c.Strict && len(strict) > 0 {
+		return nil, nil, strict
 	}
 	// Server-wide switches from the YAML still apply to a dhcpd.conf.
 	n.Proxy = n.Proxy || inline.Proxy

@@ -34,6 +34,9 @@ type Config struct {
 	Inventory string  `yaml:"inventory"`
 	API       API     `yaml:"api"`
 	Metrics   Metrics `yaml:"metrics"`
+	// Strict makes the dhcpd.conf statements pxed does not model (ISC
+	// dhcpd knows them; pxed skips them with a warning) errors.
+	Strict bool `yaml:"strict"`
 
 	// file is where the config came from, for messages; empty for defaults.
 	file     string

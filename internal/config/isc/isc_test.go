@@ -486,7 +486,6 @@ func TestWarningsForUnsupported(t *testing.T) {
 		{"subclass", "subclass \"c\" 1:2:3;", []string{"f.conf:1: \"subclass\" is not supported"}},
 		{"if elsif else", "# x\nif a {\n} elsif b {\n} else {\n}\nlog-facility x;",
 			[]string{"f.conf:2: \"if\" is not supported by pxed: conditional statements are not evaluated…; statement skipped, lines 2-5", "f.conf:6: \"log-facility\""}},
-		{"typo", "defualt-lease-time 5;", []string{"f.conf:1: unknown statement \"defualt-lease-time\""}},
 		{"known but unsupported", "one-lease-per-client true;", []string{"f.conf:1: \"one-lease-per-client\" is not supported by pxed; statement skipped"}},
 		{"key with trailing semicolon", "key k { secret \"x\"; };\nauthoritative;", []string{"f.conf:1: \"key\" is not supported"}},
 		{"in host", "host h {\n  hardware ethernet 0:1:2:3:4:5;\n  ddns-hostname \"h\";\n}", []string{"f.conf:3: \"ddns-hostname\" is not supported"}},
@@ -531,6 +530,10 @@ func TestErrors(t *testing.T) {
 		msg       string
 	}{
 		{"host h {\n  fixed-address;\n}", 2, 16, `expected IP address after "fixed-address", got ";"`},
+		// Typos ISC dhcpd refuses too.
+		{"defualt-lease-time 5;", 1, 1, `unknown statement "defualt-lease-time": not an ISC dhcpd statement (dhcpd refuses it too; a typo?)`},
+		{"subnet 192.0.2.0 netmask 255.255.255.0 {\n  next-sever 192.0.2.1;\n}", 2, 3, `unknown statement "next-sever"`},
+		{"host h {\n  hardware ethernet 0:1:2:3:4:5;\n  filname \"pxelinux.0\";\n}", 3, 3, `unknown statement "filname"`},
 		{"host h { fixed-address boot.example.com; }", 1, 24, "fixed-address boot.example.com: pxed does not resolve host names in fixed-address; write the IPv4 address"},
 		{"host h { fixed-address 10.0.0.1 10.0.0.2; }", 1, 33, `expected "," or ";" after a fixed-address, got "10.0.0.2"`},
 		{"subnet 10.0.0.0 netmask 255.0.0.0 { range a.example b.example; }", 1, 43, "range a.example: pxed does not resolve host names in range"},

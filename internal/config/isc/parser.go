@@ -415,7 +415,10 @@ func (p *parser) unsupported(kw token) {
 	case iscStatements[name]:
 		p.warn(kw.pos, "%q is not supported by pxed; statement skipped%s", kw.val, lines)
 	default:
-		p.warn(kw.pos, "unknown statement %q (not an ISC dhcpd statement pxed knows; a typo?); skipped%s", kw.val, lines)
+		// ISC dhcpd refuses a statement it does not know, and so does
+		// pxed: a typo (next-sever, filname) must not serve a network
+		// without what it was meant to set.
+		p.errorAt(kw.pos, "unknown statement %q: not an ISC dhcpd statement (dhcpd refuses it too; a typo?)", kw.val)
 	}
 }
 
