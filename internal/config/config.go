@@ -178,6 +178,9 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, yamlError(file, err)
 	}
 	c.root = &root
+	if es := CheckKeys(file, &root, c); len(es) > 0 {
+		return nil, es
+	}
 	dec = yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {

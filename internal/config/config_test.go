@@ -163,6 +163,10 @@ func TestUnknownKey(t *testing.T) {
 		if !strings.Contains(msg, tt.key) {
 			t.Errorf("Load(%q) = %q does not name %q", tt.text, msg, tt.key)
 		}
+		// The keys that are known there, and no Go type names.
+		if !strings.Contains(msg, "(known: ") || strings.Contains(msg, "config.") || strings.Contains(msg, "not found in type") {
+			t.Errorf("Load(%q) = %q: want the known keys listed and no Go type", tt.text, msg)
+		}
 		es := errorsOf(t, err)
 		if es[0].File != file || es[0].Line != tt.line {
 			t.Errorf("Load(%q): error at %s:%d, want %s:%d", tt.text, es[0].File, es[0].Line, file, tt.line)
@@ -179,7 +183,7 @@ func TestWrongType(t *testing.T) {
 		{"tftp:\n  retries: many\n", 2, "many"},
 		{"tftp:\n  max-blksize: 1468 bytes\n", 2, "1468 bytes"},
 		{"tftp:\n  single-port: sometimes\n", 2, "sometimes"},
-		{"tftp:\n  timeout: 5\n", 2, "Duration"}, // a bare number is not a duration
+		{"tftp:\n  timeout: 5\n", 2, `tftp.timeout: "5" is not a duration: write it with a unit, like 5s`}, // a bare number is not a duration
 		{"tftp:\n  timeout: fast\n", 2, "fast"},
 		{"state-dir: /x\nshutdown-grace: [1]\n", 2, "!!seq"},
 		{"dhcp:\n  interfaces: eth0\n", 2, "eth0"},

@@ -178,6 +178,9 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		return nil, config.YAMLError(name, err)
 	}
 	var f file
+	if es := config.CheckKeys(name, &root, &f); len(es) > 0 {
+		return nil, es
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
