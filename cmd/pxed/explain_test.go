@@ -142,8 +142,14 @@ func TestExplainInventory(t *testing.T) {
 		"el5u4_x86_pxeboot_install/vmlinuz": "k", "el5u4_x86_pxeboot_install/initrd.img": "i",
 		"pxelinux.cfg/01-00-19-b9-41-2c-b9": "default local\nlabel local\nlocalboot 0\n",
 	}, nil)
+	// Paths in a config file are relative to the file: this one is in a
+	// temporary directory, so the inventory's path is absolute.
+	inv, err := filepath.Abs("../../examples/inventory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	yaml := `state-dir: ` + dir + `
-inventory: ../../examples/inventory.yaml
+inventory: ` + inv + `
 tftp: {root: ` + root + `, addr: "192.0.2.1:69"}
 http: {addr: "192.0.2.1:8080"}
 dhcp:
@@ -160,7 +166,7 @@ dhcp:
 		t.Errorf("exit %d, want 0", code)
 	}
 	wantLines(t, out,
-		"inventory: test_hvm (../../examples/inventory.yaml:",
+		"inventory: test_hvm ("+inv+":",
 		"profile el5-hvm-install, state install (declared)",
 		"address: 192.0.2.177",
 		"boot file for UEFI x64: ipxe.efi",

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -187,10 +188,40 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, yamlError(file, err)
 	}
 	c.positionNetwork()
+	c.resolvePaths(filepath.Dir(file))
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// resolvePaths makes the relative paths the file gives relative to the
+// file's directory, dir, as a reader of the file expects (a flag's path
+// stays relative to the directory pxed runs in: flags override after
+// Load). Paths the file does not set keep their defaults.
+func (c *Config) resolvePaths(dir string) {
+	for key, p := range map[string]*string{
+		"state-dir": &c.StateDir, "tftp.root": &c.TFTP.Root, "inventory": &c.Inventory,
+		"dhcp.dhcpd-conf": &c.DHCP.DHCPDConf, "api.token-file": &c.API.TokenFile,
+	} {
+		if *p != "" && !filepath.IsAbs(*p) && c.inFile(key) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+}
+
+// inFile reports whether the dotted key path is set in the file.
+func (c *Config) inFile(path string) bool {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return false
+	}
+	n := c.root.Content[0]
+	for _, k := range strings.Split(path, ".") {
+		if n = mapValue(n, k); n == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // positionNetwork records where each subnet, pool, range, host and option

@@ -454,3 +454,25 @@ func TestOptionErrorsAtLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPathsRelativeToTheFile: relative paths a config file gives are
+// relative to the file's directory; absolute ones and the defaults stay.
+func TestPathsRelativeToTheFile(t *testing.T) {
+	file := writeConfig(t, "state-dir: state\ntftp:\n  root: ../tree\ninventory: /etc/pxed/inventory.yaml\ndhcp:\n  dhcpd-conf: dhcpd.conf\n")
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(file)
+	for name, got := range map[string][2]string{
+		"state-dir":       {c.StateDir, filepath.Join(dir, "state")},
+		"tftp.root":       {c.TFTP.Root, filepath.Join(filepath.Dir(dir), "tree")},
+		"inventory":       {c.Inventory, "/etc/pxed/inventory.yaml"},
+		"dhcp.dhcpd-conf": {c.DHCP.DHCPDConf, filepath.Join(dir, "dhcpd.conf")},
+		"api.token-file":  {c.API.TokenFile, ""},
+	} {
+		if got[0] != got[1] {
+			t.Errorf("%s = %q, want %q", name, got[0], got[1])
+		}
+	}
+}
