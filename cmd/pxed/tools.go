@@ -105,7 +105,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) int {
 	}
 	n, warns, err := isc.ParseFile(fs.Arg(0))
 	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
+		fmt.Fprintf(stderr, "warning: %s\n", positionOf(w))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
@@ -122,7 +122,37 @@ func cmdImport(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "# Imported from %s by pxed import.\n# Add `interfaces: [IFACE]` under dhcp:, or pass --interface.\n", fs.Arg(0))
 	stdout.Write(out.Bytes())
+	writeDropped(stdout, warns)
 	return 0
+}
+
+// positionOf formats an import warning as file:line:column: message.
+func positionOf(w isc.Warning) string {
+	return fmt.Sprintf("%s:%d:%d: %s", w.Pos.File, w.Pos.Line, max(w.Pos.Column, 1), w.Msg)
+}
+
+// writeDropped appends what the import left out as YAML comments, each
+// with its position, the reason and the statement's first source line, so
+// that the YAML keeps a record of what the dhcpd.conf said.
+func writeDropped(w io.Writer, warns []isc.Warning) {
+	if len(warns) == 0 {
+		return
+	}
+	lines := map[string][]string{}
+	fmt.Fprintln(w, "\n# Not imported (pxed skips these; `pxed check --strict` makes them errors):")
+	for _, warn := range warns {
+		src, ok := lines[warn.Pos.File]
+		if !ok {
+			if b, err := os.ReadFile(warn.Pos.File); err == nil {
+				src = strings.Split(string(b), "\n")
+			}
+			lines[warn.Pos.File] = src
+		}
+		fmt.Fprintf(w, "#   %s\n", strings.ReplaceAll(positionOf(warn), "\n", " "))
+		if l := warn.Pos.Line; l >= 1 && l <= len(src) {
+			fmt.Fprintf(w, "#     %s\n", strings.TrimSpace(src[l-1]))
+		}
+	}
 }
 
 // cmdLeases lists leases: from the running server through its control

@@ -61,10 +61,20 @@ func stripPos(n *config.Network) *config.Network {
 func TestImportRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "dhcpd.conf")
-	writeFile(t, conf, []byte(seedDHCPD))
+	// With a statement pxed skips: the YAML records it as a comment and
+	// still loads.
+	writeFile(t, conf, []byte(seedDHCPD+"log-facility local7;\n"))
 	var stdout, stderr testutil.SyncBuffer
 	if code := run([]string{"import", conf}, &stdout, &stderr); code != 0 {
 		t.Fatalf("pxed import: exit %d\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"# Not imported", `dhcpd.conf:40:1: "log-facility" is not supported by pxed`, "#     log-facility local7;"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the imported YAML lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "dhcpd.conf:40:1: \"log-facility\"") {
+		t.Errorf("the warning has no column: %s", stderr.String())
 	}
 	yamlFile := filepath.Join(dir, "pxed.yaml")
 	writeFile(t, yamlFile, []byte(stdout.String()))
