@@ -35,6 +35,17 @@ func TestRunCommands(t *testing.T) {
 		{args: []string{"hexip", "192.168.200.177"}, code: 0, stdout: "C0A8C8B1\n"},
 		{args: []string{"hexip", "192.0.2.177", "nonsense"}, code: 1, stdout: "C00002B1\n", stderr: `"nonsense" is not an IPv4 address`},
 		{args: []string{"hexip"}, code: 2, stderr: "usage: pxed hexip", stdoutIsNone: true},
+		// --help on every command: exit 0, a synopsis and examples.
+		{args: []string{"serve", "--help"}, code: 0, stderr: "Examples:\n  pxed serve --config"},
+		{args: []string{"check", "-h"}, code: 0, stderr: "Examples:\n  pxed check --config"},
+		{args: []string{"leases", "--help"}, code: 0, stderr: "Examples:\n  pxed leases --config"},
+		{args: []string{"host", "--help"}, code: 0, stdout: "usage: pxed host list"},
+		{args: []string{"hexip", "--help"}, code: 0, stdout: "Examples:"},
+		{args: []string{"vm", "--help"}, code: 0, stdout: "usage: pxed vm create"},
+		{args: []string{"vm", "create", "-h"}, code: 0, stdout: "usage: pxed vm create"},
+		{args: []string{"explain", "--help"}, code: 0, stderr: "usage: pxed explain"},
+		{args: []string{"import", "--help"}, code: 0, stderr: "usage: pxed import"},
+		{args: []string{"leases", "stray"}, code: 2, stderr: `unexpected argument "stray"`},
 	}
 	for _, tt := range tests {
 		var stdout, stderr testutil.SyncBuffer
@@ -71,6 +82,13 @@ func TestBinary(t *testing.T) {
 			if want := "(git " + strings.TrimSpace(string(head))[:12]; !strings.Contains(got, want) {
 				t.Errorf("pxed version printed %q, want %s…", got, want)
 			}
+		}
+	})
+
+	t.Run("xen-bootloader help", func(t *testing.T) {
+		out, err := exec.Command(bin, "xen-bootloader", "--help").Output()
+		if code := exitCode(t, err); code != 0 || !strings.Contains(string(out), "usage: pxed xen-bootloader") || !strings.Contains(string(out), "Examples") {
+			t.Fatalf("pxed xen-bootloader --help: exit %d\n%s", code, out)
 		}
 	})
 

@@ -31,7 +31,11 @@ the state file directly. Takes serve's --config, --inventory and
 `
 
 func cmdHost(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if isHelp(args) {
+		fmt.Fprint(stdout, hostUsage)
+		return 0
+	}
+	if len(args) == 0 {
 		fmt.Fprint(stderr, hostUsage)
 		return 2
 	}

@@ -28,6 +28,7 @@ import (
 
 func cmdServe(args []string, stderr io.Writer) int {
 	f := newServeFlags(stderr)
+	setUsage(f.fs, stderr, serveSynopsis, serveExamples)
 	c, err := f.load(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

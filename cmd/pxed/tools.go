@@ -31,6 +31,7 @@ import (
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	f := newServeFlags(stderr)
 	f.fs.Init("check", flag.ContinueOnError)
+	setUsage(f.fs, stderr, checkSynopsis, checkExamples)
 	c, err := f.load(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -160,7 +161,9 @@ func writeDropped(w io.Writer, warns []isc.Warning) {
 func cmdLeases(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("leases", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	stateDir := fs.String("state-dir", config.Default().StateDir, "pxed's state `dir`ectory")
+	setUsage(fs, stderr, leasesSynopsis, leasesExamples)
+	configFile := fs.String("config", "", "pxed's YAML config `file`: its state-dir (as serve and host take it)")
+	stateDir := fs.String("state-dir", config.Default().StateDir, "pxed's state `dir`ectory (overrides --config's)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -168,7 +171,24 @@ func cmdLeases(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	leases, err := readLeases(*stateDir)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pxed leases: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	dir := *stateDir
+	if *configFile != "" {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "state-dir" })
+		c, err := config.Load(*configFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "pxed leases: %v\n", err)
+			return 1
+		}
+		if !explicit {
+			dir = c.StateDir
+		}
+	}
+	leases, err := readLeases(dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxed leases: %v\n", err)
 		return 1
@@ -216,8 +236,12 @@ func readLeases(stateDir string) ([]api.LeaseView, error) {
 // cmdHexIP prints each IPv4 address in the upper-case hex form PXELINUX
 // looks for in pxelinux.cfg/ (gethostip -x).
 func cmdHexIP(args []string, stdout, stderr io.Writer) int {
+	if isHelp(args) {
+		fmt.Fprint(stdout, hexipUsage)
+		return 0
+	}
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: pxed hexip IP...\n\nPrints each IPv4 address as PXELINUX names its config file: pxed hexip 192.0.2.177 -> C00002B1")
+		fmt.Fprint(stderr, hexipUsage)
 		return 2
 	}
 	code := 0

@@ -170,6 +170,13 @@ func TestLeasesOffline(t *testing.T) {
 	if code := run([]string{"leases", "--state-dir", t.TempDir()}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no lease database") {
 		t.Errorf("empty state dir: exit %d, stderr %q", code, stderr.String())
 	}
+	// --config, as serve and host take it: the file's state-dir.
+	cfg := filepath.Join(t.TempDir(), "pxed.yaml")
+	writeFile(t, cfg, []byte("state-dir: "+dir+"\n"))
+	var out2, err2 testutil.SyncBuffer
+	if code := run([]string{"leases", "--config", cfg}, &out2, &err2); code != 0 || !strings.Contains(out2.String(), "192.0.2.200") {
+		t.Errorf("leases --config: exit %d, stdout %q, stderr %q", code, out2.String(), err2.String())
+	}
 }
 
 // offlineLeases stores one bound lease (ip, mac, hostname) in a new lease

@@ -24,6 +24,10 @@ Writes a Xen guest config that network-boots through pxed (NAME.cfg, or
 `
 
 func cmdVM(args []string, stdout, stderr io.Writer) int {
+	if isHelp(args) || (len(args) == 2 && args[0] == "create" && isHelp(args[1:])) {
+		fmt.Fprint(stdout, vmUsage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "create" {
 		fmt.Fprint(stderr, vmUsage)
 		return 2

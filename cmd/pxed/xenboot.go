@@ -34,6 +34,10 @@ const xenbootName = "pxed-xenboot"
 // only writes the result, cleans up, or hands a LOCALBOOT guest to the
 // local bootloader with --runas, which restricts itself as libxl expects.
 func cmdXenBootloader(args []string, stderr io.Writer) int {
+	if isHelp(args) {
+		fmt.Fprint(os.Stdout, xenbootUsage)
+		return 0
+	}
 	inv, err := xen.ParseArgs(args)
 	if err != nil {
 		failOutput(args)
@@ -70,6 +74,25 @@ func cmdXenBootloader(args []string, stderr io.Writer) int {
 	logf("kernel %s, ramdisk %s, args %q", res.Kernel, res.Ramdisk, xen.JoinArgs(res.Args, inv.Args))
 	return 0
 }
+
+const xenbootUsage = `usage: pxed xen-bootloader [options] mac=MAC[,bridge=BRIDGE] [DISK]
+       (or a link named pxed-xenboot, as xl.cfg's bootloader)
+
+The Xen PV bootloader: what xl (libxl) or xm (xend) runs before a PV guest
+starts. It does DHCP as the guest's MAC on the guest's bridge, then speaks
+as the guest (its address, router and DNS) to fetch the guest's PXELINUX
+config, kernel and initrds, and hands them to the toolstack.
+
+Options: --interface=BRIDGE --label=LABEL --timeout=D --local-bootloader=PATH
+  --max-config-size=N --max-kernel-size=N --max-initrd-size=N
+  --allow-host=HOST --use-env-proxy -q, and the toolstack's --kernel=
+  --ramdisk= --args= --output= --output-format= --output-directory=
+  --runas= --quiet.
+
+Examples (xl.cfg):
+  bootloader = "/usr/lib/pxed/pxed-xenboot"
+  bootloader_args = ["mac=00:16:3e:62:39:d3,bridge=xenbr0"]
+`
 
 // xenbootLog logs to stderr unless -q.
 func xenbootLog(inv *xen.Invocation, stderr io.Writer) func(string, ...any) {

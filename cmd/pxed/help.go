@@ -1,0 +1,69 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+)
+
+// Every command answers -h, --help and `help` with exit status 0: its
+// synopsis, examples, then its flags.
+
+// isHelp reports whether args ask for help and nothing else.
+func isHelp(args []string) bool {
+	return len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help")
+}
+
+// setUsage makes fs print synopsis and examples before its flags.
+func setUsage(fs *flag.FlagSet, w io.Writer, synopsis, examples string) {
+	fs.Usage = func() {
+		fmt.Fprint(w, synopsis)
+		if examples != "" {
+			fmt.Fprintf(w, "\nExamples:\n%s", examples)
+		}
+		fmt.Fprintln(w, "\nFlags:")
+		fs.PrintDefaults()
+	}
+}
+
+const serveSynopsis = `usage: pxed serve [flags]
+
+Runs the DHCP, TFTP and HTTP boot servers until SIGTERM or SIGINT (SIGHUP
+reloads the inventory and the DHCP configuration). Every flag has a key of
+the same name in the YAML of --config; a flag overrides the file.
+`
+
+const serveExamples = `  pxed serve --config /etc/pxed/pxed.yaml
+  pxed serve --tftp-root /srv/tftp --dhcpd-conf /etc/dhcp/dhcpd.conf --interface eth1
+  pxed serve --tftp-root /srv/tftp --tftp-addr :69 --http-addr ""       # TFTP only
+`
+
+const checkSynopsis = `usage: pxed check [serve flags]
+
+Validates what pxed serve would run with the same flags and files, on this
+machine (the boot tree, the interfaces), without binding anything: exit 0
+when serve would start, 1 with each problem at file:line:column.
+`
+
+const checkExamples = `  pxed check --config /etc/pxed/pxed.yaml
+  pxed check --dhcpd-conf /etc/dhcp/dhcpd.conf --interface eth1 --strict
+`
+
+const leasesSynopsis = `usage: pxed leases [--config FILE | --state-dir DIR] [--json]
+
+Lists the DHCP leases (IP, MAC, state, expiry, host name): from the running
+pxed serve through its control socket, else from the lease database.
+`
+
+const leasesExamples = `  pxed leases --config /etc/pxed/pxed.yaml
+  pxed leases --state-dir /var/lib/pxed --json
+`
+
+const hexipUsage = `usage: pxed hexip IP...
+
+Prints each IPv4 address as PXELINUX names its config file (like
+gethostip -x).
+
+Examples:
+  pxed hexip 192.0.2.177        # C00002B1
+`
