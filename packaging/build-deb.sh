@@ -23,7 +23,11 @@ VERSION=${VERSION#v}
 VERSION=${VERSION//-/+} # v1.2.3-4-gabc: Debian keeps "-" for its own revision
 ARCH=$(go env GOARCH)
 mkdir -p "$OUT" build
-trap 'rm -f build/pxed; rmdir build 2>/dev/null || true' EXIT
+trap 'rm -f build/pxed build/pxed.8.gz build/pxed.bash build/pxed.fish; rmdir build 2>/dev/null || true' EXIT
 CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=v$VERSION" -o build/pxed ./cmd/pxed
+# The manual page and completions, from the binary's own command definitions.
+build/pxed man | gzip -9n >build/pxed.8.gz
+build/pxed completion bash >build/pxed.bash
+build/pxed completion fish >build/pxed.fish
 PXED_VERSION=$VERSION PXED_ARCH=$ARCH go run "$NFPM" package --config packaging/nfpm.yaml --packager deb --target "$OUT"
 ls "$OUT"/pxed_"$VERSION"_"$ARCH".deb

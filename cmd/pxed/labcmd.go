@@ -44,21 +44,16 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, labUsage) }
-	http := fs.Bool("http", false, "kernel and initrd over HTTP through an iPXE script")
-	uefi := fs.Bool("uefi", false, "UEFI firmware (OVMF)")
-	server := fs.String("server", "pxed", "boot server: pxed or dnsmasq")
-	cache := fs.String("cache", lab.CacheDir(), "`dir`ectory for the downloaded and built boot files")
-	timeout := fs.Duration("timeout", 4*time.Minute, "give up on the boot after this long")
-	capture := fs.Bool("capture", false, "capture the tap with tcpdump and show the wire in the timeline")
-	var serveArgs stringList
-	fs.Var(&serveArgs, "serve-arg", "one more `flag` for pxed serve (repeatable)")
+	var o labFlags
+	o.define(fs)
+	http, uefi, server, cache, timeout, capture := o.http, o.uefi, o.server, o.cache, o.timeout, o.capture
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if fs.NArg() > 0 || (*server != "pxed" && *server != "dnsmasq") || (*server == "dnsmasq" && (*http || *uefi || len(serveArgs) > 0)) {
+	if fs.NArg() > 0 || (*server != "pxed" && *server != "dnsmasq") || (*server == "dnsmasq" && (*http || *uefi || len(o.serveArgs) > 0)) {
 		fmt.Fprint(stderr, labUsage)
 		return 2
 	}
@@ -68,7 +63,7 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	opts := labOptions{server: *server, http: *http, uefi: *uefi, capture: *capture, cache: *cache, timeout: *timeout, serveArgs: serveArgs}
+	opts := labOptions{server: *server, http: *http, uefi: *uefi, capture: *capture, cache: *cache, timeout: *timeout, serveArgs: o.serveArgs}
 	if err := runLab(ctx, stdout, opts); err != nil {
 		fmt.Fprintf(stderr, "pxed lab: %v\n", err)
 		return 1
@@ -211,4 +206,23 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 		fmt.Fprintf(out, "TFTP on the wire: %.3f s for %d bytes (first request to last packet)\n", span.Seconds(), bytes)
 	}
 	return nil
+}
+
+// labFlags are the flags of `pxed lab` (also read by completion and the
+// manual page).
+type labFlags struct {
+	http, uefi, capture *bool
+	server, cache       *string
+	timeout             *time.Duration
+	serveArgs           stringList
+}
+
+func (o *labFlags) define(fs *flag.FlagSet) {
+	o.http = fs.Bool("http", false, "kernel and initrd over HTTP through an iPXE script")
+	o.uefi = fs.Bool("uefi", false, "UEFI firmware (OVMF)")
+	o.server = fs.String("server", "pxed", "boot server: pxed or dnsmasq")
+	o.cache = fs.String("cache", lab.CacheDir(), "`dir`ectory for the downloaded and built boot files")
+	o.timeout = fs.Duration("timeout", 4*time.Minute, "give up on the boot after this long")
+	o.capture = fs.Bool("capture", false, "capture the tap with tcpdump and show the wire in the timeline")
+	fs.Var(&o.serveArgs, "serve-arg", "one more `flag` for pxed serve (repeatable)")
 }

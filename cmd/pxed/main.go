@@ -23,6 +23,8 @@ Usage:
   pxed vm create NAME    write a network-booting Xen guest config and its sparse disk
   pxed lab               boot a demo VM through pxed under QEMU and show the timeline (root)
   pxed hexip IP...       print an IPv4 address as PXELINUX names its config (like gethostip -x)
+  pxed completion SHELL  print a bash, zsh or fish completion script
+  pxed man               print the manual page pxed(8)
   pxed version           print the version
   pxed help              this text
 
@@ -68,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdLab(args[1:], stdout, stderr)
 	case "hexip":
 		return cmdHexIP(args[1:], stdout, stderr)
+	case "completion":
+		return cmdCompletion(args[1:], stdout, stderr)
+	case "man":
+		return cmdMan(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "pxed", versionString())
 		return 0

@@ -162,9 +162,7 @@ func cmdLeases(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("leases", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	setUsage(fs, stderr, leasesSynopsis, leasesExamples)
-	configFile := fs.String("config", "", "pxed's YAML config `file`: its state-dir (as serve and host take it)")
-	stateDir := fs.String("state-dir", config.Default().StateDir, "pxed's state `dir`ectory (overrides --config's)")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	configFile, stateDir, asJSON := leasesFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -297,4 +295,13 @@ func orNone(s string) string {
 		return "no IPv4 address"
 	}
 	return s
+}
+
+// leasesFlags defines the flags of `pxed leases` (also read by completion
+// and the manual page).
+func leasesFlags(fs *flag.FlagSet) (configFile, stateDir *string, asJSON *bool) {
+	configFile = fs.String("config", "", "pxed's YAML config `file`: its state-dir (as serve and host take it)")
+	stateDir = fs.String("state-dir", config.Default().StateDir, "pxed's state `dir`ectory (overrides --config's)")
+	asJSON = fs.Bool("json", false, "print JSON instead of a table")
+	return
 }

@@ -35,18 +35,10 @@ func cmdVM(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vm create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, vmUsage); fs.PrintDefaults() }
-	mac := fs.String("mac", "", "the guest's MAC (required)")
-	typ := fs.String("type", "pv", "pv or hvm")
-	memory := fs.Int("memory", 512, "memory in MiB")
-	vcpus := fs.Int("vcpus", 1, "virtual CPUs")
-	disk := fs.String("disk", "", "`PATH:SIZE` of the guest disk, e.g. /srv/xen/rk.img:8G (required)")
-	bridge := fs.String("bridge", "xenbr0", "dom0 bridge of the guest's NIC")
-	bootloader := fs.String("bootloader", "/usr/lib/pxed/pxed-xenboot", "PV bootloader path (a link to pxed named pxed-xenboot)")
-	xm := fs.Bool("xm", false, "write the xm (xend) form instead of xl.cfg")
-	out := fs.String("out", "", "config `file` to write (default NAME.cfg; - for stdout)")
-	invFile := fs.String("inventory", "", "inventory `file` to add the guest to (with --profile)")
-	profile := fs.String("profile", "", "inventory profile the guest boots")
-	ip := fs.String("ip", "", "fixed IPv4 address for the guest in the inventory (optional)")
+	var o vmOptions
+	o.define(fs)
+	mac, typ, memory, vcpus, disk, bridge := o.mac, o.typ, o.memory, o.vcpus, o.disk, o.bridge
+	bootloader, xm, out, invFile, profile, ip := o.bootloader, o.xm, o.out, o.invFile, o.profile, o.ip
 	var name string
 	rest := args[1:]
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
@@ -200,4 +192,27 @@ func itemIndent(text, key string) string {
 		}
 	}
 	return "  "
+}
+
+// vmOptions are the flags of `pxed vm create` (also read by completion
+// and the manual page).
+type vmOptions struct {
+	mac, typ, disk, bridge, bootloader, out, invFile, profile, ip *string
+	memory, vcpus                                                 *int
+	xm                                                            *bool
+}
+
+func (o *vmOptions) define(fs *flag.FlagSet) {
+	o.mac = fs.String("mac", "", "the guest's MAC (required)")
+	o.typ = fs.String("type", "pv", "pv or hvm")
+	o.memory = fs.Int("memory", 512, "memory in MiB")
+	o.vcpus = fs.Int("vcpus", 1, "virtual CPUs")
+	o.disk = fs.String("disk", "", "`PATH:SIZE` of the guest disk, e.g. /srv/xen/rk.img:8G (required)")
+	o.bridge = fs.String("bridge", "xenbr0", "dom0 bridge of the guest's NIC")
+	o.bootloader = fs.String("bootloader", "/usr/lib/pxed/pxed-xenboot", "PV bootloader path (a link to pxed named pxed-xenboot)")
+	o.xm = fs.Bool("xm", false, "write the xm (xend) form instead of xl.cfg")
+	o.out = fs.String("out", "", "config `file` to write (default NAME.cfg; - for stdout)")
+	o.invFile = fs.String("inventory", "", "inventory `file` to add the guest to (with --profile)")
+	o.profile = fs.String("profile", "", "inventory profile the guest boots")
+	o.ip = fs.String("ip", "", "fixed IPv4 address for the guest in the inventory (optional)")
 }

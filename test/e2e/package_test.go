@@ -56,6 +56,11 @@ func TestE2EDebianPackage(t *testing.T) {
 	if dst, err := os.Readlink("/usr/lib/pxed/pxed-xenboot"); err != nil || dst != "/usr/bin/pxed" {
 		t.Errorf("/usr/lib/pxed/pxed-xenboot -> %q (%v), want /usr/bin/pxed", dst, err)
 	}
+	for _, f := range []string{"/usr/share/man/man8/pxed.8.gz", "/usr/share/bash-completion/completions/pxed", "/usr/share/fish/vendor_completions.d/pxed.fish"} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Errorf("%s is missing or empty after install: %v", f, err)
+		}
+	}
 	if fi, err := os.Stat("/srv/tftp"); err != nil || !fi.IsDir() {
 		t.Errorf("/srv/tftp, the default boot tree, is not there after install: %v", err)
 	}
