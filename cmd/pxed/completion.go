@@ -39,6 +39,11 @@ var commands = []command{
 		leasesFlags(fs)
 		return fs
 	}},
+	{"events", "[HOST|MAC|IP] [flags]", "the latest boot events of the running server (DHCP, files, installs)", func() *flag.FlagSet {
+		fs := noFlags()
+		eventsFlags(fs)
+		return fs
+	}},
 	{"explain", "[flags] MAC", "walk one machine's boot path offline and flag what is wrong", serveLikeFlags(nil)},
 	{"host", "list|install|local [NAME|MAC] [flags]", "netboot-once states of the inventory's hosts",
 		serveLikeFlags(func(fs *flag.FlagSet) { fs.Bool("json", false, "print JSON") })},

@@ -30,7 +30,7 @@ type dhcpService struct {
 
 // openDHCP binds the DHCP ports of every named interface and opens the
 // lease database; the server answers from a's current snapshot.
-func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m *metrics.Metrics) (*dhcpService, error) {
+func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m *metrics.Metrics, ob dhcp.Observer) (*dhcpService, error) {
 	if len(c.DHCP.Interfaces) == 0 {
 		return nil, errors.New("dhcp: subnets are configured but no interface is named; pxed serves DHCP only on the interfaces you name with --interface (or dhcp.interfaces)")
 	}
@@ -72,9 +72,8 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m
 		return nil, fmt.Errorf("dhcp: lease database: %w", err)
 	}
 	a.UseLeases(d.alloc)
-	d.srv = &dhcp.Server{View: a.DHCPView, Leases: d.alloc, Logger: log}
+	d.srv = &dhcp.Server{View: a.DHCPView, Leases: d.alloc, Logger: log, Observer: ob}
 	if m != nil {
-		d.srv.Observer = m
 		m.Pools(poolUsage(plan, d.alloc))
 	}
 	if plan.PingCheck {

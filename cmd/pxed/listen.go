@@ -14,21 +14,30 @@ import (
 	"pxed/internal/bootplan"
 	"pxed/internal/config"
 	"pxed/internal/httpboot"
-	"pxed/internal/metrics"
 )
 
 // httpHandler is what the HTTP listener serves: the API under /api/,
 // /metrics when the metrics are on this listener, the boot tree for the
 // rest. Not an http.ServeMux: it would clean "/../x" into "/x" before the
 // boot tree's jail could refuse (and log) it.
-func httpHandler(c *config.Config, svc api.Service, token string, files *bootfs.Layered, m *metrics.Metrics, log *slog.Logger) http.Handler {
+func httpHandler(c *config.Config, svc api.Service, token string, files *bootfs.Layered, ob *observer, log *slog.Logger) http.Handler {
 	var apiH, filesH, metricsH http.Handler = api.Handler(svc, api.Options{Token: token, Logger: log}),
 		&httpboot.Files{FS: files, Logger: log, ContentType: bootplan.ContentType}, nil
-	if m != nil {
-		apiH, filesH = m.HTTP("api", apiH), m.HTTP("files", filesH)
-		if c.Metrics.Addr == config.MetricsOnHTTP {
-			metricsH = m.HTTP("metrics", m.Handler())
+	m := ob.m
+	count := func(route string) func(*http.Request, int) {
+		return func(_ *http.Request, code int) {
+			if m != nil {
+				m.HTTPAnswered(route, code)
+			}
 		}
+	}
+	apiH = httpboot.Observe(apiH, count("api"))
+	filesH = httpboot.Observe(filesH, func(r *http.Request, code int) {
+		count("files")(r, code)
+		ob.httpAnswered(r, code)
+	})
+	if m != nil && c.Metrics.Addr == config.MetricsOnHTTP {
+		metricsH = httpboot.Observe(m.Handler(), count("metrics"))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {

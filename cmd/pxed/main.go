@@ -16,6 +16,7 @@ Usage:
   pxed check [flags]     validate the configuration serve would run with the same flags
   pxed import FILE       print an ISC dhcpd.conf as native YAML
   pxed leases [flags]    list DHCP leases (MAC, IP, state, expiry, hostname)
+  pxed events [HOST]     the latest boot events (DHCP, files, installs) of the running server
   pxed explain MAC       walk one machine's boot path offline and flag what is wrong
   pxed host CMD NAME     netboot-once states: list, install NAME, local NAME
   pxed xen-bootloader ARGS   Xen PV bootloader (pypxeboot's successor, for xl and xm);
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdImport(args[1:], stdout, stderr)
 	case "leases":
 		return cmdLeases(args[1:], stdout, stderr)
+	case "events":
+		return cmdEvents(args[1:], stdout, stderr)
 	case "explain":
 		return cmdExplain(args[1:], stdout, stderr)
 	case "host":

@@ -20,6 +20,7 @@ import (
 	"pxed/internal/app"
 	"pxed/internal/bootfs"
 	"pxed/internal/config"
+	"pxed/internal/events"
 	"pxed/internal/httpboot"
 	"pxed/internal/metrics"
 	"pxed/internal/sdnotify"
@@ -100,7 +101,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	if err != nil {
 		return err
 	}
-	env := app.Env{Tree: tree, States: states, Logger: log}
+	env := app.Env{Tree: tree, States: states, Logger: log, Events: events.New(0)}
 	var m *metrics.Metrics
 	if c.Metrics.Addr != "" {
 		m = metrics.New()
@@ -110,6 +111,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	if err != nil {
 		return err
 	}
+	ob := &observer{m: m, ev: env.Events, a: a}
 	snap := a.Current()
 	for _, w := range snap.Warnings {
 		log.Warn("dhcp config: " + w.String())
@@ -122,7 +124,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	}
 	var dhcpSvc *dhcpService
 	if snap.DHCP != nil {
-		if dhcpSvc, err = openDHCP(c, snap.DHCP, a, log, m); err != nil {
+		if dhcpSvc, err = openDHCP(c, snap.DHCP, a, log, m, ob); err != nil {
 			return err
 		}
 		defer dhcpSvc.close()
@@ -180,15 +182,13 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 			Timeout: c.TFTP.Timeout, MinTimeout: c.TFTP.MinTimeout, Retries: c.TFTP.Retries, MaxTransfers: c.TFTP.MaxTransfers, Grace: c.ShutdownGrace,
 			MaxTransfersPerClient: c.TFTP.MaxTransfersPerClient,
 		}
-		if m != nil {
-			srv.Observer = m
-		}
+		srv.Observer = ob
 		g.Go("tftp", func(ctx context.Context) error { return srv.Serve(ctx, tftpConn) })
 		log.Info("tftp listening", "addr", ln.TFTP.String(), "root", tree.Dir(), "single-port", c.TFTP.SinglePort)
 	}
 	svc := a.Service()
 	if httpLn != nil {
-		h := httpHandler(c, svc, token, files, m, log)
+		h := httpHandler(c, svc, token, files, ob, log)
 		lim := httpboot.Limits{MaxConns: c.HTTP.MaxConns, MaxConnsPerIP: c.HTTP.MaxConnsPerIP, MinRate: int64(c.HTTP.MinRate), Logger: log}
 		limited := lim.Listener(httpLn)
 		g.Go("http", func(ctx context.Context) error { return serveHTTP(ctx, limited, h, c.ShutdownGrace, log) })

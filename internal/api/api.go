@@ -50,6 +50,21 @@ type Service interface {
 	Installed(ctx context.Context, nameOrMAC, token, by string) (HostView, error)
 	// Leases lists the DHCP leases; ErrNoDHCP with DHCP off.
 	Leases(ctx context.Context) ([]LeaseView, error)
+	// Events lists the latest boot events, oldest first, of the host
+	// named by host (an inventory name, a MAC or an IP; "" all), at most
+	// limit (<= 0: all the ring keeps).
+	Events(ctx context.Context, host string, limit int) ([]EventView, error)
+}
+
+// EventView is one boot event: a DHCP answer, a file served, an install
+// callback.
+type EventView struct {
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"` // dhcp, tftp, http, installed
+	MAC    string    `json:"mac,omitempty"`
+	IP     string    `json:"ip,omitempty"`
+	Host   string    `json:"host,omitempty"`
+	Detail string    `json:"detail"`
 }
 
 // HostView is an inventory host as the API and `pxed host list` show it.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -104,6 +105,24 @@ func (c *Client) SetHostState(ctx context.Context, nameOrMAC, state string) (Hos
 		return out, fmt.Errorf("%w: empty host name", ErrBadRequest)
 	}
 	return out, c.do(ctx, http.MethodPost, "/api/v1/hosts/"+url.PathEscape(nameOrMAC)+"/"+state, &out)
+}
+
+// Events lists the latest boot events of host ("" all), at most limit
+// (<= 0: all).
+func (c *Client) Events(ctx context.Context, host string, limit int) ([]EventView, error) {
+	var out []EventView
+	q := url.Values{}
+	if host != "" {
+		q.Set("host", host)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/api/v1/events"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return out, c.do(ctx, http.MethodGet, path, &out)
 }
 
 // Leases lists the DHCP leases.

@@ -117,6 +117,21 @@ func (f *fakeService) Installed(_ context.Context, n, tok, by string) (HostView,
 	return *h, nil
 }
 
+func (f *fakeService) Events(_ context.Context, host string, limit int) ([]EventView, error) {
+	ev := []EventView{{Kind: "dhcp", MAC: "00:16:3e:72:79:e4", IP: "192.0.2.10", Host: "pvm", Detail: "ack"},
+		{Kind: "tftp", IP: "192.0.2.10", Host: "pvm", Detail: "pxelinux.0"}, {Kind: "dhcp", Host: "other", Detail: "offer"}}
+	var out []EventView
+	for _, e := range ev {
+		if host == "" || e.Host == host || e.MAC == host || e.IP == host {
+			out = append(out, e)
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, nil
+}
+
 func (f *fakeService) Leases(context.Context) ([]LeaseView, error) {
 	if !f.dhcp {
 		return nil, ErrNoDHCP

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -83,6 +84,7 @@ const (
 	opInstall
 	opLocal
 	opLeases
+	opEvents
 )
 
 // route is a parsed request path.
@@ -129,6 +131,8 @@ func parseRoute(u *url.URL) route {
 		return route{op: opHosts}
 	case len(segs) == 1 && segs[0] == "leases":
 		return route{op: opLeases}
+	case len(segs) == 1 && segs[0] == "events":
+		return route{op: opEvents}
 	case len(segs) < 2 || len(segs) > 3 || segs[0] != "hosts" || segs[1] == "":
 		return route{}
 	case len(segs) == 2:
@@ -209,7 +213,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) reply {
 		return unauthorized(w)
 	}
 	if rt.op == opNone {
-		return fail(http.StatusNotFound, codeNoRoute, "no such API route (see /api/v1/hosts, /api/v1/leases)")
+		return fail(http.StatusNotFound, codeNoRoute, "no such API route (see /api/v1/hosts, /api/v1/leases, /api/v1/events)")
 	}
 	if !rt.allows(r.Method) {
 		w.Header().Set("Allow", rt.methods())
@@ -243,6 +247,27 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) reply {
 			v = []LeaseView{}
 		}
 		return answer(v, err, "")
+	case opEvents:
+		q := r.URL.Query()
+		host := q.Get("host")
+		if host != "" {
+			if err := checkHost(host); err != nil {
+				return failErr(err, "")
+			}
+		}
+		limit := 0
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 0 {
+				return failErr(fmt.Errorf("%w: limit must be a number of events", ErrBadRequest), "")
+			}
+			limit = n
+		}
+		v, err := h.svc.Events(ctx, host, limit)
+		if v == nil {
+			v = []EventView{}
+		}
+		return answer(v, err, host)
 	}
 	return fail(http.StatusNotFound, codeNoRoute, "no such API route")
 }

@@ -452,3 +452,34 @@ func TestLog(t *testing.T) {
 		t.Errorf("trusted line: %s", buf.String())
 	}
 }
+
+// TestEvents: GET /api/v1/events lists the boot events, of one host by
+// name, MAC or IP, the latest N with limit; a bad limit is a 400; the
+// route needs the API token like the others.
+func TestEvents(t *testing.T) {
+	h := Handler(newFake(), Options{Token: "api-secret"})
+	if a := call(t, h, "GET", "/api/v1/events", "", nil); a.status != 401 {
+		t.Fatalf("without a token: %d", a.status)
+	}
+	list := func(target string) []EventView {
+		t.Helper()
+		a := call(t, h, "GET", target, "Bearer api-secret", nil)
+		var v []EventView
+		if a.status != 200 || json.Unmarshal(a.raw, &v) != nil {
+			t.Fatalf("%s: %d %s", target, a.status, a.raw)
+		}
+		return v
+	}
+	if v := list("/api/v1/events"); len(v) != 3 {
+		t.Errorf("all events: %d, want 3", len(v))
+	}
+	if v := list("/api/v1/events?host=pvm"); len(v) != 2 || v[1].Kind != "tftp" {
+		t.Errorf("pvm's events: %+v", v)
+	}
+	if v := list("/api/v1/events?host=00:16:3e:72:79:e4&limit=1"); len(v) != 1 || v[0].Kind != "dhcp" {
+		t.Errorf("by MAC, limit 1: %+v", v)
+	}
+	if a := call(t, h, "GET", "/api/v1/events?limit=many", "Bearer api-secret", nil); a.status != 400 {
+		t.Errorf("limit=many: %d %s, want 400", a.status, a.raw)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"pxed/internal/config"
 	"pxed/internal/config/isc"
 	"pxed/internal/dhcp"
+	"pxed/internal/events"
 	"pxed/internal/inventory"
 	"pxed/internal/lease"
 )
@@ -61,6 +62,9 @@ type Env struct {
 	Logger   *slog.Logger
 	// OnReload, when set, hears of each reload's result (metrics).
 	OnReload func(err error)
+	// Events, when set, is the boot events ring (pxed events); the install
+	// callback is recorded there, and the API lists it.
+	Events *events.Ring
 }
 
 // Build reads and compiles the configuration into a snapshot. It binds

@@ -10,6 +10,7 @@ import (
 
 	"pxed/internal/api"
 	"pxed/internal/config"
+	"pxed/internal/events"
 	"pxed/internal/inventory"
 	"pxed/internal/lease"
 	"pxed/internal/lease/bolt"
@@ -76,6 +77,16 @@ func (s service) Installed(_ context.Context, n, tok, by string) (api.HostView, 
 	}
 	if err != nil {
 		return api.HostView{}, err
+	}
+	if ring := s.a.env.Events; ring != nil {
+		ev := events.Event{Kind: "installed", Host: h.Name, Detail: "install callback: now boots locally (" + by + ")"}
+		if hws := h.HWAddrs(); len(hws) > 0 {
+			ev.MAC = hws[0].String()
+		}
+		if h.Addr().IsValid() {
+			ev.IP = h.Addr().String()
+		}
+		ring.Add(ev)
 	}
 	return HostView(h, s.a.env.States), nil
 }

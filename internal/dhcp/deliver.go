@@ -3,6 +3,7 @@ package dhcp
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -22,7 +23,7 @@ func (s *Server) Handle(ctx context.Context, port *Port, b []byte, src netip.Add
 	if err != nil {
 		s.drop(port, src, len(b) > MaxMessageLen, err)
 		if s.Observer != nil {
-			s.Observer.DHCPMessage("malformed", "dropped", 0)
+			s.Observer.DHCPMessage(Message{Type: "malformed", Outcome: "dropped"})
 		}
 		return
 	}
@@ -37,17 +38,31 @@ func (s *Server) Handle(ctx context.Context, port *Port, b []byte, src netip.Add
 	decided := time.Since(start)
 	s.deliver(x, req, o)
 	if s.Observer != nil {
-		s.Observer.DHCPMessage(msgName(p.Type()), o.outcomeName(), decided)
+		s.Observer.DHCPMessage(Message{Type: msgName(p.Type()), Outcome: o.outcomeName(), Decide: decided,
+			MAC: p.MAC(), IP: o.YIAddr(), Host: o.Host})
 	}
 }
 
-// Observer hears of each DHCP message: its type ("DISCOVER", …, "BOOTP",
-// or "malformed"), the outcome ("offer", "ack", "nak", "bootreply",
-// "decline", "release", "none" for silence, "dropped") and how long the
-// decision took. Calls come from the serving goroutines: they must be
-// quick.
+// Observer hears of each DHCP message (metrics, the events ring). Calls
+// come from the serving goroutines: they must be quick.
 type Observer interface {
-	DHCPMessage(typ, outcome string, decide time.Duration)
+	DHCPMessage(Message)
+}
+
+// Message is one DHCP message as an Observer hears of it.
+type Message struct {
+	// Type is the message's ("DISCOVER", …, "BOOTP", or "malformed").
+	Type string
+	// Outcome is what pxed did: "offer", "ack", "nak", "bootreply",
+	// "decline", "release", "none" (silence) or "dropped".
+	Outcome string
+	// Decide is how long the decision took.
+	Decide time.Duration
+	// MAC is the client's; IP the address the reply gives (invalid: none);
+	// Host the host declaration it matched ("" none).
+	MAC  net.HardwareAddr
+	IP   netip.Addr
+	Host string
 }
 
 // outcomeName names what o does, for Observer.

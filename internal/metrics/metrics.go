@@ -6,7 +6,6 @@
 package metrics
 
 import (
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -133,53 +132,11 @@ func (m *Metrics) Reload(err error) {
 	m.lastReloadOK.Set(1)
 }
 
-// HTTP wraps h to count its answers under route.
-func (m *Metrics) HTTP(route string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
-		h.ServeHTTP(sw, r)
-		if sw.code == 0 {
-			sw.code = http.StatusOK
-		}
-		m.httpRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
-	})
+// HTTPAnswered counts one HTTP answer under route ("files", "api",
+// "metrics") with its status code.
+func (m *Metrics) HTTPAnswered(route string, code int) {
+	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 }
-
-// statusWriter remembers the status code a handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// ReadFrom keeps the connection's sendfile(2) path for files served
-// through the wrapper (io.Copy looks for io.ReaderFrom).
-func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
-}
-
-// Unwrap lets http.ResponseController reach the connection (deadlines,
-// flushing) through the wrapper.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // PoolUsage is one subnet's dynamic pools at a scrape: how many addresses
 // they hold and how many of those are leased.

@@ -2,8 +2,6 @@ package metrics
 
 import (
 	"errors"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -12,27 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// TestHTTPCountsWhatTheHandlerAnswered: the status a handler writes is
-// counted, also when it writes a body without WriteHeader (200) and when
-// the body goes through io.Copy (ReadFrom, as http.ServeContent does).
-func TestHTTPCountsWhatTheHandlerAnswered(t *testing.T) {
+func TestHTTPAnswered(t *testing.T) {
 	m := New()
-	h := m.HTTP("files", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/missing":
-			http.NotFound(w, r)
-		case "/copy":
-			io.Copy(w, strings.NewReader("body"))
-		default:
-			w.Write([]byte("ok"))
-		}
-	}))
-	for _, p := range []string{"/a", "/b", "/missing", "/copy"} {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
-	}
-	if v := testutil.ToFloat64(m.httpRequests.WithLabelValues("files", "200")); v != 3 {
-		t.Errorf("200s counted: %v, want 3", v)
+	m.HTTPAnswered("files", 200)
+	m.HTTPAnswered("files", 200)
+	m.HTTPAnswered("files", 404)
+	if v := testutil.ToFloat64(m.httpRequests.WithLabelValues("files", "200")); v != 2 {
+		t.Errorf("200s counted: %v, want 2", v)
 	}
 	if v := testutil.ToFloat64(m.httpRequests.WithLabelValues("files", "404")); v != 1 {
 		t.Errorf("404s counted: %v, want 1", v)

@@ -100,12 +100,20 @@ type Server struct {
 }
 
 // Observer hears of each transfer: TransferStarted once it is accepted,
-// TransferDone when it ends, with the bytes the client acknowledged, the
-// retransmissions and the error that ended it (nil: complete). Calls come
-// from the transfers' goroutines, concurrently: they must be quick.
+// TransferDone when it ends. Calls come from the transfers' goroutines,
+// concurrently: they must be quick.
 type Observer interface {
 	TransferStarted()
-	TransferDone(bytes int64, retransmits int, err error)
+	TransferDone(TransferEnd)
+}
+
+// TransferEnd is a transfer that ended, as an Observer hears of it.
+type TransferEnd struct {
+	Client      netip.AddrPort
+	File        string
+	Bytes       int64 // acknowledged by the client
+	Retransmits int
+	Err         error // nil: complete
 }
 
 func (s *Server) logger() *slog.Logger {

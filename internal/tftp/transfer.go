@@ -522,7 +522,7 @@ func (t *transfer) finish(err error) bool {
 	attrs = append(attrs, "retransmits", t.retransmits, "result", result)
 	t.srv.logger().Log(context.Background(), level, "tftp transfer", attrs...)
 	if o := t.srv.Observer; o != nil {
-		o.TransferDone(t.bytes, t.retransmits, err)
+		o.TransferDone(TransferEnd{Client: t.peer, File: t.req.filename, Bytes: t.bytes, Retransmits: t.retransmits, Err: err})
 	}
 	t.onDone()
 	return true
