@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 
 	"pxed/internal/api"
 	"pxed/internal/app"
-	"pxed/internal/config"
 )
 
 const eventsSynopsis = `usage: pxed events [HOST|MAC|IP] [flags]
@@ -59,18 +57,10 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() == 1 {
 		host = fs.Arg(0)
 	}
-	dir := *stateDir
-	if *configFile != "" {
-		explicit := false
-		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "state-dir" })
-		c, err := config.Load(*configFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "pxed events: %v\n", err)
-			return 1
-		}
-		if !explicit {
-			dir = c.StateDir
-		}
+	dir, err := stateDirOf(fs, *configFile, *stateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "pxed events: %v\n", err)
+		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -83,10 +73,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(evs)
-		return 0
+		return printJSON(stdout, evs)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tKIND\tHOST\tMAC\tIP\tDETAIL")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,14 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"pxed/internal/api"
 	"pxed/internal/app"
 	"pxed/internal/bootfs"
 	"pxed/internal/config"
@@ -156,81 +150,6 @@ func writeDropped(w io.Writer, warns []isc.Warning) {
 	}
 }
 
-// cmdLeases lists leases: from the running server through its control
-// socket, or from the database when no server holds it.
-func cmdLeases(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("leases", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	setUsage(fs, stderr, leasesSynopsis, leasesExamples)
-	configFile, stateDir, asJSON := leasesFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pxed leases: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	dir := *stateDir
-	if *configFile != "" {
-		explicit := false
-		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "state-dir" })
-		c, err := config.Load(*configFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "pxed leases: %v\n", err)
-			return 1
-		}
-		if !explicit {
-			dir = c.StateDir
-		}
-	}
-	leases, err := readLeases(dir)
-	if err != nil {
-		fmt.Fprintf(stderr, "pxed leases: %v\n", err)
-		return 1
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(leases)
-		return 0
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IP\tMAC\tSTATE\tEXPIRES\tHOSTNAME")
-	for _, l := range leases {
-		exp := "never"
-		if !l.Expiry.IsZero() && l.Expiry.Unix() > 0 {
-			exp = l.Expiry.Local().Format(time.DateTime)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.IP, l.MAC, l.State, exp, printable(l.Hostname))
-	}
-	tw.Flush()
-	return 0
-}
-
-// readLeases asks the running server, else reads the database no server
-// holds.
-func readLeases(stateDir string) ([]api.LeaseView, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	leases, err := api.NewSocketClient(filepath.Join(stateDir, app.ControlSocket)).Leases(ctx)
-	switch {
-	case err == nil:
-		return leases, nil
-	case errors.Is(err, api.ErrNoDHCP):
-		return nil, errors.New("the running pxed serve has DHCP off")
-	case !errors.Is(err, api.ErrNoServer):
-		return nil, fmt.Errorf("asking the running server: %w", err)
-	}
-	path := filepath.Join(stateDir, app.LeaseDBName)
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no lease database: %w (is --state-dir right?)", err)
-	}
-	return app.OfflineLeases(stateDir)
-}
-
 // cmdHexIP prints each IPv4 address in the upper-case hex form PXELINUX
 // looks for in pxelinux.cfg/ (gethostip -x).
 func cmdHexIP(args []string, stdout, stderr io.Writer) int {
@@ -295,13 +214,4 @@ func orNone(s string) string {
 		return "no IPv4 address"
 	}
 	return s
-}
-
-// leasesFlags defines the flags of `pxed leases` (also read by completion
-// and the manual page).
-func leasesFlags(fs *flag.FlagSet) (configFile, stateDir *string, asJSON *bool) {
-	configFile = fs.String("config", "", "pxed's YAML config `file`: its state-dir (as serve and host take it)")
-	stateDir = fs.String("state-dir", config.Default().StateDir, "pxed's state `dir`ectory (overrides --config's)")
-	asJSON = fs.Bool("json", false, "print JSON instead of a table")
-	return
 }
