@@ -9,11 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"text/tabwriter"
+	"time"
+
 	"pxed/internal/api"
 	"pxed/internal/app"
 	"pxed/internal/config"
-	"text/tabwriter"
-	"time"
 )
 
 // cmdLeases lists leases: from the running server through its control
