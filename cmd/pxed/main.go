@@ -29,7 +29,7 @@ Usage:
   pxed version           print the version
   pxed help              this text
 
-Documentation: README.md in the source tree.
+Documentation: man pxed, and README.md and docs/ in the source tree.
 `
 
 func main() {
