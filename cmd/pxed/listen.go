@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -65,6 +66,18 @@ func listenTFTP(addr string) (*net.UDPConn, error) {
 		return nil, fmt.Errorf("tftp: %w%s", err, portHint(err, ua.Port))
 	}
 	return conn, nil
+}
+
+func listenHTTP(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		port := 0
+		if _, p, perr := net.SplitHostPort(addr); perr == nil {
+			port, _ = strconv.Atoi(p)
+		}
+		return nil, fmt.Errorf("http: %w%s", err, portHint(err, port))
+	}
+	return ln, nil
 }
 
 // portHint explains a refused bind to a privileged port.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -71,9 +70,8 @@ func (o *observer) httpAnswered(r *http.Request, code int) {
 	o.file("http", ap.Addr(), fmt.Sprintf("%s %d", r.URL.Path, code))
 }
 
-// file adds a file event for the client at ip, named by the inventory
-// and the leases, else by the latest DHCP answer that gave it that
-// address (a host declaration's fixed address).
+// file adds a file event for the client at ip, named as App.Client
+// names it.
 func (o *observer) file(kind string, ip netip.Addr, detail string) {
 	e := events.Event{Kind: kind, IP: ip.Unmap().String(), Detail: detail}
 	mac, host := o.a.Client(ip)
@@ -81,12 +79,5 @@ func (o *observer) file(kind string, ip netip.Addr, detail string) {
 		e.MAC = mac.String()
 	}
 	e.Host = host
-	if e.MAC == "" || e.Host == "" {
-		last := o.ev.List(func(d events.Event) bool { return d.Kind == "dhcp" && d.IP == e.IP }, 1)
-		if len(last) == 1 {
-			e.MAC = cmp.Or(e.MAC, last[0].MAC)
-			e.Host = cmp.Or(e.Host, last[0].Host)
-		}
-	}
 	o.ev.Add(e)
 }

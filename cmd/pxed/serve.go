@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -153,12 +152,8 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	}
 	var httpLn net.Listener
 	if c.HTTP.Addr != "" {
-		if httpLn, err = net.Listen("tcp", c.HTTP.Addr); err != nil {
-			port := 0
-			if _, p, perr := net.SplitHostPort(c.HTTP.Addr); perr == nil {
-				port, _ = strconv.Atoi(p)
-			}
-			return fmt.Errorf("http: %w%s", err, portHint(err, port))
+		if httpLn, err = listenHTTP(c.HTTP.Addr); err != nil {
+			return err
 		}
 		defer httpLn.Close()
 		ln.HTTP = httpLn.Addr()

@@ -6,9 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -17,6 +17,7 @@ import (
 	"pxed/internal/bootfs"
 	"pxed/internal/config"
 	"pxed/internal/config/isc"
+	"pxed/internal/dhcpnet"
 	"pxed/internal/pxelinux"
 )
 
@@ -181,25 +182,17 @@ func cmdHexIP(args []string, stdout, stderr io.Writer) int {
 func checkInterfaces(names []string, subnets []netip.Prefix, stderr io.Writer) bool {
 	ok := true
 	for _, name := range names {
-		ifc, err := net.InterfaceByName(name)
+		ifc, err := dhcpnet.LookupInterface(name)
 		if err != nil {
 			fmt.Fprintf(stderr, "error: interface %s: not on this machine (%v); pxed serve would refuse to start\n", name, err)
 			ok = false
 			continue
 		}
-		addrs, _ := ifc.Addrs()
 		var own []string
 		onSubnet := false
-		for _, a := range addrs {
-			ipn, isNet := a.(*net.IPNet)
-			if !isNet || ipn.IP.To4() == nil {
-				continue
-			}
-			own = append(own, ipn.String())
-			ip, _ := netip.AddrFromSlice(ipn.IP.To4())
-			for _, sn := range subnets {
-				onSubnet = onSubnet || sn.Contains(ip)
-			}
+		for _, a := range ifc.Addrs {
+			own = append(own, a.String())
+			onSubnet = onSubnet || slices.ContainsFunc(subnets, func(sn netip.Prefix) bool { return sn.Contains(a.Addr()) })
 		}
 		if !onSubnet {
 			fmt.Fprintf(stderr, "warning: interface %s (%s) is on no configured subnet: only relayed requests get answers there\n",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"pxed/internal/api"
@@ -11,20 +12,24 @@ import (
 )
 
 // Client names a client by its address for the events ring: the MAC
-// pxed's DHCP leased the address to, and the inventory host with that
-// address or MAC ("" when unknown).
+// pxed's DHCP leased the address to, and the inventory host at that
+// address (the boot plan's HostAt); else the host declaration whose fixed
+// address it is, with its MAC. Empty when none is known.
 func (a *App) Client(ip netip.Addr) (mac net.HardwareAddr, host string) {
 	ip = ip.Unmap()
 	mac, _ = a.leaseMAC(ip)
-	inv := a.cur.Load().Inventory
-	if inv == nil {
-		return mac, ""
-	}
-	if h := inv.ByIP(ip); h != nil {
+	snap := a.cur.Load()
+	if h := snap.Boot.HostAt(ip); h != nil {
 		return mac, h.Name
 	}
-	if mac != nil {
-		if h := inv.ByMAC(mac); h != nil {
+	if snap.Network == nil {
+		return mac, ""
+	}
+	for _, h := range snap.Network.Hosts {
+		if slices.Contains(h.FixedAddresses, ip.String()) {
+			if hw, err := net.ParseMAC(h.MAC); err == nil && mac == nil {
+				mac = hw
+			}
 			return mac, h.Name
 		}
 	}

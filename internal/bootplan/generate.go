@@ -98,6 +98,15 @@ func (p *Plan) isHost(c bootfs.Client, h *inventory.Host) bool {
 	return ok && slices.ContainsFunc(h.HWAddrs(), func(m net.HardwareAddr) bool { return bytes.Equal(m, hw) })
 }
 
+// HostAt is the inventory host at address a: the one with that fixed ip,
+// or the one whose MAC holds a lease of a (nil: none, or no inventory).
+func (p *Plan) HostAt(a netip.Addr) *inventory.Host {
+	if p.o.Inventory == nil {
+		return nil
+	}
+	return p.hostAt(p.o.Inventory, a.Unmap())
+}
+
 func (p *Plan) hostAt(inv *inventory.Inventory, a netip.Addr) *inventory.Host {
 	if h := inv.ByIP(a); h != nil {
 		return h

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,16 +56,20 @@ func checkNode(file string, n *yaml.Node, t reflect.Type, path string, es *Error
 			}
 		}
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
-		fields := yamlFields(t)
+		keys := yamlKeys(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
-			ft, ok := fields[k.Value]
-			if !ok {
+			j := slices.IndexFunc(keys, func(y yamlKey) bool { return y.name == k.Value })
+			if j < 0 {
+				names := make([]string, len(keys))
+				for x, y := range keys {
+					names[x] = y.name
+				}
 				*es = append(*es, &Error{File: file, Line: k.Line, Column: k.Column,
-					Msg: fmt.Sprintf("unknown key %q %s (known: %s)", k.Value, where(), strings.Join(fieldNames(t), ", "))})
+					Msg: fmt.Sprintf("unknown key %q %s (known: %s)", k.Value, where(), strings.Join(names, ", "))})
 				continue
 			}
-			checkNode(file, val, ft, join(path, k.Value), es)
+			checkNode(file, val, keys[j].typ, join(path, k.Value), es)
 		}
 	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -84,32 +89,16 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// yamlFields maps each YAML key of struct t (inline structs included) to
-// its field's type.
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	m := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		switch {
-		case name == "-" || (!f.IsExported() && !f.Anonymous):
-			continue
-		case strings.Contains(opts, "inline"):
-			for k, v := range yamlFields(f.Type) {
-				m[k] = v
-			}
-			continue
-		case name == "":
-			name = strings.ToLower(f.Name)
-		}
-		m[name] = f.Type
-	}
-	return m
+// yamlKey is one key a struct takes in YAML and its field's type.
+type yamlKey struct {
+	name string
+	typ  reflect.Type
 }
 
-// fieldNames are struct t's YAML keys in declaration order.
-func fieldNames(t reflect.Type) []string {
-	var out []string
+// yamlKeys are struct t's YAML keys in declaration order, inline structs'
+// included.
+func yamlKeys(t reflect.Type) []yamlKey {
+	var out []yamlKey
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -117,12 +106,12 @@ func fieldNames(t reflect.Type) []string {
 		case name == "-" || (!f.IsExported() && !f.Anonymous):
 			continue
 		case strings.Contains(opts, "inline"):
-			out = append(out, fieldNames(f.Type)...)
+			out = append(out, yamlKeys(f.Type)...)
 			continue
 		case name == "":
 			name = strings.ToLower(f.Name)
 		}
-		out = append(out, name)
+		out = append(out, yamlKey{name, f.Type})
 	}
 	return out
 }

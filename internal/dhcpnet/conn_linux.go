@@ -239,6 +239,11 @@ func lookupIface(name string) (Iface, error) {
 	return info, nil
 }
 
+// LookupInterface describes interface ifname as Listen would find it: its
+// IPv4 addresses, MTU, hardware address and flags. It wraps
+// ErrNoInterface when there is none of that name.
+func LookupInterface(ifname string) (Iface, error) { return lookupIface(ifname) }
+
 // InterfaceAddr returns the first IPv4 address of interface ifname, the
 // address a server uses as its server identifier and default next-server.
 // It wraps ErrNoInterface or ErrNoIPv4Address when there is none.
