@@ -40,22 +40,20 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	setUsage(fs, stderr, eventsSynopsis, eventsExamples)
 	configFile, stateDir, limit, asJSON := eventsFlags(fs)
-	var host string
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		host, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if fs.NArg() > 1 || (fs.NArg() == 1 && host != "") {
+	if len(pos) > 1 {
 		fs.Usage()
 		return 2
 	}
-	if fs.NArg() == 1 {
-		host = fs.Arg(0)
+	var host string
+	if len(pos) == 1 {
+		host = pos[0]
 	}
 	dir, err := stateDirOf(fs, *configFile, *stateDir)
 	if err != nil {

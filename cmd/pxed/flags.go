@@ -104,18 +104,25 @@ func bind[T any](f *serveFlags, define func(name string, def T, help string) *T,
 
 // load parses args and returns the configuration they and the config file describe.
 func (f *serveFlags) load(args []string) (*config.Config, error) {
-	if err := f.fs.Parse(args); err != nil {
-		return nil, err
+	c, pos, err := f.loadWithArgs(args)
+	if err == nil && len(pos) > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	return c, err
+}
+
+// loadWithArgs is load for commands that also take positional arguments
+// (a MAC, a host name), before, between or after the flags. It returns them.
+func (f *serveFlags) loadWithArgs(args []string) (*config.Config, []string, error) {
+	pos, err := parseArgs(f.fs, args)
+	if err != nil {
+		return nil, nil, err
 	}
 	f.parsed = true
-	if f.fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
-	}
 	c := config.Default()
 	if f.configFile != "" {
-		var err error
 		if c, err = config.Load(f.configFile); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	f.fs.Visit(func(fl *flag.Flag) {
@@ -125,41 +132,9 @@ func (f *serveFlags) load(args []string) (*config.Config, error) {
 		}
 	})
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return c, nil
-}
-
-// loadWithArgs is load for commands that also take positional arguments
-// (a MAC, a host name), before or after the flags. It returns them.
-func (f *serveFlags) loadWithArgs(args []string) (*config.Config, []string, error) {
-	var pos, rest []string
-	for i, a := range args {
-		if !strings.HasPrefix(a, "-") && (i == 0 || !needsValue(f.fs, args[i-1])) {
-			pos = append(pos, a)
-			continue
-		}
-		rest = append(rest, a)
-	}
-	c, err := f.load(rest)
-	return c, pos, err
-}
-
-// needsValue reports whether arg is a flag that takes the next argument
-// as its value ("--config F"), so F is not a positional argument.
-func needsValue(fs *flag.FlagSet, arg string) bool {
-	name := strings.TrimLeft(arg, "-")
-	if strings.Contains(name, "=") {
-		return false
-	}
-	fl := fs.Lookup(name)
-	if fl == nil {
-		return false
-	}
-	if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-		return false
-	}
-	return true
+	return c, pos, nil
 }
 
 // loadFailed reports a load error of command cmd and returns its exit

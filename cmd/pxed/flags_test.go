@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"flag"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +148,56 @@ func TestBadArgs(t *testing.T) {
 		if _, err := loadArgs(t, args...); err == nil {
 			t.Errorf("%q accepted", args)
 		}
+	}
+}
+
+// Flags stand before, between or after a command's words, and "--" ends
+// them, for every subcommand alike.
+func TestParseArgsInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		pos  []string
+		json bool
+		dir  string
+	}{
+		{[]string{"--json", "list"}, []string{"list"}, true, ""},
+		{[]string{"list", "--json"}, []string{"list"}, true, ""},
+		{[]string{"--state-dir", "/s", "install", "--json", "web1"}, []string{"install", "web1"}, true, "/s"},
+		{[]string{"install", "--", "--json"}, []string{"install", "--json"}, false, ""},
+		{[]string{"local", "web1", "--state-dir=/x"}, []string{"local", "web1"}, false, "/x"},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		asJSON := fs.Bool("json", false, "")
+		dir := fs.String("state-dir", "", "")
+		pos, err := parseArgs(fs, tc.args)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if !slices.Equal(pos, tc.pos) || *asJSON != tc.json || *dir != tc.dir {
+			t.Errorf("%q: positional %q json %v state-dir %q, want %q %v %q", tc.args, pos, *asJSON, *dir, tc.pos, tc.json, tc.dir)
+		}
+	}
+}
+
+// `pxed host --json list` (a flag before the verb) works as
+// `pxed host list --json` does, on the same state.
+func TestHostFlagBeforeVerb(t *testing.T) {
+	root := t.TempDir()
+	c := testConfig(t, root)
+	c.Inventory = testInventory(t, t.TempDir(), "127.0.0.1")
+	common := []string{"--state-dir", c.StateDir, "--inventory", c.Inventory}
+	var outs []string
+	for _, args := range [][]string{{"--json", "list"}, {"list", "--json"}, append(append([]string{"--json"}, common...), "list")} {
+		var out, errb bytes.Buffer
+		if rc := cmdHost(append(args, common...), &out, &errb); rc != 0 {
+			t.Fatalf("pxed host %q: exit %d: %s", args, rc, errb.String())
+		}
+		if !strings.HasPrefix(strings.TrimSpace(out.String()), "[") || !strings.Contains(out.String(), `"web1"`) {
+			t.Fatalf("pxed host %q: not the JSON host list:\n%s", args, out.String())
+		}
+		outs = append(outs, out.String())
+	}
+	if outs[0] != outs[1] || outs[1] != outs[2] {
+		t.Errorf("flag position changed the output:\n%s\n%s\n%s", outs[0], outs[1], outs[2])
 	}
 }

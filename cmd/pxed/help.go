@@ -14,6 +14,28 @@ func isHelp(args []string) bool {
 	return len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help")
 }
 
+// parseArgs parses fs's flags wherever they stand among the positional
+// arguments ("pxed host --json list" and "pxed host list --json" alike)
+// and returns the positional ones in order. After "--" everything is
+// positional.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
 // setUsage makes fs print synopsis and examples before its flags.
 func setUsage(fs *flag.FlagSet, w io.Writer, synopsis, examples string) {
 	fs.Usage = func() {

@@ -35,19 +35,19 @@ func cmdHost(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, hostUsage)
 		return 0
 	}
-	if len(args) == 0 {
-		fmt.Fprint(stderr, hostUsage)
-		return 2
-	}
-	sub := args[0]
 	f := newServeFlags(stderr)
 	f.fs.Init("host", flag.ContinueOnError)
 	f.fs.Usage = func() { fmt.Fprint(stderr, hostUsage) }
 	asJSON := f.fs.Bool("json", false, "print JSON")
-	c, names, err := f.loadWithArgs(args[1:])
+	c, names, err := f.loadWithArgs(args)
 	if err != nil {
 		return f.loadFailed("host", err, stderr)
 	}
+	if len(names) == 0 {
+		fmt.Fprint(stderr, hostUsage)
+		return 2
+	}
+	sub, names := names[0], names[1:]
 	var state inventory.State
 	switch sub {
 	case "list":

@@ -47,13 +47,14 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	var o labFlags
 	o.define(fs)
 	http, uefi, server, cache, timeout, capture := o.http, o.uefi, o.server, o.cache, o.timeout, o.capture
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if fs.NArg() > 0 || (*server != "pxed" && *server != "dnsmasq") || (*server == "dnsmasq" && (*http || *uefi || len(o.serveArgs) > 0)) {
+	if len(pos) > 0 || (*server != "pxed" && *server != "dnsmasq") || (*server == "dnsmasq" && (*http || *uefi || len(o.serveArgs) > 0)) {
 		fmt.Fprint(stderr, labUsage)
 		return 2
 	}

@@ -24,14 +24,15 @@ func cmdLeases(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	setUsage(fs, stderr, leasesSynopsis, leasesExamples)
 	configFile, stateDir, asJSON := leasesFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pxed leases: unexpected argument %q\n", fs.Arg(0))
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "pxed leases: unexpected argument %q\n", pos[0])
 		return 2
 	}
 	dir, err := stateDirOf(fs, *configFile, *stateDir)

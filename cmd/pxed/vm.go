@@ -39,23 +39,18 @@ func cmdVM(args []string, stdout, stderr io.Writer) int {
 	o.define(fs)
 	mac, typ, memory, vcpus, disk, bridge := o.mac, o.typ, o.memory, o.vcpus, o.disk, o.bridge
 	bootloader, xm, out, invFile, profile, ip := o.bootloader, o.xm, o.out, o.invFile, o.profile, o.ip
-	var name string
-	rest := args[1:]
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		name, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if name == "" && fs.NArg() == 1 {
-		name = fs.Arg(0)
-	} else if fs.NArg() > 0 || name == "" {
+	if len(pos) != 1 {
 		fmt.Fprint(stderr, vmUsage)
 		return 2
 	}
+	name := pos[0]
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "pxed vm create: "+format+"\n", a...)
 		return 1
