@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,4 +206,97 @@ func offlineLeases(t *testing.T, dir, ip, mac, hostname string) string {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	return stdout.String()
+}
+
+// examplesDHCP returns examples/pxed.yaml with its variant-th commented
+// dhcp: block (1: dhcpd-conf, 2: native YAML) uncommented and the
+// interface renamed to iface, in a directory beside links to the rest of
+// examples/, so its relative paths resolve as they do in the tree.
+func examplesDHCP(t *testing.T, variant int, iface string) string {
+	t.Helper()
+	src, err := filepath.Abs("../../examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(src, "pxed.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	block := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case l == "#dhcp:":
+			block++
+			if block == variant {
+				l = "dhcp:"
+			}
+		case block == variant && strings.HasPrefix(l, "#  "):
+			l = strings.ReplaceAll(l[1:], "[eth1]", "["+iface+"]")
+		case block == variant:
+			block = -1 // the block ended
+		}
+		out = append(out, l)
+	}
+	if !slices.Contains(out, "dhcp:") {
+		t.Fatalf("examples/pxed.yaml has no commented dhcp: block %d", variant)
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"tftpboot", "inventory.yaml", "dhcpd.conf", "kickstart"} {
+		if err := os.Symlink(filepath.Join(src, name), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "pxed.yaml")
+	if err := os.WriteFile(cfg, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// The shipped examples work together: examples/pxed.yaml with either DHCP
+// block uncommented passes `pxed check` beside examples/inventory.yaml
+// (whose hosts dhcpd.conf also declares) — on a machine whose eth1 is on
+// the example subnet (a namespace with a veth named eth1).
+func TestExamplesCheckTogether(t *testing.T) {
+	needNetns(t)
+	ns := fmt.Sprintf("pxedex%d", os.Getpid())
+	for _, c := range [][]string{
+		{"netns", "add", ns},
+		{"-n", ns, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"},
+		{"-n", ns, "addr", "add", "192.0.2.166/24", "dev", "eth1"},
+		{"-n", ns, "link", "set", "eth1", "up"},
+	} {
+		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %q: %v %s", c, err, out)
+		}
+		if c[0] == "netns" {
+			t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		}
+	}
+	for variant := 1; variant <= 2; variant++ {
+		cfg := examplesDHCP(t, variant, "eth1")
+		var stdout, stderr bytes.Buffer
+		rc := -1
+		if err := testutil.InNetns(ns, func() { rc = cmdCheck([]string{"--config", cfg}, &stdout, &stderr) }); err != nil {
+			t.Fatal(err)
+		}
+		// The only warning allowed is the example dhcpd.conf's own: it is
+		// the original site's file, whose pool holds test_pvm's address.
+		for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+			if l != "" && (variant == 2 || !strings.Contains(l, "fixed-address 192.0.2.199 lies inside a dynamic range")) {
+				t.Errorf("dhcp block %d: %s", variant, l)
+			}
+		}
+		if rc != 0 || !strings.Contains(stdout.String(), "DHCP on [eth1]") {
+			t.Errorf("dhcp block %d: pxed check exit %d\n%s%s", variant, rc, stdout.String(), stderr.String())
+		}
+	}
+	// The same files on an interface the subnet is not on: still valid,
+	// with the warning that DHCP would answer nobody there.
+	cfg := examplesDHCP(t, 1, "lo")
+	var stdout, stderr bytes.Buffer
+	if rc := cmdCheck([]string{"--config", cfg}, &stdout, &stderr); rc != 0 || !strings.Contains(stderr.String(), "warning") {
+		t.Errorf("interface lo: pxed check exit %d, want 0 with a warning\n%s", rc, stderr.String())
+	}
 }

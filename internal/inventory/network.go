@@ -11,8 +11,9 @@ import (
 
 // Merge returns n with the inventory's hosts added as DHCP host
 // declarations (one per MAC). n itself is not modified. Conflicts with
-// hosts already in n (the same MAC, the same fixed address) and fixed
-// addresses outside every subnet of n are errors naming both places.
+// hosts already in n (one MAC with two addresses, one address for two
+// MACs) and fixed addresses outside every subnet of n are errors naming
+// both places. A host in both with the same MAC and address is one host.
 //
 // What a host boots (its iPXE script, a UEFI boot file) is not written
 // here: the boot plan decides it per request.
@@ -43,8 +44,18 @@ func (inv *Inventory) Merge(n *config.Network) (*config.Network, error) {
 		es = append(es, &config.Error{File: h.Pos.File, Line: h.Pos.Line, Column: h.Pos.Column, Msg: fmt.Sprintf(format, args...)})
 	}
 	for _, h := range inv.Hosts {
+		// The same machine in both files (its MAC declared in dhcpd.conf
+		// with the inventory's address, or the inventory giving none) is
+		// one description, not a conflict: dhcpd.conf's declaration
+		// stays, the inventory says what it boots.
+		var same *config.Host
+		for _, hw := range h.hw {
+			if o := byMAC[hw.String()]; o != nil && (!h.addr.IsValid() || hasAddr(o, h.addr)) {
+				same = o
+			}
+		}
 		if h.addr.IsValid() {
-			if o := byIP[h.addr]; o != nil {
+			if o := byIP[h.addr]; o != nil && o != same {
 				bad(h, "host %s: ip %s is already host %s's fixed-address (%s)", h.Name, h.addr, o.Name, o.Pos)
 			}
 			in := false
@@ -57,7 +68,10 @@ func (inv *Inventory) Merge(n *config.Network) (*config.Network, error) {
 		}
 		for i, hw := range h.hw {
 			if o := byMAC[hw.String()]; o != nil {
-				bad(h, "host %s: MAC %s is already declared as host %s (%s); keep one of the two", h.Name, hw, o.Name, o.Pos)
+				if o != same {
+					bad(h, "host %s: MAC %s is already declared as host %s (%s) with fixed-address %s, not ip %s; keep one of the two",
+						h.Name, hw, o.Name, o.Pos, strings.Join(o.FixedAddresses, ", "), h.addr)
+				}
 				continue
 			}
 			ch := config.Host{Name: h.Name, MAC: hw.String(), Pos: h.Pos}
@@ -74,6 +88,17 @@ func (inv *Inventory) Merge(n *config.Network) (*config.Network, error) {
 		return nil, es
 	}
 	return &out, nil
+}
+
+// hasAddr reports whether h declares fixed address a (a name that
+// resolves to it is not compared: names are resolved when served).
+func hasAddr(h *config.Host, a netip.Addr) bool {
+	for _, f := range h.FixedAddresses {
+		if ip, err := netip.ParseAddr(f); err == nil && ip == a {
+			return true
+		}
+	}
+	return false
 }
 
 func prefixList(ps []netip.Prefix) string {

@@ -202,7 +202,7 @@ func TestMerge(t *testing.T) {
 	}
 	inv, err := Parse("inv.yaml", []byte(`profiles: {p: {kernel: k}}
 hosts:
-  - {name: a, mac: "00:16:3e:72:79:e4", profile: p}
+  - {name: a, mac: "00:16:3e:72:79:e4", ip: 192.0.2.6, profile: p}
   - {name: b, mac: "00:16:3e:00:00:02", ip: 192.0.2.5, profile: p}
   - {name: c, mac: "00:16:3e:00:00:03", ip: 198.51.100.7, profile: p}
 `))
@@ -212,7 +212,7 @@ hosts:
 	_, err = inv.Merge(n)
 	msg := fmt.Sprint(err)
 	for _, want := range []string{
-		"inv.yaml:3:5: host a: MAC 00:16:3e:72:79:e4 is already declared as host old (dhcpd.conf:12:1)",
+		"inv.yaml:3:5: host a: MAC 00:16:3e:72:79:e4 is already declared as host old (dhcpd.conf:12:1) with fixed-address 192.0.2.5, not ip 192.0.2.6",
 		"inv.yaml:4:5: host b: ip 192.0.2.5 is already host old's fixed-address (dhcpd.conf:12:1)",
 		"inv.yaml:5:5: host c: ip 198.51.100.7 is outside every DHCP subnet (192.0.2.0/24)",
 	} {
@@ -236,5 +236,25 @@ hosts:
 	if h.Name != "a-1" || h.MAC != "00:16:3e:00:00:02" || h.FixedAddresses[0] != "192.0.2.9" ||
 		h.IPXEScript != "" || len(h.BootFiles) != 0 {
 		t.Fatalf("merged host %+v", h)
+	}
+
+	// The same machine in both files (as a migration keeps dhcpd.conf and
+	// adds an inventory): its MAC with the same address, or with none in
+	// the inventory, is one host, declared once.
+	for _, ip := range []string{", ip: 192.0.2.5", ""} {
+		inv, err = Parse("inv.yaml", []byte(`profiles: {p: {kernel: k}}
+hosts:
+  - {name: new, mac: "00:16:3E:72:79:E4"`+ip+`, profile: p}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err = inv.Merge(n)
+		if err != nil {
+			t.Fatalf("the same host in both files%s: %v", ip, err)
+		}
+		if len(m.Hosts) != 1 || m.Hosts[0].Name != "old" {
+			t.Fatalf("the same host in both files%s: declared %+v", ip, m.Hosts)
+		}
 	}
 }
