@@ -107,6 +107,10 @@ func cmdImport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return 1
 	}
+	if at, what, ok := n.DHCPDOnly(); ok {
+		fmt.Fprintf(stderr, "%s: %s has no form in pxed's YAML; serve this file as it is (--dhcpd-conf %s)\n", at, what, fs.Arg(0))
+		return 1
+	}
 	var out bytes.Buffer
 	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)

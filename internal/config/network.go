@@ -38,6 +38,9 @@ type Network struct {
 	// carries the Params of its own block merged over its enclosing groups'
 	// (not the subnet's or the global scope's).
 	Hosts []Host `yaml:"hosts,omitempty"`
+	// Classes are ISC client classes, in declaration order (dhcpd.conf
+	// only; see classes.go).
+	Classes []Class `yaml:"-"`
 }
 
 // Params are the statements every scope (global, subnet, pool, group, host)
@@ -82,6 +85,14 @@ type Params struct {
 	// In every boot file, "{server}" stands for the DHCP server's own
 	// address on the client's network ("http://{server}:8080/boot.ipxe").
 	IPXEScript string `yaml:"ipxe-script,omitempty"`
+
+	// BootUnknownClients: ISC `allow|deny|ignore unknown-clients` outside a
+	// pool (boot-unknown-clients): false answers only clients with a host
+	// declaration. dhcpd.conf only.
+	BootUnknownClients *bool `yaml:"-"`
+	// Conds are the scope's conditional statements, in file order, applied
+	// after the fields above (see classes.go). dhcpd.conf only.
+	Conds []Cond `yaml:"-"`
 }
 
 // EncodedOption is an option value in its wire form.
@@ -134,7 +145,9 @@ type Subnet struct {
 type Pool struct {
 	Params `yaml:",inline"`
 	Ranges []Range `yaml:"ranges"`
-	Pos    Pos     `yaml:"-"`
+	// Permits are the pool's allow/deny access rules (dhcpd.conf only).
+	Permits []Permit `yaml:"-"`
+	Pos     Pos      `yaml:"-"`
 }
 
 // Range is `range [dynamic-bootp] START [END];` (END defaults to START).
@@ -191,6 +204,10 @@ func (p Params) Over(outer Params) Params {
 	if r.IPXEScript == "" {
 		r.IPXEScript = outer.IPXEScript
 	}
+	if r.BootUnknownClients == nil {
+		r.BootUnknownClients = outer.BootUnknownClients
+	}
+	r.Conds = mergeConds(p, outer)
 	r.Options = mergeMap(p.Options, outer.Options)
 	r.Encoded = mergeEncoded(p, outer)
 	r.BootFiles = mergeMap(p.BootFiles, outer.BootFiles)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -65,6 +66,9 @@ type Outcome struct {
 	// Warn is a problem worth one warning per key (exhausted pool, no
 	// subnet), with its key; delivery logs it once.
 	Warn, WarnKey string
+	// Trace says which classes the client matched and how each
+	// conditional evaluated, when View.Trace asks for it.
+	Trace []string
 }
 
 // YIAddr is the address the reply gives (invalid: none).
@@ -116,7 +120,11 @@ func Decide(v View, req Request, leases LeaseView) Outcome {
 		return o
 	}
 	x.leases = leases
-	return x.decide()
+	o = x.decide()
+	if x.cond != nil && v.Trace {
+		o.Trace = x.cond.trace
+	}
+	return o
 }
 
 func newExchange(v View, req Request) (*exchange, Outcome, bool) {
@@ -142,7 +150,11 @@ func newExchange(v View, req Request) (*exchange, Outcome, bool) {
 		v.Boot = bootplan.New(bootplan.Options{})
 	}
 	f.boot.Server = serverIP
-	return &exchange{v: v, plan: v.Plan, port: req.Port, p: p, f: f, sn: sn, serverIP: serverIP, src: req.Src, dst: req.Dst}, Outcome{}, true
+	x := &exchange{v: v, plan: v.Plan, port: req.Port, p: p, f: f, sn: sn, serverIP: serverIP, src: req.Src, dst: req.Dst}
+	if v.Plan.dyn != nil {
+		x.cond = &condState{}
+	}
+	return x, Outcome{}, true
 }
 
 func silence(level slog.Level, why string) Outcome {
@@ -229,18 +241,36 @@ type exchange struct {
 	serverIP netip.Addr
 	src      netip.AddrPort
 	dst      netip.Addr
+	// cond is the evaluation of classes and conditionals (Plan.dyn only).
+	cond *condState
 }
 
-func (x *exchange) leaseRequest(want netip.Addr, bootp bool) lease.Request {
+// leaseRequest asks for an address from the subnet's pools that admit the
+// client (known: it has a host declaration).
+func (x *exchange) leaseRequest(want netip.Addr, bootp, known bool) lease.Request {
 	return lease.Request{
 		Client:   x.f.key,
 		MAC:      x.f.hw,
 		Hostname: x.f.hostname,
 		UUID:     x.f.uuid,
-		Pools:    x.sn.leasePool,
+		Pools:    x.pools(known),
 		BOOTP:    bootp,
 		Want:     want,
 	}
+}
+
+// pools are the subnet's pools whose permits admit the client.
+func (x *exchange) pools(known bool) []*lease.Pool {
+	if !x.sn.permits {
+		return x.sn.leasePool
+	}
+	out := make([]*lease.Pool, 0, len(x.sn.pools))
+	for _, pl := range x.sn.pools {
+		if x.admits(pl, known) {
+			out = append(out, pl.lp)
+		}
+	}
+	return out
 }
 
 // fixed returns the client's host declaration and its fixed address on this
@@ -258,16 +288,25 @@ func (x *exchange) fixed() (*host, netip.Addr) {
 	return h, netip.Addr{}
 }
 
-// scopeFor is the effective scope for a client holding address a.
+// scopeFor is the effective scope for a client of host h (nil: none)
+// holding address a (invalid: none yet).
 func (x *exchange) scopeFor(h *host, a netip.Addr) *scope {
-	if h != nil {
-		return x.plan.hostScope(h, x.sn)
+	var pl *pool
+	if a.IsValid() && (h == nil || !slices.Contains(h.fixed, a)) {
+		pl = x.sn.poolOf(a)
 	}
-	if pl := x.sn.poolOf(a); pl != nil {
+	switch {
+	case x.cond != nil:
+		return x.dynScope(h, pl)
+	case h != nil:
+		return x.plan.hostScope(h, x.sn, pl)
+	case pl != nil:
 		return pl.scope
 	}
 	return x.sn.scope
 }
+
+const deniedUnknown = "unknown client: no host declaration, and unknown clients are denied (deny unknown-clients)"
 
 // leaseTime is what the client asked for (option 51), bounded by the
 // scope's max-lease-time, or the scope's default-lease-time.
@@ -289,10 +328,14 @@ func (x *exchange) discover() Outcome {
 	if fixed.IsValid() {
 		return x.offer(h, fixed)
 	}
-	if h != nil && !x.plan.hostScope(h, x.sn).allowBooting {
+	if h != nil && !x.scopeFor(h, netip.Addr{}).allowBooting {
 		return silence(slog.LevelDebug, deniedBooting)
 	}
-	ip, err := x.leases.Offer(x.leaseRequest(x.p.Addr(optRequestedIP), false))
+	req := x.leaseRequest(x.p.Addr(optRequestedIP), false, h != nil)
+	if len(req.Pools) == 0 && len(x.sn.pools) > 0 {
+		return silence(slog.LevelDebug, "no pool of "+x.sn.prefix.String()+" admits this client (its pools' allow/deny permits)")
+	}
+	ip, err := x.leases.Offer(req)
 	if err != nil {
 		o := silence(slog.LevelDebug, "cannot offer an address: "+err.Error())
 		o.WarnKey, o.Warn = "exhausted:"+x.sn.prefix.String(), "dhcp: cannot offer an address"
@@ -312,6 +355,9 @@ func (x *exchange) offer(h *host, ip netip.Addr) Outcome {
 	sc := x.scopeFor(h, ip)
 	if !sc.allowBooting {
 		return silence(slog.LevelDebug, deniedBooting)
+	}
+	if h == nil && !sc.bootUnknown {
+		return silence(slog.LevelDebug, deniedUnknown)
 	}
 	r := x.newReply(msgOffer)
 	r.YIAddr = ip
@@ -378,10 +424,13 @@ func (x *exchange) request() Outcome {
 	if !sc.allowBooting {
 		return silence(slog.LevelDebug, deniedBooting)
 	}
+	if h == nil && !sc.bootUnknown {
+		return silence(slog.LevelDebug, deniedUnknown)
+	}
 	lt := x.leaseTime(sc)
 	o := x.ack(h, ip, sc, lt, state)
 	if !fixed.IsValid() {
-		o.Action, o.Lease = CommitThenSend, x.leaseRequest(ip, false)
+		o.Action, o.Lease = CommitThenSend, x.leaseRequest(ip, false, h != nil)
 		// A client answering our OFFER gets its address even if, under
 		// pressure, the offer was reclaimed for a client that has not
 		// requested it (lease/pressure.go).
@@ -465,10 +514,10 @@ func (x *exchange) bootp() Outcome {
 		}
 		return x.bootpReply(h, fixed, sc)
 	}
-	if !x.sn.scope.allowBootp {
+	if !x.scopeFor(h, netip.Addr{}).allowBootp {
 		return silence(slog.LevelDebug, deniedBootp)
 	}
-	req := x.leaseRequest(netip.Addr{}, true)
+	req := x.leaseRequest(netip.Addr{}, true, h != nil)
 	ip, err := x.leases.Offer(req)
 	if err != nil {
 		o := silence(slog.LevelDebug, "no dynamic-bootp address: "+err.Error())
@@ -478,6 +527,9 @@ func (x *exchange) bootp() Outcome {
 	sc := x.scopeFor(h, ip)
 	if !sc.allowBootp || !sc.allowBooting {
 		return silence(slog.LevelDebug, deniedBootp)
+	}
+	if h == nil && !sc.bootUnknown {
+		return silence(slog.LevelDebug, deniedUnknown)
 	}
 	o := x.bootpReply(h, ip, sc)
 	o.Action, o.Lease = CommitThenSend, req

@@ -44,6 +44,9 @@ type Plan struct {
 
 	// hostScopes caches hostScope: hostOnSubnet -> *scope.
 	hostScopes sync.Map
+	// dyn holds the classes and conditionals; nil when there are none,
+	// and then every scope is compiled once, here.
+	dyn *dynamic
 }
 
 // scope is one level's effective parameters (already merged with the levels
@@ -62,6 +65,7 @@ type scope struct {
 	allowBooting bool
 	bootFiles    map[string]string // arch name -> file or URL
 	ipxeScript   string
+	bootUnknown  bool // answer clients without a host declaration
 }
 
 type subnet struct {
@@ -72,21 +76,27 @@ type subnet struct {
 	pools     []*pool
 	leasePool []*lease.Pool
 	params    config.Params // merged over global, for hosts to merge over
+	layer     *layer        // params with conditionals (Plan.dyn only)
+	permits   bool          // some pool has allow/deny permits
 	// ownNextServerWarned: the "no next-server, sending our own" warning
 	// was logged (once per subnet, checked per reply without building a key).
 	ownNextServerWarned atomic.Bool
 }
 
 type pool struct {
-	scope  *scope
-	ranges []lease.Range
-	lp     *lease.Pool
+	scope   *scope
+	params  config.Params // merged over the subnet's, for hosts to merge over
+	layer   *layer        // own params with conditionals (Plan.dyn only)
+	permits []permit
+	ranges  []lease.Range
+	lp      *lease.Pool
 }
 
 type host struct {
 	name   string
 	fixed  []netip.Addr
 	params config.Params // own + groups
+	layer  *layer        // params with conditionals (Plan.dyn only)
 	pos    config.Pos
 }
 
@@ -148,6 +158,14 @@ func (c *compiler) compile(n *config.Network) *Plan {
 	global := n.Params
 	p.globalParams = global
 	p.global = c.scope(global, config.Pos{}, "global scope")
+	if hasConds(n) {
+		p.dyn = &dynamic{cache: map[string]*scope{}}
+		c.classes(p.dyn, n)
+	}
+	classNames := map[string]bool{}
+	for _, cl := range n.Classes {
+		classNames[cl.Name] = true
+	}
 	for i := range n.Subnets {
 		s := &n.Subnets[i]
 		sn := &subnet{pos: s.Pos}
@@ -169,11 +187,24 @@ func (c *compiler) compile(n *config.Network) *Plan {
 		}
 		sn.params = s.Params.Over(global)
 		sn.scope = c.scope(sn.params, s.Pos, "subnet "+pfx.String())
+		if p.dyn != nil {
+			sn.layer = c.newLayer(p.dyn, sn.params, "subnet "+pfx.String(), s.Pos, sn.params, false)
+		}
 		for j := range s.Pools {
 			pl := &s.Pools[j]
-			pp := &pool{scope: sn.scope}
+			pp := &pool{scope: sn.scope, params: sn.params}
 			if !paramsEmpty(pl.Params) {
-				pp.scope = c.scope(pl.Params.Over(sn.params), pl.Pos, "pool")
+				pp.params = pl.Params.Over(sn.params)
+				pp.scope = c.scope(pp.params, pl.Pos, "pool")
+			}
+			if p.dyn != nil {
+				pp.layer = c.newLayer(p.dyn, pl.Params, "pool", pl.Pos, pp.params, false)
+			}
+			for _, pm := range pl.Permits {
+				if pm.Kind == config.PermitClass && !classNames[pm.Class] {
+					c.errorf(pm.Pos, "%s: no such class %q", pm.Text, pm.Class)
+				}
+				pp.permits = append(pp.permits, permit{deny: pm.Deny, kind: pm.Kind, class: pm.Class})
 			}
 			for _, r := range pl.Ranges {
 				lr, ok := c.rangeOf(r, pfx)
@@ -197,6 +228,7 @@ func (c *compiler) compile(n *config.Network) *Plan {
 			if len(pp.ranges) == 0 {
 				continue
 			}
+			sn.permits = sn.permits || len(pp.permits) > 0
 			pp.lp = &lease.Pool{Ranges: pp.ranges}
 			sn.pools = append(sn.pools, pp)
 			sn.leasePool = append(sn.leasePool, pp.lp)
@@ -211,6 +243,9 @@ func (c *compiler) compile(n *config.Network) *Plan {
 	for i := range n.Hosts {
 		h := &n.Hosts[i]
 		hh := &host{name: h.Name, params: h.Params, pos: h.Pos}
+		if p.dyn != nil {
+			hh.layer = c.newLayer(p.dyn, h.Params, "host "+h.Name, h.Pos, h.Params.Over(global), false)
+		}
 		if h.MAC == "" && h.ClientID == "" {
 			c.warnf(h.Pos, "host %s has neither hardware ethernet nor dhcp-client-identifier: no client can match it", h.Name)
 		}
@@ -300,6 +335,7 @@ func (c *compiler) scope(pr config.Params, pos config.Pos, what string) *scope {
 		allowBooting: pr.AllowBooting == nil || *pr.AllowBooting,
 		bootFiles:    pr.BootFiles,
 		ipxeScript:   pr.IPXEScript,
+		bootUnknown:  pr.BootUnknownClients == nil || *pr.BootUnknownClients,
 		byCode:       map[uint8][]byte{},
 	}
 	if s.defLease == 0 {
@@ -399,11 +435,7 @@ func (c *compiler) options(pr config.Params, scopePos config.Pos, what string) [
 	return out
 }
 
-func paramsEmpty(p config.Params) bool {
-	return p.DefaultLeaseTime == 0 && p.MaxLeaseTime == 0 && p.NextServer == "" && p.Filename == nil &&
-		p.ServerName == nil && p.AllowBootp == nil && p.AllowBooting == nil && len(p.Options) == 0 && len(p.Encoded) == 0 &&
-		len(p.BootFiles) == 0 && p.IPXEScript == ""
-}
+func paramsEmpty(p config.Params) bool { return p.IsZero() }
 
 // subnetFor returns the subnet holding a.
 func (p *Plan) subnetFor(a netip.Addr) *subnet {
@@ -460,16 +492,20 @@ func (p *Plan) findHost(clientID []byte, mac string, sn *subnet) *host {
 	return cands[0]
 }
 
-// hostScope is the effective scope of h on subnet sn (host over groups over
-// subnet over global), compiled the first time a client of h shows up on
-// sn and kept: the plan never changes, so neither does the scope.
-func (p *Plan) hostScope(h *host, sn *subnet) *scope {
-	key := hostOnSubnet{h, sn}
+// hostScope is the effective scope of h on subnet sn with an address from
+// pool pl (nil: a fixed address; host over groups over pool over subnet
+// over global), compiled the first time a client of h shows up there and
+// kept: the plan never changes, so neither does the scope.
+func (p *Plan) hostScope(h *host, sn *subnet, pl *pool) *scope {
+	key := hostOnSubnet{h, sn, pl}
 	if sc, ok := p.hostScopes.Load(key); ok {
 		return sc.(*scope)
 	}
 	outer := p.globalParams
-	if sn != nil {
+	switch {
+	case pl != nil:
+		outer = pl.params
+	case sn != nil:
 		outer = sn.params
 	}
 	c := &compiler{table: p.table}
@@ -480,6 +516,7 @@ func (p *Plan) hostScope(h *host, sn *subnet) *scope {
 type hostOnSubnet struct {
 	h  *host
 	sn *subnet
+	pl *pool
 }
 
 func (sn *subnet) poolOf(a netip.Addr) *pool {

@@ -95,7 +95,7 @@ func TestScopeInheritance(t *testing.T) {
 	}
 	sn := plan.subnets[0]
 	pool := sn.pools[0].scope
-	host := plan.hostScope(plan.byMAC["00:16:3e:72:79:e4"][0], sn)
+	host := plan.hostScope(plan.byMAC["00:16:3e:72:79:e4"][0], sn, nil)
 	for _, tc := range []struct {
 		name string
 		got  string
@@ -168,7 +168,7 @@ subnet 192.0.2.0 netmask 255.255.255.0 {
 			t.Errorf("warnings about dhcp-lease-time: %q", ignored)
 		}
 		sn := plan.subnets[0]
-		host := plan.hostScope(plan.byMAC["00:16:3e:00:00:01"][0], sn)
+		host := plan.hostScope(plan.byMAC["00:16:3e:00:00:01"][0], sn, nil)
 		for _, c := range []struct {
 			scope string
 			sc    *scope

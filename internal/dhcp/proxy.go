@@ -1,6 +1,9 @@
 package dhcp
 
-import "log/slog"
+import (
+	"log/slog"
+	"net/netip"
+)
 
 // proxyDHCP (PXE specification 2.1 §2.2.3): another server assigns
 // addresses; pxed only tells PXE clients what to boot. It answers a PXE
@@ -28,10 +31,7 @@ func (x *exchange) proxy() Outcome {
 
 func (x *exchange) proxyReply(t uint8) Outcome {
 	h, _ := x.fixed()
-	sc := x.sn.scope
-	if h != nil {
-		sc = x.plan.hostScope(h, x.sn)
-	}
+	sc := x.scopeFor(h, netip.Addr{})
 	if !sc.allowBooting {
 		return silence(slog.LevelDebug, deniedBooting)
 	}

@@ -151,6 +151,12 @@ func TestAllStatements(t *testing.T) {
 	}
 	takeEncoded(t, n)
 	stripPos(n)
+	mustEqual(t, "classes, conditionals and permits", takeConds(n), []string{
+		`class pxeclients: match if substring (option vendor-class-identifier, 0, 9) = "PXEClient" {next-server 192.0.2.10}`,
+		`global: if exists user-class and option user-class = "iPXE" {filename http://boot/ipxe} elsif option arch = 00:07 {filename x64.efi} else {filename undionly.kpxe}`,
+		`global: {deny unknown-clients}`,
+		`pool 2 of 192.0.2.0/24: allow members of "pxeclients"`,
+	})
 	want := &config.Network{
 		Params: config.Params{
 			DefaultLeaseTime: 600,
@@ -272,12 +278,9 @@ func TestAllStatements(t *testing.T) {
 	checkWarnings(t, warns, []string{
 		"all.conf:2: ddns-update-style interim: pxed does no dynamic DNS updates",
 		"include/more.conf:2: \"use-host-decl-names\" is not supported",
-		"all.conf:22: \"class\" is not supported by pxed: client classes are not supported; statement skipped, lines 22-25",
-		"all.conf:42: \"allow members\": pool access rules are not supported",
 		"all.conf:55: not authoritative in a subnet",
 		"all.conf:83: shared-network lab: pxed has no shared networks; its 2 subnets",
 		"all.conf:97: hardware token-ring: pxed matches only ethernet",
-		"all.conf:105: \"if\" is not supported by pxed: conditional statements are not evaluated…lines 105-111",
 		"all.conf:112: \"on\" is not supported",
 		"all.conf:113: \"failover\" is not supported",
 		"all.conf:114: \"key\" is not supported",
@@ -286,8 +289,84 @@ func TestAllStatements(t *testing.T) {
 		"all.conf:117: option space: option spaces are not supported",
 		"all.conf:118: option pxelinux.magic: option space \"pxelinux\" is not supported by pxed; definition skipped",
 		"all.conf:119: option pxelinux.magic: option space \"pxelinux\" is not supported by pxed; statement skipped",
-		"all.conf:120: \"deny unknown-clients\" is not supported",
 	})
+}
+
+// takeConds renders n's classes, conditionals and pool permits compactly
+// and removes them, so that the rest of the model compares as before.
+func takeConds(n *config.Network) []string {
+	var out []string
+	var params func(p *config.Params) string
+	params = func(p *config.Params) string {
+		var s []string
+		if p.Filename != nil {
+			s = append(s, "filename "+*p.Filename)
+		}
+		if p.NextServer != "" {
+			s = append(s, "next-server "+p.NextServer)
+		}
+		if p.ServerName != nil {
+			s = append(s, "server-name "+*p.ServerName)
+		}
+		if p.BootUnknownClients != nil && !*p.BootUnknownClients {
+			s = append(s, "deny unknown-clients")
+		}
+		for _, c := range p.Conds {
+			s = append(s, cond(c, params))
+		}
+		return "{" + strings.Join(s, "; ") + "}"
+	}
+	scope := func(what string, p *config.Params) {
+		for _, c := range p.Conds {
+			out = append(out, what+": "+cond(c, params))
+		}
+		p.Conds, p.BootUnknownClients = nil, nil
+	}
+	for _, cl := range n.Classes {
+		s := "class " + cl.Name + ":"
+		if cl.Match != nil {
+			s += " match if " + cl.Match.Text
+		}
+		if cl.Submatch != nil {
+			s += " match " + cl.Submatch.Text
+		}
+		out = append(out, s+" "+params(&cl.Params))
+		for _, sc := range cl.Subclasses {
+			out = append(out, fmt.Sprintf("subclass %s %q %s", cl.Name, sc.Key, params(&sc.Params)))
+		}
+	}
+	n.Classes = nil
+	scope("global", &n.Params)
+	for i := range n.Subnets {
+		s := &n.Subnets[i]
+		scope("subnet "+s.Network, &s.Params)
+		for j := range s.Pools {
+			scope(fmt.Sprintf("pool %d of %s", j, s.Network), &s.Pools[j].Params)
+			for _, pm := range s.Pools[j].Permits {
+				out = append(out, fmt.Sprintf("pool %d of %s: %s", j, s.Network, pm.Text))
+			}
+			s.Pools[j].Permits = nil
+		}
+	}
+	for i := range n.Hosts {
+		scope("host "+n.Hosts[i].Name, &n.Hosts[i].Params)
+	}
+	return out
+}
+
+func cond(c config.Cond, params func(*config.Params) string) string {
+	var s []string
+	for _, b := range c.Branches {
+		w := b.Keyword
+		if b.If != nil {
+			w += " " + b.If.Text
+		}
+		if w != "" {
+			w += " "
+		}
+		s = append(s, w+params(&b.Params))
+	}
+	return strings.Join(s, " ")
 }
 
 // checkWarnings wants exactly one warning containing each string, in order.
@@ -481,11 +560,8 @@ func TestWarningsForUnsupported(t *testing.T) {
 		want      []string
 	}{
 		{"log-facility", "\n\nlog-facility local7;\n", []string{"f.conf:3: \"log-facility\" is not supported"}},
-		{"class with nested braces", "class \"c\" {\n  match if option x = \"{\";\n  if a { b; } else { c; }\n}\nauthoritative;\n",
-			[]string{"f.conf:1: \"class\" is not supported by pxed: client classes are not supported; statement skipped, lines 1-4"}},
-		{"subclass", "subclass \"c\" 1:2:3;", []string{"f.conf:1: \"subclass\" is not supported"}},
-		{"if elsif else", "# x\nif a {\n} elsif b {\n} else {\n}\nlog-facility x;",
-			[]string{"f.conf:2: \"if\" is not supported by pxed: conditional statements are not evaluated…; statement skipped, lines 2-5", "f.conf:6: \"log-facility\""}},
+		{"class without match", "class \"c\" {\n  filename \"x\";\n}\n", []string{"f.conf:1: class c has no match statement"}},
+		{"ddns in a class", "class \"c\" {\n  match if known;\n  ddns-updates off;\n}\n", []string{"f.conf:3: \"ddns-updates\" is not supported by pxed; statement skipped"}},
 		{"known but unsupported", "one-lease-per-client true;", []string{"f.conf:1: \"one-lease-per-client\" is not supported by pxed; statement skipped"}},
 		{"key with trailing semicolon", "key k { secret \"x\"; };\nauthoritative;", []string{"f.conf:1: \"key\" is not supported"}},
 		{"in host", "host h {\n  hardware ethernet 0:1:2:3:4:5;\n  ddns-hostname \"h\";\n}", []string{"f.conf:3: \"ddns-hostname\" is not supported"}},
@@ -496,8 +572,6 @@ func TestWarningsForUnsupported(t *testing.T) {
 		{"authoritative in subnet", "subnet 10.0.0.0 netmask 255.0.0.0 {\n authoritative;\n}", []string{"f.conf:2: authoritative in a subnet"}},
 		{"ping-check in group", "group {\n ping-check false;\n}", []string{"f.conf:2: ping-check in a group"}},
 		{"hardware fddi", "host h {\n hardware fddi 1:2:3:4:5:6;\n}", []string{"f.conf:2: hardware fddi: pxed matches only ethernet"}},
-		{"deny unknown-clients", "deny unknown-clients;", []string{"f.conf:1: \"deny unknown-clients\" is not supported"}},
-		{"pool permits", "subnet 10.0.0.0 netmask 255.0.0.0 { pool {\n deny dynamic bootp clients;\n range 10.0.0.1; } }", []string{"f.conf:2: \"deny dynamic\": pool access rules are not supported"}},
 		{"empty pool", "subnet 10.0.0.0 netmask 255.0.0.0 {\n pool { }\n}", []string{"f.conf:2: pool without a range"}},
 		{"duplicate option", "option domain-name \"a\";\noption domain-name \"b\";", []string{"f.conf:2: option domain-name is set twice in the global scope"}},
 		{"zero lease", "default-lease-time 0;", []string{"f.conf:1: default-lease-time 0: pxed treats 0 as unset"}},

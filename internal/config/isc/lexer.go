@@ -20,6 +20,8 @@ type token struct {
 	kind tokKind
 	val  string
 	pos  config.Pos
+	// off and end delimit the token in its file's bytes.
+	off, end int
 }
 
 // is reports whether t is the punctuation p.
@@ -103,6 +105,13 @@ func (l *lexer) skipSpace() {
 // next returns the next token, or a lexError.
 func (l *lexer) next() (token, *lexError) {
 	l.skipSpace()
+	begin := l.off
+	t, err := l.token()
+	t.off, t.end = begin, l.off
+	return t, err
+}
+
+func (l *lexer) token() (token, *lexError) {
 	start := l.pos()
 	if l.off >= len(l.data) {
 		return token{kind: tEOF, pos: start}, nil

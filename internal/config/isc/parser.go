@@ -4,11 +4,14 @@
 // It understands the statements a network-boot setup uses — subnets, pools,
 // ranges, groups, hosts, shared networks, includes, options (standard and
 // site-defined), lease times, next-server, filename, server-name, allow/deny
-// booting and bootp, authoritative, ping-check — with ISC's meaning. Every
-// other statement (classes, conditionals, failover, DDNS keys and zones, …)
-// is skipped whole, braces and all, with a Warning naming it and its line;
-// nothing is dropped silently. Malformed input is a config.Errors whose
-// entries give file:line:column.
+// booting and bootp, authoritative, ping-check — with ISC's meaning, and
+// the classes, conditionals and pool permits PXE sites write (classes.go,
+// expr.go). Statements ISC has that do not change what a client is served
+// (failover, DDNS keys and zones, …) are skipped whole, braces and all,
+// with a Warning naming it and its line; what would change it and pxed does
+// not evaluate (log, execute, spawning classes, concat, regex matches, …)
+// is an error. Nothing is dropped silently. Malformed input is a
+// config.Errors whose entries give file:line:column.
 package isc
 
 import (
@@ -95,6 +98,7 @@ type bailout struct{}
 type parser struct {
 	lx          *lexer
 	peeked      *token
+	last        token // the token next returned last
 	readInclude func(string) ([]byte, error)
 	files       []string // include stack, outermost first
 	nIncludes   int
@@ -127,6 +131,8 @@ const (
 	scPool
 	scGroup
 	scHost
+	scClass // a class or subclass body
+	scCond  // an if, elsif or else branch
 )
 
 // scope is a block being parsed.
@@ -139,6 +145,7 @@ type scope struct {
 	shared *sharedDecl    // the enclosing shared-network, if any
 	pool   *config.Pool   // for scPool
 	host   *hostDecl      // for scHost
+	class  *config.Class  // for scClass of a class (not a subclass)
 }
 
 // what names the scope for messages: "a host declaration".
@@ -160,9 +167,28 @@ func (s *scope) what() string {
 			return "a group inside a shared-network"
 		}
 		return "a group"
+	case scClass:
+		return "a class declaration"
+	case scCond:
+		return "a conditional statement"
 	default:
 		return "a host declaration"
 	}
+}
+
+// target is where a parameter statement of sc goes: the scope's own
+// Params, or, after a conditional in the same scope, an unconditional block
+// after it (ISC executes a scope's statements in order).
+func (sc *scope) target() *config.Params {
+	c := sc.params.Conds
+	if len(c) == 0 {
+		return sc.params
+	}
+	if last := &c[len(c)-1]; len(last.Branches) == 1 && last.Branches[0].Keyword == "" {
+		return &last.Branches[0].Params
+	}
+	sc.params.Conds = append(c, config.Cond{Branches: []config.Branch{{}}})
+	return &sc.params.Conds[len(c)].Branches[0].Params
 }
 
 type subnetDecl struct {
@@ -218,19 +244,23 @@ func (p *parser) warn(pos config.Pos, format string, args ...any) {
 func (p *parser) next() token {
 	if t := p.peeked; t != nil {
 		p.peeked = nil
+		p.last = *t
 		return *t
 	}
 	t, err := p.lx.next()
 	if err != nil {
 		p.fail(err.pos, "%s", err.msg)
 	}
+	p.last = t
 	return t
 }
 
+// peek returns the next token without consuming it.
 func (p *parser) peek() token {
 	if p.peeked == nil {
+		last := p.last
 		t := p.next()
-		p.peeked = &t
+		p.peeked, p.last = &t, last
 	}
 	return *p.peeked
 }
@@ -290,7 +320,23 @@ func (p *parser) statement(sc *scope) {
 	case tString:
 		p.fail(kw.pos, "expected a statement (a keyword such as \"option\", \"subnet\" or \"host\"), got %s", kw.describe())
 	}
-	switch strings.ToLower(kw.val) {
+	name := strings.ToLower(kw.val)
+	if (sc.kind == scCond || sc.kind == scClass) && declarations[name] {
+		p.errorAt(kw.pos, "%q cannot be declared inside %s", kw.val, sc.what())
+		p.skip(kw)
+		return
+	}
+	switch name {
+	case "if":
+		p.ifStmt(sc, kw)
+	case "elsif", "else":
+		p.fail(kw.pos, "%q without an \"if\" before it", kw.val)
+	case "class":
+		p.class(sc, kw)
+	case "subclass":
+		p.subclass(sc, kw)
+	case "match", "spawn", "lease":
+		p.classStmt(sc, kw)
 	case "include":
 		p.include(sc, kw)
 	case "option":
@@ -349,11 +395,6 @@ func (p *parser) statement(sc *scope) {
 
 // hints for statements pxed knows ISC has but does not support.
 var unsupportedHints = map[string]string{
-	"if":                  "conditional statements are not evaluated (pxed's native boot-files and ipxe-script settings choose a boot file by client architecture and iPXE)",
-	"class":               "client classes are not supported",
-	"subclass":            "client classes are not supported",
-	"match":               "client classes are not supported",
-	"spawn":               "client classes are not supported",
 	"failover":            "DHCP failover is not supported",
 	"key":                 "pxed does no dynamic DNS updates",
 	"zone":                "pxed does no dynamic DNS updates",
@@ -381,7 +422,7 @@ var unsupportedHints = map[string]string{
 // iscStatements are other statements ISC dhcpd has; an unknown word gets a
 // message saying it may be a typo.
 var iscStatements = map[string]bool{
-	"elsif": true, "else": true, "ddns-updates": true, "ddns-domainname": true, "ddns-rev-domainname": true,
+	"ddns-updates": true, "ddns-domainname": true, "ddns-rev-domainname": true,
 	"ddns-hostname": true, "ddns-ttl": true, "update-optimization": true, "update-conflict-detection": true,
 	"update-static-leases": true, "one-lease-per-client": true, "get-lease-hostnames": true,
 	"use-lease-addr-for-default-route": true, "ignore-client-uids": true, "min-secs": true,
@@ -390,14 +431,26 @@ var iscStatements = map[string]bool{
 	"remote-port": true, "db-time-format": true, "infinite-is-reserved": true, "abandon-lease-time": true,
 	"adaptive-lease-time-threshold": true, "log-threshold-high": true, "log-threshold-low": true,
 	"leasequery": true, "delayed-ack": true, "max-ack-delay": true, "dont-use-fsync": true, "lease": true,
-	"limit-addrs-per-ia": true, "limit-prefs-per-ia": true, "preferred-lifetime": true, "set": true,
-	"unset": true, "log": true, "execute": true, "eval": true, "return": true, "define": true,
-	"switch": true, "case": true, "default": true, "add": true, "break": true, "known": true,
+	"limit-addrs-per-ia": true, "limit-prefs-per-ia": true, "preferred-lifetime": true,
 	"authoring-byte-order": true, "lease-id-format": true, "ping-timeout": true, "ping-cltt-secs": true,
 	"ping-timeout-ms": true, "do-forward-updates": true, "client-updates": true, "update-static-leases-on": true,
 	"filename-prefix": true, "persist-eui-64-leases": true, "release-on-roam": true, "local-address6": true,
 	"bind-local-address6": true, "dhcpv6-lease-file-name": true, "dhcpv6-pid-file-name": true,
 	"dhcpv6-set-tee-times": true, "prefix-length-mode": true, "check-secs-byte-order": true,
+}
+
+// executable are ISC's executable statements pxed does not evaluate.
+var executable = map[string]bool{
+	"set": true, "unset": true, "log": true, "execute": true, "eval": true, "return": true,
+	"define": true, "switch": true, "case": true, "default": true, "add": true, "break": true,
+	"known": true, "supersede": true, "prepend": true, "append": true,
+}
+
+// declarations may not appear inside a class or a conditional.
+var declarations = map[string]bool{
+	"subnet": true, "shared-network": true, "pool": true, "range": true, "group": true,
+	"host": true, "class": true, "subclass": true, "failover": true, "key": true, "zone": true,
+	"subnet6": true, "range6": true,
 }
 
 // unsupported skips the statement kw begins — up to its ";" or through its
@@ -410,6 +463,10 @@ func (p *parser) unsupported(kw token) {
 		lines = fmt.Sprintf(", lines %d-%d", kw.pos.Line, end.Line)
 	}
 	switch {
+	case executable[name]:
+		// These change what a client gets, or run something: skipping
+		// one would serve differently from dhcpd.
+		p.errorAt(kw.pos, "%q is not supported by pxed: it evaluates if/elsif/else, classes and pool permits, not %s statements; rewrite it with those or remove it", kw.val, kw.val)
 	case unsupportedHints[name] != "":
 		p.warn(kw.pos, "%q is not supported by pxed: %s; statement skipped%s", kw.val, unsupportedHints[name], lines)
 	case iscStatements[name]:
@@ -539,25 +596,32 @@ func (p *parser) permit(sc *scope, kw token) {
 		p.fail(t.pos, "expected what to %s (booting, bootp, …) after %q, got %s", strings.ToLower(kw.val), kw.val, t.describe())
 	}
 	what := strings.ToLower(t.val)
+	allow := strings.EqualFold(kw.val, "allow")
 	if what == "booting" || what == "bootp" {
 		p.expect(";", fmt.Sprintf("%q", kw.val+" "+t.val))
-		v := strings.EqualFold(kw.val, "allow")
 		if what == "booting" {
-			sc.params.AllowBooting = &v
+			sc.target().AllowBooting = &allow
 		} else {
-			sc.params.AllowBootp = &v
+			sc.target().AllowBootp = &allow
 		}
+		return
+	}
+	if sc.kind == scPool {
+		p.poolPermit(sc, kw, t)
+		return
+	}
+	if what == "unknown-clients" {
+		// Outside a pool: ISC's boot-unknown-clients, which answers
+		// (or not) clients without a host declaration at all.
+		p.expect(";", fmt.Sprintf("%q", kw.val+" "+t.val))
+		sc.target().BootUnknownClients = &allow
 		return
 	}
 	p.skip(t)
 	stmt := kw.val + " " + t.val
-	if sc.kind == scPool {
-		p.warn(kw.pos, "%q: pool access rules are not supported; pxed offers this pool to every client; statement skipped", stmt)
-		return
-	}
 	switch what {
-	case "unknown-clients", "known-clients":
-		p.warn(kw.pos, "%q is not supported: pxed serves clients with and without host declarations alike; statement skipped", stmt)
+	case "known-clients", "known", "members", "all", "dynamic", "authenticated", "unauthenticated", "after":
+		p.errorAt(kw.pos, "%q is a pool permit: it is allowed only inside a pool (dhcpd refuses it here too)", stmt)
 	default:
 		p.warn(kw.pos, "%q is not supported by pxed; statement skipped", stmt)
 	}
@@ -582,9 +646,9 @@ func (p *parser) leaseTime(sc *scope, kw token) {
 		p.warn(kw.pos, "%s 0: pxed treats 0 as unset and inherits the enclosing scope's value", kw.val)
 	}
 	if strings.EqualFold(kw.val, "default-lease-time") {
-		sc.params.DefaultLeaseTime = int(n)
+		sc.target().DefaultLeaseTime = int(n)
 	} else {
-		sc.params.MaxLeaseTime = int(n)
+		sc.target().MaxLeaseTime = int(n)
 	}
 }
 
@@ -600,14 +664,14 @@ func (p *parser) nextServer(sc *scope, kw token) {
 	}
 	p.expect(";", `"next-server `+t.val+`"`)
 	if a, err := dhcpopt.ParseIPv4(t.val); err == nil {
-		sc.params.NextServer = a.String()
+		sc.target().NextServer = a.String()
 		return
 	}
 	if !isHostName(t.val) {
 		p.errorAt(t.pos, "next-server %q is neither an IPv4 address nor a host name", t.val)
 		return
 	}
-	sc.params.NextServer = t.val // a name: the server resolves it
+	sc.target().NextServer = t.val // a name: the server resolves it
 }
 
 // isHostName accepts RFC 1123 host names (letters, digits, hyphens, dots;
@@ -652,9 +716,9 @@ func (p *parser) bootString(sc *scope, kw token) {
 		if len(s) > 127 {
 			p.warn(kw.pos, "filename is %d bytes; the BOOTP file field holds 127, so it is sent only as option 67 to clients that ask", len(s))
 		}
-		sc.params.Filename = &s
+		sc.target().Filename = &s
 	} else {
-		sc.params.ServerName = &s
+		sc.target().ServerName = &s
 	}
 }
 
@@ -771,7 +835,7 @@ func (p *parser) sharedNetwork(sc *scope, kw token) {
 			bySubnet[home] = append(bySubnet[home], r)
 		}
 		for _, s := range order {
-			np := config.Pool{Params: cloneParams(pool.Params), Ranges: bySubnet[s], Pos: pool.Pos}
+			np := config.Pool{Params: cloneParams(pool.Params), Ranges: bySubnet[s], Permits: pool.Permits, Pos: pool.Pos}
 			s.sub.Pools = append(s.sub.Pools, np)
 		}
 	}
@@ -1026,15 +1090,16 @@ func (p *parser) option(sc *scope, kw token) {
 		p.setClientID(sc.host, kw, data)
 		return
 	}
-	if sc.params.Options == nil {
-		sc.params.Options = map[string]string{}
-		sc.params.Encoded = map[string]config.EncodedOption{}
+	tp := sc.target()
+	if tp.Options == nil {
+		tp.Options = map[string]string{}
+		tp.Encoded = map[string]config.EncodedOption{}
 	}
-	if _, dup := sc.params.Options[def.Name]; dup {
+	if _, dup := tp.Options[def.Name]; dup {
 		p.warn(kw.pos, "option %s is set twice in %s; the last value wins", def.Name, sc.what())
 	}
-	sc.params.Options[def.Name] = canon
-	sc.params.Encoded[def.Name] = config.EncodedOption{Data: data, Pos: kw.pos}
+	tp.Options[def.Name] = canon
+	tp.Encoded[def.Name] = config.EncodedOption{Data: data, Pos: kw.pos}
 	if p.used == nil {
 		p.used = map[string]firstUse{}
 	}
