@@ -156,7 +156,10 @@ type condState struct {
 	scratch  [256]byte
 	buf      []byte
 	b2a      int
-	trace    []string
+	// trace: the classes matched (the first nClassTrace lines), then the
+	// conditionals of the last scope evaluated.
+	trace       []string
+	nClassTrace int
 }
 
 // evaluator evaluates expressions on one packet.
@@ -309,6 +312,7 @@ func (x *exchange) classify() {
 			}
 		}
 	}
+	st.nClassTrace = len(st.trace)
 }
 
 func (x *exchange) addClass(cl *class, sub *subclass, ev evaluator) {
@@ -379,6 +383,7 @@ func (x *exchange) apply(ls *layers, l *layer, ev evaluator, depth int) {
 // from pool pl (nil: a fixed address, or none yet).
 func (x *exchange) dynScope(h *host, pl *pool) *scope {
 	x.classify()
+	x.cond.trace = x.cond.trace[:x.cond.nClassTrace]
 	ev := evaluator{p: x.p, st: x.cond, known: h != nil}
 	var ls layers
 	x.apply(&ls, x.sn.layer, ev, 0)

@@ -22,6 +22,9 @@ type answer struct {
 	why      string // the boot plan's reason for file
 	silence  string // why nothing was offered
 	answered bool
+	// trace: the classes matched and the conditionals evaluated for this
+	// client (dhcpd.conf), as the decision reports them.
+	trace []string
 }
 
 type answers struct {
@@ -38,6 +41,7 @@ var clients = []struct {
 	{"BIOS PXE", "PXEClient:Arch:00000:UNDI:002001", 0, false},
 	{"UEFI x64", "PXEClient:Arch:00007:UNDI:003016", 7, false},
 	{"iPXE", "PXEClient:Arch:00000:UNDI:002001", 0, true},
+	{"UEFI HTTP", "HTTPClient:Arch:00016", 16, false},
 }
 
 // dhcp shows what the DHCP decision answers a BIOS PXE, a UEFI x64 and an
@@ -84,6 +88,11 @@ func (w *walk) dhcp() answers {
 				why = "  (" + a.why + ")"
 			}
 			w.info("boot file for %-9s %s%s", a.kind+":", orNoneS(a.file), why)
+		} else if a.kind != "BIOS PXE" {
+			w.info("no answer to a %s client: %s", a.kind, a.silence)
+		}
+		for _, t := range a.trace {
+			w.info("%s: %s", a.kind, t)
 		}
 	}
 	if !bios.siaddr.IsValid() || bios.siaddr.IsUnspecified() {
@@ -128,7 +137,10 @@ func (w *walk) decide(pfx netip.Prefix, kind, vendor string, arch uint16, ipxe b
 		return a
 	}
 	port := &dhcp.Port{Name: "explain", Addrs: []netip.Prefix{pfx}, MTU: 1500}
-	o := dhcp.Decide(s.DHCPView(), dhcp.Request{Packet: p, Port: port, Src: netip.MustParseAddrPort("0.0.0.0:68"), Dst: netip.IPv4Unspecified()}, alloc)
+	view := s.DHCPView()
+	view.Trace = true
+	o := dhcp.Decide(view, dhcp.Request{Packet: p, Port: port, Src: netip.MustParseAddrPort("0.0.0.0:68"), Dst: netip.IPv4Unspecified()}, alloc)
+	a.trace = o.Trace
 	if o.MessageType() != "OFFER" {
 		a.silence = o.Silence
 		if a.silence == "" {
