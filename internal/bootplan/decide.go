@@ -112,10 +112,15 @@ type Decision struct {
 //     cannot load a gzipped Xen, so those go through pxelinux.0 and
 //     mboot.c32);
 //  2. iPXE gets the scope's ipxe-script, so it does not chainload itself;
-//  3. an inventory host's UEFI x64 firmware gets the EFI boot file found
-//     in the tree, unless a scope names one for efi-x64;
-//  4. the scope's boot-files entry for the client's architecture;
-//  5. the scope's filename.
+//  3. an inventory host whose profile names a loader, on UEFI, gets that
+//     loader's boot file for its architecture (GRUB: shim, which loads
+//     grubx64.efi beside it; found in the tree) — over TFTP for PXE
+//     firmware, as a URL on pxed's HTTP server for UEFI HTTP boot;
+//  4. an inventory host's UEFI x64 firmware gets the EFI boot file found
+//     in the tree (iPXE), unless a scope names one for efi-x64; over HTTP
+//     for UEFI HTTP boot;
+//  5. the scope's boot-files entry for the client's architecture;
+//  6. the scope's filename.
 func (p *Plan) Decide(f Facts, sc Scope) Decision {
 	var d Decision
 	var h *inventory.Host
@@ -130,6 +135,27 @@ func (p *Plan) Decide(f Facts, sc Scope) Decision {
 	if f.HasArch {
 		arch = archName[f.Arch]
 	}
+	uefi, overHTTP := strings.CutSuffix(arch, "-http")
+	if !strings.HasPrefix(uefi, "efi-") {
+		uefi = ""
+	}
+	// loaderFile is file for this client: a URL for UEFI HTTP boot (""
+	// when pxed serves no HTTP), else the TFTP name.
+	loaderFile := func(file string) string {
+		switch {
+		case file == "":
+			return ""
+		case !overHTTP:
+			return file
+		case p.httpTemplate() != "":
+			return "http://" + p.httpTemplate() + "/" + file
+		}
+		return ""
+	}
+	var loader inventory.Loader
+	if h != nil && h.ProfileOf() != nil {
+		loader = h.ProfileOf().Loader
+	}
 	switch {
 	case h != nil && f.IPXE && !h.Multiboot() && p.httpTemplate() != "":
 		d.File = "http://" + p.httpTemplate() + "/" + IPXEScriptPath(f.MAC)
@@ -141,8 +167,11 @@ func (p *Plan) Decide(f Facts, sc Scope) Decision {
 		if strings.Contains(d.File, "://") {
 			d.ScriptURL = d.File
 		}
-	case h != nil && arch == "efi-x64" && p.EFIBootFile() != "":
-		d.File = p.EFIBootFile()
+	case loader != "" && uefi != "" && loaderFile(p.loaders[loader][uefi]) != "":
+		d.File = loaderFile(p.loaders[loader][uefi])
+		d.Why = "inventory host " + h.Name + ": profile " + h.Profile + " loader " + string(loader) + " for " + arch
+	case h != nil && uefi == "efi-x64" && loaderFile(p.EFIBootFile()) != "":
+		d.File = loaderFile(p.EFIBootFile())
 		d.Why = "inventory host " + h.Name + ": UEFI x64 boot file found in the boot tree"
 	case arch != "" && sc.BootFiles[arch] != "":
 		d.File = sc.BootFiles[arch]

@@ -148,3 +148,108 @@ hosts:
 		t.Errorf("multiboot under bios/:\n%s", got)
 	}
 }
+
+// A profile's loader: GRUB through shim for UEFI PXE and UEFI HTTP boot,
+// BIOS and iPXE unchanged; iPXE for HTTP boot of a host without one.
+func TestDecideLoader(t *testing.T) {
+	inv, err := inventory.Parse("inv.yaml", []byte(`profiles:
+  sb: {kernel: vmlinuz, loader: grub}
+  plain: {kernel: vmlinuz}
+  syslinux: {kernel: vmlinuz, loader: pxelinux}
+hosts:
+  - {name: sb, mac: "00:16:3e:00:00:01", profile: sb}
+  - {name: plain, mac: "00:16:3e:00:00:02", profile: plain}
+  - {name: old, mac: "00:16:3e:00:00:03", profile: syslinux}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := netip.MustParseAddr("192.0.2.1")
+	withShim := New(Options{Inventory: inv, HTTPPort: 80, TFTP: true, Tree: fstest.MapFS{"shimx64.efi": {}, "grubx64.efi": {}, "ipxe.efi": {}}})
+	grubOnly := New(Options{Inventory: inv, HTTPPort: 80, TFTP: true, Tree: fstest.MapFS{"grubx64.efi": {}}})
+	empty := New(Options{Inventory: inv, TFTP: true, Tree: fstest.MapFS{}})
+	seed := Scope{Filename: "pxelinux.0", HasFilename: true}
+	mac := func(b byte) net.HardwareAddr { return net.HardwareAddr{0, 0x16, 0x3e, 0, 0, b} }
+	for _, tc := range []struct {
+		name      string
+		plan      *Plan
+		f         Facts
+		file, why string
+	}{
+		{"UEFI PXE: shim", withShim, Facts{MAC: mac(1), PXE: true, Arch: 7, HasArch: true, Server: server}, "shimx64.efi", "profile sb loader grub for efi-x64"},
+		{"UEFI HTTP boot: shim URL", withShim, Facts{MAC: mac(1), HTTPClient: true, Arch: 16, HasArch: true, Server: server}, "http://192.0.2.1:80/shimx64.efi", "loader grub for efi-x64-http"},
+		{"no shim: GRUB itself", grubOnly, Facts{MAC: mac(1), PXE: true, Arch: 7, HasArch: true, Server: server}, "grubx64.efi", "loader grub"},
+		{"neither: shim named, missing", empty, Facts{MAC: mac(1), PXE: true, Arch: 9, HasArch: true, Server: server}, "shimx64.efi", "loader grub"},
+		{"HTTP boot without HTTP: scope", empty, Facts{MAC: mac(1), HTTPClient: true, Arch: 16, HasArch: true, Server: server}, "pxelinux.0", "filename"},
+		{"BIOS: PXELINUX whatever the loader", withShim, Facts{MAC: mac(1), PXE: true, Arch: 0, HasArch: true, Server: server}, "pxelinux.0", "filename"},
+		{"iPXE: its script whatever the loader", withShim, Facts{MAC: mac(1), PXE: true, IPXE: true, Arch: 7, HasArch: true, Server: server}, "http://192.0.2.1:80/ipxe/00-16-3e-00-00-01", "iPXE script"},
+		{"no loader, UEFI HTTP boot: ipxe.efi URL", withShim, Facts{MAC: mac(2), HTTPClient: true, Arch: 16, HasArch: true, Server: server}, "http://192.0.2.1:80/ipxe.efi", "UEFI x64 boot file"},
+		{"loader pxelinux: syslinux.efi", withShim, Facts{MAC: mac(3), PXE: true, Arch: 7, HasArch: true, Server: server}, "syslinux.efi", "loader pxelinux"},
+		{"arm64 GRUB", withShim, Facts{MAC: mac(1), PXE: true, Arch: 11, HasArch: true, Server: server}, "shimaa64.efi", "loader grub for efi-arm64"},
+	} {
+		d := tc.plan.Decide(tc.f, seed)
+		if d.File != tc.file || !strings.Contains(d.Why, tc.why) {
+			t.Errorf("%s: got %q (%s), want %q (~%s)", tc.name, d.File, d.Why, tc.file, tc.why)
+		}
+	}
+	if _, err := inventory.Parse("inv.yaml", []byte("profiles: {p: {kernel: k, loader: grub2}}\n")); err == nil || !strings.Contains(err.Error(), `loader "grub2" is not one of ipxe, grub, pxelinux`) {
+		t.Errorf("unknown loader: %v", err)
+	}
+}
+
+// GRUB configs: the client's own grub.cfg by its address, every host's by
+// MAC (upstream's hyphen form and $net_default_mac's colon form) and by
+// hex IP, the chain for a client pxed does not know, and what each holds.
+func TestGenerateGRUB(t *testing.T) {
+	inv, err := inventory.Parse("inv.yaml", []byte(`profiles:
+  linux: {kernel: images/vmlinuz, initrd: [images/a.gz, images/b.gz], append: "quiet x='1 2' {{.Host.Name}}", loader: grub}
+  xen: {multiboot: {hypervisor: xen.gz, hypervisor-args: dom0_mem=1G, kernel: vmlinuz, kernel-args: console=hvc0, initrd: initrd.img}}
+  disk: {localboot: true}
+hosts:
+  - {name: web, mac: "00:16:3e:00:00:01", ip: 192.0.2.10, profile: linux}
+  - {name: dom0, mac: "00:16:3e:00:00:02", profile: xen}
+  - {name: pc, mac: "00:16:3e:00:00:03", profile: disk}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{Inventory: inv, HTTPPort: 8080})
+	get := func(c bootfs.Client, n string) (string, bool) {
+		data, _, ok := p.Generate(c, n)
+		return string(data), ok
+	}
+	web := bootfs.Client{Addr: netip.MustParseAddr("192.0.2.10"), Local: netip.MustParseAddr("192.0.2.1")}
+	stranger := bootfs.Client{Addr: netip.MustParseAddr("192.0.2.99"), Local: netip.MustParseAddr("192.0.2.1")}
+	wantWeb := "  linux /images/vmlinuz quiet 'x='\\''1' '2'\\''' web\n  initrd /images/a.gz /images/b.gz\n"
+	for _, tc := range []struct {
+		c    bootfs.Client
+		name string
+		want string
+	}{
+		{web, "grub/grub.cfg", wantWeb},
+		{stranger, "grub/grub.cfg-01-00-16-3e-00-00-01", wantWeb},
+		{stranger, "grub/grub.cfg-01-00:16:3e:00:00:01", wantWeb},
+		{stranger, "boot/grub/grub.cfg-C000020A", wantWeb},
+		{stranger, "grub/grub.cfg", `configfile "${prefix}/grub.cfg-01-${net_default_mac}"`},
+		{stranger, "grub/grub.cfg-01-00-16-3e-00-00-02", "  multiboot2 /xen.gz dom0_mem=1G\n  module2 /vmlinuz console=hvc0\n  module2 /initrd.img\n"},
+		{stranger, "grub/grub.cfg-01-00-16-3e-00-00-03", "exit\n"},
+	} {
+		got, ok := get(tc.c, tc.name)
+		if !ok || !strings.Contains(got, tc.want) {
+			t.Errorf("%s for %s: %v\n%s\nwant it to hold\n%s", tc.name, tc.c.Addr, ok, got, tc.want)
+		}
+	}
+	for _, n := range []string{"grub/grub.cfg-01-00-16-3E-00-00-01", "grub/grub.cfg-01-00-16-3e-00-00-09", "grub/grub.cfg-C000020B", "grub/grub.cfgx"} {
+		if got, ok := get(stranger, n); ok {
+			t.Errorf("%s generated:\n%s", n, got)
+		}
+	}
+	if names := GRUBNames(inv.Host("web"), "grub/"); strings.Join(names, " ") != "grub/grub.cfg-01-00-16-3e-00-00-01 grub/grub.cfg-C000020A" {
+		t.Errorf("GRUBNames: %q", names)
+	}
+	// A state of local is exit, whatever the profile.
+	p.States().Set(inv, "web", inventory.Local, "test")
+	if got, _ := get(web, "grub/grub.cfg"); !strings.HasSuffix(got, "exit\n") || strings.Contains(got, "  linux ") {
+		t.Errorf("web, state local:\n%s", got)
+	}
+}

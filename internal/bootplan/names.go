@@ -21,6 +21,11 @@ const (
 	bootIPXE = "boot.ipxe"
 	// ksDir holds one kickstart per host: ks/<host name>.
 	ksDir = "ks/"
+	// grubCfg is GRUB 2's config, in its prefix directory: Debian's signed
+	// network GRUB (grubnetx64.efi) reads /grub/grub.cfg and nothing else;
+	// an upstream one (grub-mknetdir) searches grubCfg-01-<mac>, then
+	// grubCfg-<hex IP> and its prefixes, then grubCfg.
+	grubCfg = "grub.cfg"
 	// apiHosts is the API's host collection; the install callback is
 	// apiHosts + NAME + "/installed".
 	apiHosts = "/api/v1/hosts/"
@@ -32,6 +37,19 @@ const (
 // ldlinux.e64 under OVMF with QEMU's iPXE).
 var efiCandidates = []string{"ipxe.efi", "snponly.efi", "syslinux.efi"}
 
+// loaderFiles are, per profile loader and UEFI architecture, the boot
+// files that start it, in order of preference: shim first for GRUB, since
+// shim (signed by Microsoft's UEFI CA) is what Secure Boot firmware runs,
+// and it loads grubx64.efi from the same directory.
+var loaderFiles = map[inventory.Loader]map[string][]string{
+	inventory.LoaderGRUB:     {"efi-x64": {"shimx64.efi", "grubx64.efi"}, "efi-arm64": {"shimaa64.efi", "grubaa64.efi"}},
+	inventory.LoaderIPXE:     {"efi-x64": {"ipxe.efi", "snponly.efi"}, "efi-arm64": {"ipxe-arm64.efi", "snponly-arm64.efi"}},
+	inventory.LoaderPXELinux: {"efi-x64": {"syslinux.efi"}},
+}
+
+// ShimNext is the file shim loads from its own directory.
+var ShimNext = map[string]string{"shimx64.efi": "grubx64.efi", "shimaa64.efi": "grubaa64.efi"}
+
 // kind is what a generated name is.
 type kind int
 
@@ -41,6 +59,7 @@ const (
 	kindIPXE     // ipxe/<mac>
 	kindBootIPXE // boot.ipxe
 	kindKickstart
+	kindGRUB // grub.cfg, grub.cfg-<suffix>, in any directory
 )
 
 // name is a parsed request name in the boot namespace.
@@ -66,6 +85,14 @@ func parseName(n string) name {
 	case strings.HasPrefix(n, ksDir):
 		return name{kind: kindKickstart, rest: n[len(ksDir):]}
 	}
+	if base := n[strings.LastIndexByte(n, '/')+1:]; strings.HasPrefix(base, grubCfg) {
+		switch {
+		case base == grubCfg:
+			return name{kind: kindGRUB, dir: n[:len(n)-len(base)]}
+		case base[len(grubCfg)] == '-':
+			return name{kind: kindGRUB, dir: n[:len(n)-len(base)], rest: base[len(grubCfg)+1:]}
+		}
+	}
 	i := strings.LastIndex(n, pxelinuxDir)
 	if i < 0 || (i > 0 && n[i-1] != '/') {
 		return name{}
@@ -89,6 +116,20 @@ func ContentType(n string, generated bool) string {
 		return "text/plain; charset=utf-8"
 	}
 	return "application/octet-stream"
+}
+
+// GRUBNames are the GRUB config names generated for h whoever asks (each
+// MAC, the fixed address), as an upstream network GRUB searches them, in
+// dir (its prefix, "grub/").
+func GRUBNames(h *inventory.Host, dir string) []string {
+	var out []string
+	for _, hw := range h.HWAddrs() {
+		out = append(out, dir+grubCfg+"-01-"+macHexHyp(hw))
+	}
+	if h.Addr().IsValid() {
+		out = append(out, dir+grubCfg+"-"+pxelinux.HexIP(h.Addr()))
+	}
+	return out
 }
 
 // textExt are the extensions of generated text: iPXE scripts, PXELINUX

@@ -63,6 +63,10 @@ type Plan struct {
 	scopeEFI bool
 	// httpServer is Advertise, or "" to use the address each client reached.
 	httpServer string
+	// loaders are, per profile loader and UEFI architecture, its boot file
+	// found in the tree (or, when none is, its first candidate, so the
+	// decision names what is missing).
+	loaders map[inventory.Loader]map[string]string
 }
 
 // New builds a Plan.
@@ -81,6 +85,21 @@ func New(o Options) *Plan {
 	for _, bf := range o.ScopeBootFiles {
 		if bf["efi-x64"] != "" {
 			p.scopeEFI = true
+		}
+	}
+	p.loaders = map[inventory.Loader]map[string]string{}
+	for l, byArch := range loaderFiles {
+		p.loaders[l] = map[string]string{}
+		for arch, files := range byArch {
+			p.loaders[l][arch] = files[0]
+			for _, f := range files {
+				if o.Tree != nil {
+					if fi, err := o.Tree.Stat(f); err == nil && fi.Mode().IsRegular() {
+						p.loaders[l][arch] = f
+						break
+					}
+				}
+			}
 		}
 	}
 	if o.Tree != nil {

@@ -84,6 +84,11 @@ type Profile struct {
 	Multiboot *Multiboot `yaml:"multiboot,omitempty"`
 	// Localboot boots the local disk.
 	Localboot bool `yaml:"localboot,omitempty"`
+	// Loader is the boot loader the profile's UEFI clients get: "" (pxed
+	// chooses: iPXE), "ipxe", "grub" (shim and GRUB, Secure Boot) or
+	// "pxelinux" (syslinux.efi). BIOS clients get PXELINUX (or their
+	// scope's filename) whatever it says; iPXE always gets its script.
+	Loader Loader `yaml:"loader,omitempty"`
 
 	Pos config.Pos `yaml:"-"`
 
@@ -91,6 +96,16 @@ type Profile struct {
 	ksTmpl     *template.Template
 	ksFile     string // resolved path of Kickstart
 }
+
+// Loader is a profile's boot loader for UEFI clients.
+type Loader string
+
+// The loaders a profile may name.
+const (
+	LoaderIPXE     Loader = "ipxe"
+	LoaderGRUB     Loader = "grub"
+	LoaderPXELinux Loader = "pxelinux"
+)
 
 // Multiboot is a hypervisor, its dom0 kernel and the dom0 initrd(s).
 type Multiboot struct {
@@ -293,6 +308,11 @@ func (v *validator) validate() {
 }
 
 func (v *validator) profile(p *Profile) {
+	switch p.Loader {
+	case "", LoaderIPXE, LoaderGRUB, LoaderPXELinux:
+	default:
+		v.bad(p.Pos, "profile %s: loader %q is not one of ipxe, grub, pxelinux", p.Name, p.Loader)
+	}
 	forms := 0
 	if p.Kernel != "" {
 		forms++
