@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"pxed/internal/config"
+	"pxed/internal/config/isc"
 	"pxed/internal/lease"
 	"pxed/internal/lease/leasetest"
 )
@@ -27,7 +28,7 @@ func (nullConn) Close() error { return nil }
 // REQUEST/ACK (relayed, as perfdhcp sends them), leases in memory: what is
 // left when the network and the disk are taken away.
 func BenchmarkExchange(b *testing.B) {
-	n := &config.Network{
+	benchExchange(b, &config.Network{
 		Authoritative: true,
 		Subnets: []config.Subnet{{
 			Network: "198.18.0.0/16",
@@ -35,7 +36,33 @@ func BenchmarkExchange(b *testing.B) {
 				Options: map[string]string{"routers": "198.18.0.1", "domain-name-servers": "198.18.0.1"}},
 			Pools: []config.Pool{{Ranges: []config.Range{{Start: "198.18.1.0", End: "198.18.255.254"}}}},
 		}},
+	}, nil)
+}
+
+// BenchmarkExchangeClasses is BenchmarkExchange on a dhcpd.conf that routes
+// clients with two classes, an if/elsif/else on option 93 and a pool
+// permit, as PXE sites write it: the cost of evaluating them per request.
+func BenchmarkExchangeClasses(b *testing.B) {
+	n, _, err := isc.Parse("bench.conf", []byte(`authoritative;
+option arch code 93 = unsigned integer 16;
+class "pxeclients" { match if substring(option vendor-class-identifier, 0, 9) = "PXEClient"; next-server 198.18.0.1; }
+class "ipxe" { match if exists user-class and option user-class = "iPXE"; filename "http://198.18.0.1/boot.ipxe"; }
+subnet 198.18.0.0 netmask 255.254.0.0 {
+  option routers 198.18.0.1;
+  option domain-name-servers 198.18.0.1;
+  pool { range 198.18.1.0 198.18.255.254; allow members of "pxeclients"; }
+  if option arch = 00:07 { filename "ipxe.efi"; } elsif option arch = 00:09 { filename "ipxe.efi"; } else { filename "undionly.kpxe"; }
+}
+`), nil)
+	if err != nil {
+		b.Fatal(err)
 	}
+	benchExchange(b, n, map[uint8][]byte{optVendorClass: []byte("PXEClient:Arch:00007:UNDI:003016"), optClientArch: {0, 7}})
+}
+
+// benchExchange runs DISCOVER/OFFER + REQUEST/ACK on n's first subnet;
+// extra are options every client sends.
+func benchExchange(b *testing.B, n *config.Network, extra map[uint8][]byte) {
 	plan, _, err := Compile(n)
 	if err != nil {
 		b.Fatal(err)
@@ -55,11 +82,18 @@ func BenchmarkExchange(b *testing.B) {
 	for i := range b.N {
 		i := i % 30000 // perfdhcp -R 30000: clients come back
 		mac := net.HardwareAddr{0, 0x0c, 1, 2, byte(i >> 8), byte(i)}.String()
-		d := msg{t: msgDiscover, mac: mac, giaddr: "198.18.0.2", opts: map[uint8][]byte{optParamRequest: prl}}.bytes()
+		opts := map[uint8][]byte{optParamRequest: prl}
+		for c, v := range extra {
+			opts[c] = v
+		}
+		d := msg{t: msgDiscover, mac: mac, giaddr: "198.18.0.2", opts: opts}.bytes()
 		srv.Handle(context.Background(), port, d, src, dst)
 		ip, _ := alloc.Offer(lease.Request{Client: lease.Key(nil, mustMAC(mac)), Pools: plan.Pools()})
-		r := msg{t: msgRequest, mac: mac, giaddr: "198.18.0.2", opts: map[uint8][]byte{optParamRequest: prl,
-			optServerID: ip4("198.18.0.1"), optRequestedIP: ip.AsSlice()}}.bytes()
+		ropts := map[uint8][]byte{optParamRequest: prl, optServerID: ip4("198.18.0.1"), optRequestedIP: ip.AsSlice()}
+		for c, v := range extra {
+			ropts[c] = v
+		}
+		r := msg{t: msgRequest, mac: mac, giaddr: "198.18.0.2", opts: ropts}.bytes()
 		srv.Handle(context.Background(), port, r, src, dst)
 		if i%64 == 0 {
 			alloc.Flush()

@@ -26,7 +26,7 @@ type decRig struct {
 	alloc *lease.Allocator
 }
 
-func newDecRig(t *testing.T, n *config.Network, bo bootplan.Options) *decRig {
+func newDecRig(t testing.TB, n *config.Network, bo bootplan.Options) *decRig {
 	t.Helper()
 	plan, _, err := Compile(n)
 	if err != nil {

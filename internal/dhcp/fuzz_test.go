@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"pxed/internal/bootplan"
+	"pxed/internal/config/isc"
 )
 
 // FuzzParse: any datagram parses or is refused with ErrMalformed; never a panic.
@@ -71,6 +75,47 @@ func FuzzHandle(f *testing.F) {
 		r.conn.mu.Unlock()
 		if bad != nil {
 			t.Fatalf("the server sent a reply that does not parse: %v", bad)
+		}
+	})
+}
+
+// FuzzDecideClasses decides arbitrary datagrams against a dhcpd.conf with
+// classes, subclasses, conditionals and pool permits: the expressions read
+// the packet's options and hardware address (substring offsets,
+// binary-to-ascii of hostile lengths); nothing may panic, every trace line
+// has a position, and every reply marshals into a message that parses.
+func FuzzDecideClasses(f *testing.F) {
+	n, _, err := isc.ParseFile("../config/isc/testdata/classes.conf")
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := newDecRig(f, n, bootplan.Options{})
+	r.view.Trace = true
+	for _, m := range []msg{
+		{t: msgDiscover, mac: "02:00:5e:00:53:01", opts: map[uint8][]byte{optVendorClass: []byte("PXEClient:Arch:00007:UNDI:003016"), optClientArch: {0, 7}}},
+		{t: msgDiscover, mac: "00:16:3e:00:53:01", opts: map[uint8][]byte{optVendorClass: []byte("HTTPClient:Arch:00016"), optClientArch: {0, 16}, optUserClass: []byte("iPXE")}},
+		{t: msgDiscover, mac: "00:16:3e:00:53:02", opts: map[uint8][]byte{optVendorClass: []byte("PXE"), optClientArch: {0, 9}, optHostName: []byte("x")}},
+		{t: msgRequest, mac: "02:00:5e:00:53:09", opts: map[uint8][]byte{optRequestedIP: ip4("192.0.2.12"), optServerID: ip4("192.0.2.1"), optVendorClass: []byte("PXEClient")}},
+		{mac: "02:00:00:00:00:03", noCookie: true},
+	} {
+		f.Add(m.bytes())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := Parse(b)
+		if err != nil {
+			return
+		}
+		o := Decide(r.view, Request{Packet: p, Port: r.port, Src: netip.MustParseAddrPort("0.0.0.0:68"), Dst: broadcastAddr}, r.alloc)
+		for _, line := range o.Trace {
+			if !strings.Contains(line, "classes.conf:") {
+				t.Fatalf("trace line without a position: %q", line)
+			}
+		}
+		if o.Reply != nil {
+			out, _ := o.Reply.marshal(MaxMessageLen)
+			if _, err := Parse(out); err != nil {
+				t.Fatalf("reply does not parse: %v", err)
+			}
 		}
 	})
 }

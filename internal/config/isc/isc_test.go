@@ -811,6 +811,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("include \"x\";\nif a { } else { } elsif"))
+	f.Add([]byte("if not (exists a or known) and substring(hardware, 1, 3) != 00:16:3e { } else if binary-to-ascii(10, 8, \".\", option x) = \"\" { }"))
+	f.Add([]byte("class \"c\" { match if option vendor-class-identifier = \"x\"; spawn with option host-name; lease limit 2; }\nsubclass \"c\" \"k\" { }"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Any include reads the input itself again: cycles and depth must
 		// be caught.
