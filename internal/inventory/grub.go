@@ -89,7 +89,7 @@ func (h *Host) GRUB(st State, env Env) ([]byte, error) {
 
 // grubWord quotes s as one word of GRUB's script language: bare when it
 // holds only characters GRUB takes literally, else in single quotes
-// (which keep everything but the single quote, written '\'').
+// (which keep everything but the single quote, written '\”).
 func grubWord(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("_-./,:=+@%^()", r))

@@ -40,6 +40,39 @@ type Assets struct {
 	// IPXEEFI is ipxe.efi (Debian ipxe); OVMFCode/OVMFVars the UEFI
 	// firmware (Debian ovmf). Empty when not installed.
 	IPXEEFI, OVMFCode, OVMFVars string
+	// OVMFSecureCode and OVMFMSVars are OVMF with Secure Boot (SMM) and
+	// variables with Microsoft's keys enrolled (Debian ovmf), for guests
+	// with SecureBoot.
+	OVMFSecureCode, OVMFMSVars string
+}
+
+// SecureBootAssets are the signed boot chain of Debian: shim (signed by
+// Microsoft's UEFI CA) and the network GRUB (signed by Debian, trusted
+// through shim), which boot the Debian kernel of Assets, also signed.
+type SecureBootAssets struct {
+	// Shim is shimx64.efi (shim-signed); GRUB is grubnetx64.efi.signed
+	// (grub-efi-amd64-signed), served as grubx64.efi beside shim.
+	Shim, GRUB string
+}
+
+// PrepareSecureBoot fetches (apt-get download) and caches shim and the
+// signed network GRUB.
+func PrepareSecureBoot(ctx context.Context, cache string) (*SecureBootAssets, error) {
+	dir := filepath.Join(cache, "secureboot")
+	sb := &SecureBootAssets{Shim: filepath.Join(dir, "shimx64.efi"), GRUB: filepath.Join(dir, "grubx64.efi")}
+	for _, f := range []struct{ pkg, pattern, as string }{
+		{"shim-signed", `^usr/lib/shim/shimx64\.efi\.signed$`, "shimx64.efi"},
+		{"grub-efi-amd64-signed", `^usr/lib/grub/x86_64-efi-signed/grubnetx64\.efi\.signed$`, "grubx64.efi"},
+	} {
+		if _, err := os.Stat(filepath.Join(dir, f.as)); err == nil {
+			continue
+		}
+		pkg := f.pkg
+		if err := fetchDeb(ctx, func(context.Context) (string, error) { return pkg, nil }, dir, map[string]string{f.pattern: f.as}); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.pkg, err)
+		}
+	}
+	return sb, nil
 }
 
 // Known places of the Debian packages' files.
@@ -49,6 +82,8 @@ var (
 	ipxeEFIPaths  = []string{"/usr/lib/ipxe/ipxe.efi"}
 	ovmfCode      = []string{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_CODE_4M.fd"}
 	ovmfVars      = []string{"/usr/share/OVMF/OVMF_VARS.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"}
+	ovmfSecure    = []string{"/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"}
+	ovmfMSVars    = []string{"/usr/share/OVMF/OVMF_VARS_4M.ms.fd"}
 )
 
 func firstExisting(paths []string) string {
@@ -69,6 +104,7 @@ func PrepareAssets(ctx context.Context, cache string, withXen bool) (*Assets, er
 	a := &Assets{
 		PXELinux: firstExisting(pxelinuxPaths), Syslinux: firstExisting(syslinuxDirs),
 		IPXEEFI: firstExisting(ipxeEFIPaths), OVMFCode: firstExisting(ovmfCode), OVMFVars: firstExisting(ovmfVars),
+		OVMFSecureCode: firstExisting(ovmfSecure), OVMFMSVars: firstExisting(ovmfMSVars),
 	}
 	if a.PXELinux == "" || a.Syslinux == "" {
 		return nil, errors.New("pxelinux.0 or the syslinux BIOS modules are missing: apt-get install pxelinux syslinux-common")

@@ -180,6 +180,14 @@ type Guest struct {
 	// boots with its own network stack (OVMF's PXE, option 93 = 7) rather
 	// than with iPXE; else an e1000 with QEMU's iPXE ROM.
 	VirtioNoROM bool
+	// SecureBoot: OVMF with Secure Boot enforced and Microsoft's keys
+	// enrolled (q35 with SMM); implies UEFI and VirtioNoROM, so the
+	// firmware's own PXE or HTTP boot runs what the server sends.
+	SecureBoot bool
+	// HTTPBoot: OVMF's PXE boot options are disabled, so it boots through
+	// its UEFI HTTP boot option (vendor class HTTPClient, arch 16) at
+	// once; implies UEFI and VirtioNoROM.
+	HTTPBoot bool
 }
 
 // Result is what a boot showed on the serial console.
@@ -236,23 +244,34 @@ func (l *Lab) BootUntil(ctx context.Context, a *Assets, g Guest, timeout time.Du
 	serial := filepath.Join(l.Dir, "serial-"+strings.ReplaceAll(g.MAC, ":", "")+fmt.Sprint(seq.Add(1))+".log")
 	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-m", fmt.Sprint(mem), "-display", "none", "-monitor", "none",
 		"-no-reboot", "-boot", "n", "-netdev", "tap,id=n0,ifname=" + l.Tap + ",script=no,downscript=no", "-serial", "file:" + serial}
+	if g.SecureBoot || g.HTTPBoot {
+		g.UEFI, g.VirtioNoROM = true, true
+	}
 	nic := "e1000,netdev=n0,mac=" + g.MAC
 	if g.VirtioNoROM {
 		nic = "virtio-net-pci,netdev=n0,romfile=,mac=" + g.MAC
 	}
 	if g.UEFI {
-		if a.OVMFCode == "" || a.OVMFVars == "" {
+		code, varsFile := a.OVMFCode, a.OVMFVars
+		if g.SecureBoot {
+			code, varsFile = a.OVMFSecureCode, a.OVMFMSVars
+			args = append(args, "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on")
+		}
+		if code == "" || varsFile == "" {
 			return &Result{}, errors.New("UEFI guest: OVMF is not installed (apt-get install ovmf)")
 		}
+		if g.HTTPBoot {
+			args = append(args, "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n", "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
+		}
 		vars := filepath.Join(l.Dir, "OVMF_VARS-"+fmt.Sprint(seq.Add(1))+".fd")
-		data, err := os.ReadFile(a.OVMFVars)
+		data, err := os.ReadFile(varsFile)
 		if err != nil {
 			return &Result{}, err
 		}
 		if err := os.WriteFile(vars, data, 0o644); err != nil {
 			return &Result{}, err
 		}
-		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+a.OVMFCode, "-drive", "if=pflash,format=raw,file="+vars)
+		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+code, "-drive", "if=pflash,format=raw,file="+vars)
 		if !g.VirtioNoROM {
 			nic += ",romfile=/usr/lib/ipxe/qemu/efi-e1000.rom"
 		}
