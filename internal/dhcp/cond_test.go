@@ -314,3 +314,22 @@ func TestNoCondsNoCost(t *testing.T) {
 		t.Fatalf("plan %+v, %v", plan.dyn, err)
 	}
 }
+
+// A host without a fixed address gets its pool's parameters under its own
+// (ISC runs the pool's statements, then the host's), with or without
+// conditionals in the file.
+func TestHostOverPool(t *testing.T) {
+	for _, extra := range []string{"", "if known { option domain-name \"k\"; }\n"} {
+		r := condRig(t, extra+`
+subnet 192.0.2.0 netmask 255.255.255.0 {
+  filename "subnet";
+  pool { range 192.0.2.10 192.0.2.19; filename "pool"; server-name "pool"; }
+}
+host h { hardware ethernet 52:54:00:00:00:01; server-name "host"; }
+`)
+		o := r.decide(t, discover("52:54:00:00:00:01", nil))
+		if o.File() != "pool" || o.Reply.SName != "host" {
+			t.Errorf("%q: file %q sname %q, want pool, host", extra, o.File(), o.Reply.SName)
+		}
+	}
+}

@@ -99,6 +99,7 @@ func TestClassErrors(t *testing.T) {
 		{"if known and option host-name { }", `f.conf:1:14: "and" compares conditions`},
 		{"if (known { }", `f.conf:1:11: expected ")" after the expression in parentheses`},
 		{"if known { log(info, \"x\"); }", `f.conf:1:12: "log" is not supported by pxed`},
+		{"option host-name = concat(\"a\", \"b\");", "f.conf:1:1: option host-name = …: option expressions are not supported by pxed"},
 		{"execute(\"/bin/true\");", `f.conf:1:1: "execute" is not supported by pxed`},
 		{"if known { subnet 10.0.0.0 netmask 255.0.0.0 { } }", `f.conf:1:12: "subnet" cannot be declared inside a conditional statement`},
 		{"else { }", `f.conf:1:1: "else" without an "if"`},

@@ -568,7 +568,6 @@ func TestWarningsForUnsupported(t *testing.T) {
 		{"ddns none", "ddns-update-style none;", nil},
 		{"protocol option kept for the server to judge", "option dhcp-server-identifier 192.0.2.1;", nil},
 		{"ddns ad-hoc", "ddns-update-style ad-hoc;", []string{"f.conf:1: ddns-update-style ad-hoc: pxed does no dynamic DNS updates"}},
-		{"option expression", "option host-name = concat(\"a\", \"b\");", []string{"f.conf:1: option host-name = …: option expressions are not supported"}},
 		{"authoritative in subnet", "subnet 10.0.0.0 netmask 255.0.0.0 {\n authoritative;\n}", []string{"f.conf:2: authoritative in a subnet"}},
 		{"ping-check in group", "group {\n ping-check false;\n}", []string{"f.conf:2: ping-check in a group"}},
 		{"hardware fddi", "host h {\n hardware fddi 1:2:3:4:5:6;\n}", []string{"f.conf:2: hardware fddi: pxed matches only ethernet"}},

@@ -1071,7 +1071,9 @@ func (p *parser) option(sc *scope, kw token) {
 	}
 	if n := p.peek(); n.is("=") {
 		p.skip(name)
-		p.warn(kw.pos, "option %s = …: option expressions are not supported by pxed; statement skipped", name.val)
+		// It changes what a client gets: skipping it would serve
+		// differently from dhcpd.
+		p.errorAt(kw.pos, "option %s = …: option expressions are not supported by pxed; write a constant (option %s VALUE;), inside if/elsif/else or a class if it depends on the client", name.val, name.val)
 		return
 	}
 	def, ok := p.table.Lookup(optName)
