@@ -140,3 +140,20 @@ func TestStatementOrder(t *testing.T) {
 		t.Errorf("statements after the if: %+v", after)
 	}
 }
+
+// A hostile file: an expression's terms and text are bounded (its tree is
+// walked recursively on every request).
+func TestLongExpression(t *testing.T) {
+	src := "if known" + strings.Repeat(" or known", 999) + " { filename \"x\"; }"
+	n, _, err := Parse("f.conf", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := n.Params.Conds[0].Branches[0].If; len(e.Text) > 210 || !strings.HasPrefix(e.Text, "known or known") {
+		t.Errorf("text of %d bytes: %.40q", len(e.Text), e.Text)
+	}
+	_, _, err = Parse("f.conf", []byte("if known"+strings.Repeat(" or known", 200000)+" { }"), nil)
+	if err == nil || !strings.Contains(err.Error(), "f.conf:1:9004: expression with more than 1000 terms") {
+		t.Errorf("200001 terms: %v", err)
+	}
+}

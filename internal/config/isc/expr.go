@@ -42,8 +42,12 @@ func (p *parser) boolExpr(what string) *config.Expr {
 	return e
 }
 
+// maxExprTerms bounds the operators and operands of one expression.
+const maxExprTerms = 1000
+
 // expr reads one expression.
 func (p *parser) expr() *config.Expr {
+	p.exprTerms = 0
 	return p.exprDepth(0)
 }
 
@@ -68,7 +72,18 @@ func (p *parser) binary(op config.ExprOp, word token, l, r *config.Expr) *config
 			p.fail(side.Pos, "%q compares %s; %s is not one", word.val, kind, side.Text)
 		}
 	}
-	return &config.Expr{Op: op, Args: []*config.Expr{l, r}, Pos: l.Pos, Text: l.Text + " " + word.val + " " + r.Text}
+	return &config.Expr{Op: op, Args: []*config.Expr{l, r}, Pos: l.Pos, Text: shorten(l.Text + " " + word.val + " " + r.Text)}
+}
+
+// maxText bounds an expression's text (a chain of a million "or"s is
+// shown by its start).
+const maxText = 200
+
+func shorten(s string) string {
+	if len(s) > maxText {
+		s = strings.ToValidUTF8(s[:maxText], "") + "…"
+	}
+	return s
 }
 
 func (p *parser) orExpr(depth int) *config.Expr {
@@ -120,6 +135,9 @@ func (p *parser) cmpExpr(depth int) *config.Expr {
 // unary reads a primary expression, or not and what follows it.
 func (p *parser) unary(depth int) *config.Expr {
 	t := p.next()
+	if p.exprTerms++; p.exprTerms > maxExprTerms {
+		p.fail(t.pos, "expression with more than %d terms", maxExprTerms)
+	}
 	e := &config.Expr{Pos: t.pos}
 	defer func() { e.Text = p.textFrom(t) }()
 	switch {
@@ -217,11 +235,8 @@ func (p *parser) textFrom(first token) string {
 	if first.pos.File != last.pos.File || last.end < first.off || last.end > len(p.lx.data) {
 		return first.val
 	}
-	s := strings.Join(strings.Fields(string(p.lx.data[first.off:last.end])), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	end := min(last.end, first.off+2*maxText)
+	return shorten(strings.Join(strings.Fields(string(p.lx.data[first.off:end])), " "))
 }
 
 // exprOption reads the option name after "option" or "exists".

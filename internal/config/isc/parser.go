@@ -99,6 +99,7 @@ type parser struct {
 	lx          *lexer
 	peeked      *token
 	last        token // the token next returned last
+	exprTerms   int   // in the expression being read
 	readInclude func(string) ([]byte, error)
 	files       []string // include stack, outermost first
 	nIncludes   int
