@@ -44,7 +44,8 @@ var commands = []command{
 		eventsFlags(fs)
 		return fs
 	}},
-	{"explain", "[flags] MAC", "walk one machine's boot path offline and flag what is wrong", serveLikeFlags(nil)},
+	{"explain", "[flags] MAC", "walk one machine's boot path offline and flag what is wrong",
+		serveLikeFlags(func(fs *flag.FlagSet) { explainFlags(fs) })},
 	{"host", "list|install|local [NAME|MAC] [flags]", "netboot-once states of the inventory's hosts",
 		serveLikeFlags(func(fs *flag.FlagSet) { fs.Bool("json", false, "print JSON") })},
 	{"xen-bootloader", "[options] mac=MAC[,bridge=BRIDGE] [DISK]", "the Xen PV bootloader for xl and xm (also as pxed-xenboot)", noFlags},

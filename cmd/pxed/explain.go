@@ -22,9 +22,17 @@ network: its host entries, the DHCP answer for a BIOS PXE, UEFI x64 and
 iPXE client, the PXELINUX config file it will find (every name tried),
 the label that boots, the kernel and initrd files (present? readable?),
 the iPXE script and kickstart URL. It flags the classic mistakes with
-their fix. Takes the same flags as pxed serve (--config, --dhcpd-conf,
---inventory, --tftp-root, ...). Exit status 1 when it found a problem.
+their fix. For UEFI answers it walks the Secure Boot chain (shim signed by
+Microsoft, grubx64.efi beside it, the GRUB config and its signed kernel);
+--secure-boot makes what such firmware would refuse a problem. Takes the
+same flags as pxed serve (--config, --dhcpd-conf, --inventory,
+--tftp-root, ...). Exit status 1 when it found a problem.
 `
+
+// explainFlags defines explain's own flags (also read by completion).
+func explainFlags(fs *flag.FlagSet) (secureBoot *bool) {
+	return fs.Bool("secure-boot", false, "the machine has UEFI Secure Boot on: an unsigned loader or kernel is a problem, not a note")
+}
 
 // cmdExplain implements `pxed explain`: the walk is internal/explain's,
 // this prints it.
@@ -32,6 +40,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	f := newServeFlags(stderr)
 	f.fs.Init("explain", flag.ContinueOnError)
 	f.fs.Usage = func() { fmt.Fprint(stderr, explainUsage) }
+	secureBoot := explainFlags(f.fs)
 	c, pos, err := f.loadWithArgs(args)
 	if err != nil {
 		return f.loadFailed("explain", err, stderr)
@@ -45,7 +54,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pxed explain: %v\n", err)
 		return 2
 	}
-	rep := explainMAC(c, hw)
+	rep := explainMAC(c, hw, *secureBoot)
 	printReport(stdout, rep)
 	if rep.Problems > 0 {
 		return 1
@@ -55,8 +64,8 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 
 // explainMAC builds the snapshot serve would answer from (reading the
 // recorded host states and install tokens, writing nothing) and walks it.
-func explainMAC(c *config.Config, hw net.HardwareAddr) *walk.Report {
-	in := walk.Input{Interfaces: c.DHCP.Interfaces, TFTP: c.TFTP.Addr != ""}
+func explainMAC(c *config.Config, hw net.HardwareAddr, secureBoot bool) *walk.Report {
+	in := walk.Input{Interfaces: c.DHCP.Interfaces, TFTP: c.TFTP.Addr != "", SecureBoot: secureBoot}
 	var env app.Env
 	var notes []string
 	if c.TFTP.Root != "" {

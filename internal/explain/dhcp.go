@@ -28,8 +28,8 @@ type answer struct {
 }
 
 type answers struct {
-	bios, efi, ipxe answer
-	server          netip.Addr
+	bios, efi, ipxe, http answer
+	server                netip.Addr
 }
 
 // The clients explain asks for: what their firmware sends.
@@ -73,7 +73,7 @@ func (w *walk) dhcp() answers {
 	for i, c := range clients {
 		res[i] = w.decide(prefix, c.kind, c.vendor, c.arch, c.ipxe, uuid)
 	}
-	out.bios, out.efi, out.ipxe = res[0], res[1], res[2]
+	out.bios, out.efi, out.ipxe, out.http = res[0], res[1], res[2], res[3]
 	bios, efi := out.bios, out.efi
 	if !bios.answered {
 		w.problem("no answer to a BIOS PXE client: %s", bios.silence)

@@ -58,6 +58,9 @@ type Input struct {
 	Interfaces []string
 	// TFTP: pxed itself serves TFTP.
 	TFTP bool
+	// SecureBoot: the machine has Secure Boot on, so what its firmware or
+	// shim would refuse is a problem rather than a note.
+	SecureBoot bool
 }
 
 type walk struct {
@@ -102,6 +105,7 @@ func (w *walk) run() {
 	if w.in.Files == nil {
 		return
 	}
+	w.secureBoot(answers)
 	bios := answers.bios
 	switch {
 	case bios.answered && bios.file != "" && !strings.Contains(bios.file, "://"):

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -73,7 +74,28 @@ hosts:
 func TestE2EBootSecureBoot(t *testing.T) {
 	t.Parallel()
 	b := secureBootLab(t)
-	b.serve("--dhcpd-conf", b.file("dhcpd.conf", poolConf), "--inventory", b.file("inventory.yaml", secureBootInventory))
+	conf, inv := b.file("dhcpd.conf", poolConf), b.file("inventory.yaml", secureBootInventory)
+	b.serve("--dhcpd-conf", conf, "--inventory", inv)
+
+	// explain predicts both outcomes, offline, from the same files.
+	explain := func(mac string) (string, error) {
+		out, err := exec.Command("ip", "netns", "exec", b.NS, pxed(t), "explain", "--secure-boot", "--dhcpd-conf", conf,
+			"--inventory", inv, "--tftp-root", b.root, "--interface", b.Tap, "--state-dir", b.state, mac).CombinedOutput()
+		return string(out), err
+	}
+	out, err := explain("52:54:00:5b:00:01")
+	for _, want := range []string{"shimx64.efi (UEFI x64): signed by Microsoft's UEFI CA", "grubx64.efi (loaded by shim): signed by a distribution's key",
+		"linux /sb/vmlinuz", "/sb/vmlinuz: signed by a distribution's key"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain sb1: no %q\n%s", want, out)
+		}
+	}
+	if err != nil || strings.Contains(out, "PROBLEM") {
+		t.Errorf("explain sb1 (boots under Secure Boot) found a problem: %v\n%s", err, out)
+	}
+	if out, err := explain("52:54:00:5b:00:02"); err == nil || !strings.Contains(out, "PROBLEM: ipxe.efi is not signed: firmware with Secure Boot on refuses it") {
+		t.Errorf("explain ipxe1 does not predict the refusal (%v):\n%s", err, out)
+	}
 
 	res := b.boot(pxlab.Guest{MAC: "52:54:00:5b:00:01", SecureBoot: true}, "192.0.2.61", 240*time.Second, "secureboot: Secure boot enabled")
 	if c := res.Cmdline(); !strings.Contains(c, "via=grub ks-like=sb1") {
