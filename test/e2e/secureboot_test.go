@@ -155,3 +155,54 @@ func TestE2EBootUEFIHTTP(t *testing.T) {
 		t.Error("the serial log does not show OVMF's HTTP boot option starting")
 	}
 }
+
+// archConf routes BIOS and UEFI machines as real sites do, with a
+// conditional on the client architecture (DHCP option 93).
+const archConf = `option arch code 93 = unsigned integer 16;
+authoritative;
+subnet 192.0.2.0 netmask 255.255.255.0 {
+  next-server 192.0.2.1;
+  range 192.0.2.100 192.0.2.150;
+  if option arch = 00:07 {
+    filename "shimx64.efi";
+  } elsif option arch = 00:09 {
+    filename "shimx64.efi";
+  } else {
+    filename "pxelinux.0";
+  }
+}
+`
+
+// One dhcpd.conf, read as it is, boots a BIOS machine through PXELINUX
+// and a UEFI Secure Boot machine through shim and GRUB: the if option arch
+// conditional picks the boot file; the configs are the site's own files
+// on disk (no inventory).
+func TestE2EBootOneConfBIOSAndUEFI(t *testing.T) {
+	t.Parallel()
+	b := secureBootLab(t)
+	b.write("pxelinux.cfg/default", "DEFAULT lab\nLABEL lab\n  KERNEL sb/vmlinuz\n  APPEND initrd=sb/initrd.img console=ttyS0 via=bios-pxelinux\n")
+	b.write("grub/grub.cfg", "set timeout=0\nmenuentry lab {\n  linux /sb/vmlinuz console=ttyS0 via=uefi-grub\n  initrd /sb/initrd.img\n}\n")
+	b.serve("--dhcpd-conf", b.file("dhcpd.conf", archConf))
+
+	bios := b.boot(pxlab.Guest{MAC: "52:54:00:5b:00:11"}, "", 180*time.Second)
+	if c := bios.Cmdline(); !strings.Contains(c, "via=bios-pxelinux") {
+		t.Errorf("BIOS command line %q", c)
+	}
+	wantEvents(t, b.events(bios, "52:54:00:5b:00:11", b.ackedIP(bios, "52:54:00:5b:00:11")), "boot file pxelinux.0", "TFTP pxelinux.0", "TFTP pxelinux.cfg/default", "TFTP sb/vmlinuz")
+	uefi := b.boot(pxlab.Guest{MAC: "52:54:00:5b:00:12", SecureBoot: true}, "", 240*time.Second, "secureboot: Secure boot enabled")
+	if c := uefi.Cmdline(); !strings.Contains(c, "via=uefi-grub") {
+		t.Errorf("UEFI command line %q", c)
+	}
+	wantEvents(t, b.events(uefi, "52:54:00:5b:00:12", b.ackedIP(uefi, "52:54:00:5b:00:12")), "boot file shimx64.efi", "TFTP shimx64.efi", "TFTP grubx64.efi", "TFTP /grub/grub.cfg", "TFTP /sb/vmlinuz")
+}
+
+// ackedIP is the address pxed's last ACK to mac gave in this boot.
+func (b *bootLab) ackedIP(res *pxlab.Result, mac string) string {
+	ip := ""
+	for _, e := range b.events(res, mac, "") {
+		if rest, ok := strings.CutPrefix(e.What, "DHCP ack "); ok {
+			ip, _, _ = strings.Cut(rest, ",")
+		}
+	}
+	return ip
+}
