@@ -11,6 +11,7 @@ import (
 	"pxed/internal/bootplan"
 	"pxed/internal/config"
 	"pxed/internal/config/isc"
+	"pxed/internal/inventory"
 )
 
 // condRig compiles a dhcpd.conf for Decide.
@@ -331,5 +332,31 @@ host h { hardware ethernet 52:54:00:00:00:01; server-name "host"; }
 		if o.File() != "pool" || o.Reply.SName != "host" {
 			t.Errorf("%q: file %q sname %q, want pool, host", extra, o.File(), o.Reply.SName)
 		}
+	}
+}
+
+// A host pxed adds from its inventory is known: deny unknown-clients lets
+// it into the pool.
+func TestInventoryHostIsKnown(t *testing.T) {
+	n, _, err := isc.Parse("dhcpd.conf", []byte(`subnet 192.0.2.0 netmask 255.255.255.0 {
+  pool { range 192.0.2.10 192.0.2.19; deny unknown-clients; }
+}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Parse("inv.yaml", []byte("profiles:\n  p: {kernel: k}\nhosts:\n  - {name: dyn, mac: \"00:16:3e:00:00:02\", profile: p}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := inv.Merge(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newDecRig(t, merged, bootplan.Options{Inventory: inv})
+	if o := r.decide(t, discover("00:16:3e:00:00:02", nil)); !o.YIAddr().IsValid() || o.Host != "dyn" {
+		t.Errorf("inventory host: %s %q %q", o.YIAddr(), o.Host, o.Silence)
+	}
+	if o := r.decide(t, discover("00:16:3e:00:00:03", nil)); o.Reply != nil {
+		t.Errorf("unknown client got %s", o.YIAddr())
 	}
 }
