@@ -160,6 +160,7 @@ type condState struct {
 	// conditionals of the last scope evaluated.
 	trace       []string
 	nClassTrace int
+	tracing     bool // Request.Trace is set
 }
 
 // evaluator evaluates expressions on one packet.
@@ -319,7 +320,7 @@ func (x *exchange) addClass(cl *class, sub *subclass, ev evaluator) {
 	st := x.cond
 	st.classes[st.nClasses].c, st.classes[st.nClasses].sub = cl, sub
 	st.nClasses++
-	if !x.v.Trace {
+	if !st.tracing {
 		return
 	}
 	if sub != nil {
@@ -368,7 +369,7 @@ func (x *exchange) apply(ls *layers, l *layer, ev evaluator, depth int) {
 				v, ok = ev.truth(b.expr)
 			}
 			taken := v && ok
-			if x.v.Trace && b.keyword != "" {
+			if x.cond.tracing && b.keyword != "" {
 				x.traceBranch(b, taken, ok)
 			}
 			if taken {

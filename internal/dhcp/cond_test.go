@@ -292,18 +292,16 @@ subnet 192.0.2.0 netmask 255.255.255.0 {
   if option arch = 00:07 { filename "ipxe.efi"; } else { filename "undionly.kpxe"; }
 }
 `)
-	r.view.Trace = true
-	o := r.decide(t, discover("52:54:00:00:00:01", map[uint8][]byte{60: []byte(pxeX64), 93: {0, 7}}))
+	var trace []string
+	req := r.request(t, discover("52:54:00:00:00:01", map[uint8][]byte{60: []byte(pxeX64), 93: {0, 7}}))
+	req.Trace = &trace
+	Decide(r.view, req, r.alloc)
 	want := []string{
 		`class pxeclients matched: option vendor-class-identifier "PXEClient:Arch:00007:UNDI:003016" (match if substring(option vendor-class-identifier, 0, 9) = "PXEClient" at dhcpd.conf:2:1)`,
 		`dhcpd.conf:5:3: if option arch = 00:07: true → filename "ipxe.efi"`,
 	}
-	if !slices.Equal(o.Trace, want) {
-		t.Errorf("trace:\n%s\nwant:\n%s", strings.Join(o.Trace, "\n"), strings.Join(want, "\n"))
-	}
-	r.view.Trace = false
-	if o := r.decide(t, discover("52:54:00:00:00:02", nil)); o.Trace != nil {
-		t.Errorf("trace without View.Trace: %v", o.Trace)
+	if !slices.Equal(trace, want) {
+		t.Errorf("trace:\n%s\nwant:\n%s", strings.Join(trace, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -66,9 +66,6 @@ type Outcome struct {
 	// Warn is a problem worth one warning per key (exhausted pool, no
 	// subnet), with its key; delivery logs it once.
 	Warn, WarnKey string
-	// Trace says which classes the client matched and how each
-	// conditional evaluated, when View.Trace asks for it.
-	Trace []string
 }
 
 // YIAddr is the address the reply gives (invalid: none).
@@ -110,6 +107,9 @@ type Request struct {
 	// Src is the sender's address and port; Dst the address it was sent to.
 	Src netip.AddrPort
 	Dst netip.Addr
+	// Trace, when not nil, receives which classes the client matched and
+	// how each conditional evaluated (pxed explain). Serving leaves it nil.
+	Trace *[]string
 }
 
 // Decide answers one request from view and the lease view without I/O:
@@ -121,8 +121,8 @@ func Decide(v View, req Request, leases LeaseView) Outcome {
 	}
 	x.leases = leases
 	o = x.decide()
-	if x.cond != nil && v.Trace {
-		o.Trace = x.cond.trace
+	if x.cond != nil && req.Trace != nil {
+		*req.Trace = x.cond.trace
 	}
 	return o
 }
@@ -152,7 +152,7 @@ func newExchange(v View, req Request) (*exchange, Outcome, bool) {
 	f.boot.Server = serverIP
 	x := &exchange{v: v, plan: v.Plan, port: req.Port, p: p, f: f, sn: sn, serverIP: serverIP, src: req.Src, dst: req.Dst}
 	if v.Plan.dyn != nil {
-		x.cond = &condState{}
+		x.cond = &condState{tracing: req.Trace != nil}
 	}
 	return x, Outcome{}, true
 }

@@ -90,7 +90,6 @@ func FuzzDecideClasses(f *testing.F) {
 		f.Fatal(err)
 	}
 	r := newDecRig(f, n, bootplan.Options{})
-	r.view.Trace = true
 	for _, m := range []msg{
 		{t: msgDiscover, mac: "02:00:5e:00:53:01", opts: map[uint8][]byte{optVendorClass: []byte("PXEClient:Arch:00007:UNDI:003016"), optClientArch: {0, 7}}},
 		{t: msgDiscover, mac: "00:16:3e:00:53:01", opts: map[uint8][]byte{optVendorClass: []byte("HTTPClient:Arch:00016"), optClientArch: {0, 16}, optUserClass: []byte("iPXE")}},
@@ -105,8 +104,9 @@ func FuzzDecideClasses(f *testing.F) {
 		if err != nil {
 			return
 		}
-		o := Decide(r.view, Request{Packet: p, Port: r.port, Src: netip.MustParseAddrPort("0.0.0.0:68"), Dst: broadcastAddr}, r.alloc)
-		for _, line := range o.Trace {
+		var trace []string
+		o := Decide(r.view, Request{Packet: p, Port: r.port, Src: netip.MustParseAddrPort("0.0.0.0:68"), Dst: broadcastAddr, Trace: &trace}, r.alloc)
+		for _, line := range trace {
 			if !strings.Contains(line, "classes.conf:") {
 				t.Fatalf("trace line without a position: %q", line)
 			}

@@ -61,9 +61,6 @@ type Pinger interface {
 type View struct {
 	Plan *Plan
 	Boot *bootplan.Plan
-	// Trace: the decision records which classes matched and how each
-	// conditional evaluated in Outcome.Trace (pxed explain).
-	Trace bool
 }
 
 // Server answers DHCP and BOOTP requests: each datagram is decided

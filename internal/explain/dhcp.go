@@ -137,10 +137,7 @@ func (w *walk) decide(pfx netip.Prefix, kind, vendor string, arch uint16, ipxe b
 		return a
 	}
 	port := &dhcp.Port{Name: "explain", Addrs: []netip.Prefix{pfx}, MTU: 1500}
-	view := s.DHCPView()
-	view.Trace = true
-	o := dhcp.Decide(view, dhcp.Request{Packet: p, Port: port, Src: netip.MustParseAddrPort("0.0.0.0:68"), Dst: netip.IPv4Unspecified()}, alloc)
-	a.trace = o.Trace
+	o := dhcp.Decide(s.DHCPView(), dhcp.Request{Trace: &a.trace, Packet: p, Port: port, Src: netip.MustParseAddrPort("0.0.0.0:68"), Dst: netip.IPv4Unspecified()}, alloc)
 	if o.MessageType() != "OFFER" {
 		a.silence = o.Silence
 		if a.silence == "" {
