@@ -74,8 +74,8 @@ type Params struct {
 	// name in Encoded is also in Options.
 	Encoded map[string]EncodedOption `yaml:"-"`
 
-	// Native-only boot selection (no dhcpd.conf equivalent without
-	// conditionals, which pxed does not read):
+	// Native-only boot selection (a dhcpd.conf says the same with
+	// conditionals or classes on options 93 and 77, see classes.go):
 	// BootFiles maps a client architecture (bios, efi-ia32, efi-x64,
 	// efi-arm64, efi-x64-http, efi-arm64-http) to its boot file or URL;
 	// it wins over Filename for clients that send option 93.
