@@ -81,11 +81,18 @@ host fixed {
 }
 `
 
-// classClient is one client of the differential test.
+// classClient is one client of the differential test: udhcpc with args,
+// or ISC dhclient with dhclient.conf statements.
 type classClient struct {
-	name string
-	mac  string
-	args []string // udhcpc's
+	name     string
+	mac      string
+	args     []string // udhcpc's
+	dhclient string   // dhclient.conf statements: run dhclient instead
+}
+
+// pxe reports whether the client says it is a PXE client (option 60).
+func (c classClient) pxe() bool {
+	return strings.Contains(strings.Join(c.args, " "), "PXEClient") || strings.Contains(c.dhclient, "PXEClient")
 }
 
 // classAnswer is what a server answered a client, as udhcpc saw it.
@@ -130,17 +137,21 @@ func TestE2EISCClassesDifferential(t *testing.T) {
 	ipxe := append(append([]string{}, pxeX64...), "-x", "0x4d:69505845") // user class "iPXE"
 	plain := []string{"-V", "plain"}
 	clients := []classClient{
-		{"known plain", "02:00:5e:00:53:01", plain},
-		{"known PXE x64", "02:00:5e:00:53:01", pxeX64},
-		{"unknown plain", "02:00:5e:00:53:10", plain},
-		{"unknown PXE BIOS", "02:00:5e:00:53:11", pxeBIOS},
-		{"unknown PXE x64", "02:00:5e:00:53:12", pxeX64},
-		{"unknown PXE EBC (subclass)", "02:00:5e:00:53:13", pxeEBC},
-		{"unknown UEFI HTTP", "02:00:5e:00:53:14", http},
-		{"unknown iPXE", "02:00:5e:00:53:15", ipxe},
-		{"known Xen MAC plain", "00:16:3e:00:53:02", plain},
-		{"unknown Xen MAC PXE", "00:16:3e:00:53:16", pxeBIOS},
-		{"fixed host plain", "02:00:5e:00:53:03", plain},
+		{"known plain", "02:00:5e:00:53:01", plain, ""},
+		{"known PXE x64", "02:00:5e:00:53:01", pxeX64, ""},
+		{"unknown plain", "02:00:5e:00:53:10", plain, ""},
+		{"unknown PXE BIOS", "02:00:5e:00:53:11", pxeBIOS, ""},
+		{"unknown PXE x64", "02:00:5e:00:53:12", pxeX64, ""},
+		{"unknown PXE EBC (subclass)", "02:00:5e:00:53:13", pxeEBC, ""},
+		{"unknown UEFI HTTP", "02:00:5e:00:53:14", http, ""},
+		{"unknown iPXE", "02:00:5e:00:53:15", ipxe, ""},
+		{"known Xen MAC plain", "00:16:3e:00:53:02", plain, ""},
+		{"unknown Xen MAC PXE", "00:16:3e:00:53:16", pxeBIOS, ""},
+		{"fixed host plain", "02:00:5e:00:53:03", plain, ""},
+		// ISC's own client, declaring option 93 and sending it.
+		{"dhclient PXE x64", "02:00:5e:00:53:20", nil, dhclientSends("PXEClient:Arch:00007:UNDI:003016", 7)},
+		{"dhclient UEFI HTTP", "02:00:5e:00:53:21", nil, dhclientSends("HTTPClient:Arch:00016", 16)},
+		{"dhclient known EBC", "02:00:5e:00:53:01", nil, dhclientSends("EFI:Arch:00009", 9)},
 	}
 	l := newLab(t, "192.0.2.1/24")
 	confPath := filepath.Join(l.dir, "dhcpd.conf")
@@ -150,6 +161,20 @@ func TestE2EISCClassesDifferential(t *testing.T) {
 	ask := func(c classClient) classAnswer {
 		l.setClientMAC(c.mac)
 		l.in(l.cli, "ip", "addr", "flush", "dev", l.cif)
+		if c.dhclient != "" {
+			os.Remove(filepath.Join(l.dir, "dhclient.leases"))
+			os.Remove(filepath.Join(l.dir, "dhclient-env.BOUND"))
+			l.dhclientConf = c.dhclient
+			env := l.dhclient(t)
+			// Stop the daemon it became before the next client.
+			l.try(l.cli, 10*time.Second, "sh", "-c", "kill $(cat "+filepath.Join(l.dir, "dhclient.pid")+")")
+			next := env["new_next_server"]
+			if next == "0.0.0.0" {
+				next = ""
+			}
+			return classAnswer{pool: poolOf(env["new_ip_address"]), file: env["new_filename"], siaddr: next,
+				sname: env["new_server_name"], vendor: env["new_vendor_class_identifier"]}
+		}
 		os.Remove(filepath.Join(l.dir, "udhcpc-env.bound"))
 		env, _ := l.udhcpc(t, append([]string{"-O", "60", "-O", "66", "-O", "67"}, c.args...)...)
 		if env == nil {
@@ -205,7 +230,7 @@ func TestE2EISCClassesDifferential(t *testing.T) {
 		// which ISC does only when the file says so. Where the file sets
 		// option 60 (HTTPClient), both must send it.
 		want := isc[i]
-		if want.vendor == "" && strings.HasPrefix(c.args[1], "PXEClient") {
+		if want.vendor == "" && c.pxe() {
 			want.vendor = "PXEClient"
 		}
 		ok := want == ours[i]
@@ -240,6 +265,12 @@ func TestE2EISCClassesDifferential(t *testing.T) {
 			t.Errorf("pxed explain (%v) lacks %q:\n%s", err, want, out)
 		}
 	}
+}
+
+// dhclientSends is dhclient.conf sending vendor class vc and, declared
+// first, option 93 arch.
+func dhclientSends(vc string, arch int) string {
+	return fmt.Sprintf("option arch code 93 = unsigned integer 16;\nsend arch %d;\nsend vendor-class-identifier %q;\nalso request vendor-class-identifier;\n", arch, vc)
 }
 
 // vendorOf is option 60 of the reply as udhcpc's script saw it (busybox
