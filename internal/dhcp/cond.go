@@ -10,6 +10,7 @@ import (
 
 	"pxed/internal/config"
 	"pxed/internal/dhcpopt"
+	"pxed/internal/lease"
 )
 
 // Classes, conditionals and pool permits (ISC dhcpd's, as dhcpd.conf
@@ -161,6 +162,7 @@ type condState struct {
 	trace       []string
 	nClassTrace int
 	tracing     bool // Request.Trace is set
+	pools       [8]*lease.Pool
 }
 
 // evaluator evaluates expressions on one packet.
@@ -438,12 +440,9 @@ func (d *dynamic) scopeOf(p *Plan, ls *layers) *scope {
 	return sc
 }
 
-// admits reports whether pool pl lets the client in (ISC's permitted()).
+// admits reports whether pool pl lets the client in.
 func (x *exchange) admits(pl *pool, known bool) bool {
-	if len(pl.permits) == 0 {
-		return true
-	}
-	match := func(pm permit) bool {
+	return permitted(pl.permits, func(pm permit) bool {
 		switch pm.kind {
 		case config.PermitKnown:
 			return known
@@ -461,9 +460,14 @@ func (x *exchange) admits(pl *pool, known bool) bool {
 			return x.cond.member(pm.class)
 		}
 		return false
-	}
+	})
+}
+
+// permitted is ISC's pool check: no deny permit matches and, if there are
+// allow permits, one of them does.
+func permitted(permits []permit, match func(permit) bool) bool {
 	allows := false
-	for _, pm := range pl.permits {
+	for _, pm := range permits {
 		if pm.deny && match(pm) {
 			return false
 		}
@@ -472,7 +476,7 @@ func (x *exchange) admits(pl *pool, known bool) bool {
 	if !allows {
 		return true
 	}
-	for _, pm := range pl.permits {
+	for _, pm := range permits {
 		if !pm.deny && match(pm) {
 			return true
 		}

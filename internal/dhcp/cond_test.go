@@ -358,3 +358,31 @@ func TestInventoryHostIsKnown(t *testing.T) {
 		t.Errorf("unknown client got %s", o.YIAddr())
 	}
 }
+
+// The pools chosen by known/unknown alone are precomputed; a reload that
+// adopts the running plan's lease pools must choose those.
+func TestPermitPoolsAfterReload(t *testing.T) {
+	conf := `subnet 192.0.2.0 netmask 255.255.255.0 {
+  pool { range 192.0.2.10 192.0.2.19; deny unknown-clients; }
+  pool { range 192.0.2.20 192.0.2.29; allow unknown clients; }
+}`
+	compile := func() *Plan {
+		n, _, err := isc.Parse("dhcpd.conf", []byte(conf), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := Compile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old, p := compile(), compile()
+	if err := p.adoptPools(old); err != nil {
+		t.Fatal(err)
+	}
+	sn, osn := p.subnets[0], old.subnets[0]
+	if !sn.static || len(sn.byKnown[0]) != 1 || sn.byKnown[0][0] != osn.pools[1].lp || len(sn.byKnown[1]) != 1 || sn.byKnown[1][0] != osn.pools[0].lp {
+		t.Errorf("pools by known after adopting: %v %v (running: %p %p)", sn.byKnown[0], sn.byKnown[1], osn.pools[0].lp, osn.pools[1].lp)
+	}
+}

@@ -261,10 +261,18 @@ func (x *exchange) leaseRequest(want netip.Addr, bootp, known bool) lease.Reques
 
 // pools are the subnet's pools whose permits admit the client.
 func (x *exchange) pools(known bool) []*lease.Pool {
-	if !x.sn.permits {
+	switch {
+	case !x.sn.permits:
 		return x.sn.leasePool
+	case x.sn.static && known:
+		return x.sn.byKnown[1]
+	case x.sn.static:
+		return x.sn.byKnown[0]
 	}
-	out := make([]*lease.Pool, 0, len(x.sn.pools))
+	var out []*lease.Pool
+	if x.cond != nil && len(x.sn.pools) <= len(x.cond.pools) {
+		out = x.cond.pools[:0]
+	}
 	for _, pl := range x.sn.pools {
 		if x.admits(pl, known) {
 			out = append(out, pl.lp)

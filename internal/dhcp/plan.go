@@ -78,6 +78,10 @@ type subnet struct {
 	params    config.Params // merged over global, for hosts to merge over
 	layer     *layer        // params with conditionals (Plan.dyn only)
 	permits   bool          // some pool has allow/deny permits
+	// byKnown are the pools an unknown ([0]) and a known ([1]) client may
+	// use, when the permits depend on nothing else (static).
+	byKnown [2][]*lease.Pool
+	static  bool
 	// ownNextServerWarned: the "no next-server, sending our own" warning
 	// was logged (once per subnet, checked per reply without building a key).
 	ownNextServerWarned atomic.Bool
@@ -291,6 +295,9 @@ func (c *compiler) compile(n *config.Network) *Plan {
 				p.byID[string(id)] = append(p.byID[string(id)], hh)
 			}
 		}
+	}
+	for _, sn := range p.subnets {
+		sn.poolsByKnown()
 	}
 	slices.SortFunc(p.Reserved, netip.Addr.Compare)
 	p.Reserved = slices.Compact(p.Reserved)
@@ -575,6 +582,33 @@ func (p *Plan) adoptPools(old *Plan) error {
 			pp.lp = old.subnets[i].pools[j].lp
 			sn.leasePool[j] = pp.lp
 		}
+		sn.poolsByKnown()
 	}
 	return nil
+}
+
+// poolsByKnown fills byKnown when the subnet's permits name only known,
+// unknown or all clients, so choosing pools costs nothing per request.
+func (sn *subnet) poolsByKnown() {
+	sn.static = true
+	for _, pl := range sn.pools {
+		for _, pm := range pl.permits {
+			if pm.kind != config.PermitKnown && pm.kind != config.PermitUnknown && pm.kind != config.PermitAll {
+				sn.static = false
+			}
+		}
+	}
+	if !sn.permits || !sn.static {
+		return
+	}
+	for k, known := range []bool{false, true} {
+		sn.byKnown[k] = nil
+		for _, pl := range sn.pools {
+			if permitted(pl.permits, func(pm permit) bool {
+				return pm.kind == config.PermitAll || (pm.kind == config.PermitKnown) == known
+			}) {
+				sn.byKnown[k] = append(sn.byKnown[k], pl.lp)
+			}
+		}
+	}
 }
