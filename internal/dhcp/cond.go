@@ -41,7 +41,6 @@ type layer struct {
 	id     int
 	params config.Params // without Conds
 	conds  [][]branch    // each Cond's branches
-	what   string        // for messages: "class pxeclients"
 }
 
 type branch struct {
@@ -84,7 +83,7 @@ type dynamic struct {
 // itself when checkSelf) are compiled over check once here, so errors in
 // them are reported when the configuration loads.
 func (c *compiler) newLayer(d *dynamic, p config.Params, what string, pos config.Pos, check config.Params, checkSelf bool) *layer {
-	l := &layer{id: d.nLayers, params: p, what: what}
+	l := &layer{id: d.nLayers, params: p}
 	d.nLayers++
 	l.params.Conds = nil
 	for _, cd := range p.Conds {
