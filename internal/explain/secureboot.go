@@ -172,7 +172,18 @@ func (w *walk) shimNext(c bootfs.Client, name string, refused func(string, ...an
 		w.info("  %s", l)
 		f := strings.Fields(l)
 		if len(f) >= 2 && f[0] == "multiboot2" {
-			refused("  GRUB under Secure Boot refuses multiboot2 (shim lock): a Xen host boots this way with Secure Boot off")
+			if w.in.SecureBoot {
+				w.problem("  GRUB under Secure Boot refuses multiboot2 (shim lock): a Xen host boots this way with Secure Boot off")
+				continue
+			}
+			// Debian's signed network GRUB has no multiboot2 built in: it
+			// loads the module from its prefix on the server.
+			const mod = "grub/x86_64-efi/multiboot2.mod"
+			if _, err := w.in.Files.Stat(mod); err != nil {
+				w.problem("  multiboot2: Debian's signed network GRUB has no multiboot2 command built in and loads %s from the server, which is missing: copy /usr/lib/grub/x86_64-efi/*.mod and *.lst of grub-efi-amd64-bin (the signed GRUB's version) to grub/x86_64-efi/ in the boot tree", mod)
+			} else {
+				w.info("  %s: ok (GRUB loads it for multiboot2; with Secure Boot on it may not, and refuses multiboot2)", mod)
+			}
 			continue
 		}
 		if len(f) < 2 || f[0] != "linux" {

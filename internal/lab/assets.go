@@ -53,13 +53,18 @@ type SecureBootAssets struct {
 	// Shim is shimx64.efi (shim-signed); GRUB is grubnetx64.efi.signed
 	// (grub-efi-amd64-signed), served as grubx64.efi beside shim.
 	Shim, GRUB string
+	// GRUBModules is the directory of GRUB's x86_64-efi modules
+	// (grub-efi-amd64-bin, the signed GRUB's version): the signed image
+	// has no multiboot2 built in and, with Secure Boot off, loads it from
+	// /grub/x86_64-efi/ on the server.
+	GRUBModules string
 }
 
 // PrepareSecureBoot fetches (apt-get download) and caches shim and the
 // signed network GRUB.
 func PrepareSecureBoot(ctx context.Context, cache string) (*SecureBootAssets, error) {
 	dir := filepath.Join(cache, "secureboot")
-	sb := &SecureBootAssets{Shim: filepath.Join(dir, "shimx64.efi"), GRUB: filepath.Join(dir, "grubx64.efi")}
+	sb := &SecureBootAssets{Shim: filepath.Join(dir, "shimx64.efi"), GRUB: filepath.Join(dir, "grubx64.efi"), GRUBModules: filepath.Join(dir, "x86_64-efi")}
 	for _, f := range []struct{ pkg, pattern, as string }{
 		{"shim-signed", `^usr/lib/shim/shimx64\.efi\.signed$`, "shimx64.efi"},
 		{"grub-efi-amd64-signed", `^usr/lib/grub/x86_64-efi-signed/grubnetx64\.efi\.signed$`, "grubx64.efi"},
@@ -72,7 +77,34 @@ func PrepareSecureBoot(ctx context.Context, cache string) (*SecureBootAssets, er
 			return nil, fmt.Errorf("%s: %w", f.pkg, err)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(sb.GRUBModules, "multiboot2.mod")); err != nil {
+		// The modules of the signed GRUB's own build: grub-efi-amd64-bin
+		// at the version grub-efi-amd64-signed was built from.
+		ver, err := signedGRUBVersion(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := fetchDeb(ctx, func(context.Context) (string, error) { return "grub-efi-amd64-bin=" + ver, nil }, sb.GRUBModules,
+			map[string]string{`^usr/lib/grub/x86_64-efi/[^/]+\.(mod|lst)$`: ""}); err != nil {
+			return nil, fmt.Errorf("grub-efi-amd64-bin: %w", err)
+		}
+	}
 	return sb, nil
+}
+
+// signedGRUBVersion is the grub-efi-amd64-bin version the candidate
+// grub-efi-amd64-signed was built from: its Built-Using grub2 version
+// (apt-cache lists the candidate first).
+func signedGRUBVersion(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "apt-cache", "show", "grub-efi-amd64-signed").Output()
+	if err != nil {
+		return "", fmt.Errorf("apt-cache show grub-efi-amd64-signed: %w", err)
+	}
+	m := regexp.MustCompile(`(?m)^Built-Using:.*?grub2 \(= ([^)]+)\)`).FindSubmatch(out)
+	if m == nil {
+		return "", errors.New("apt-cache show grub-efi-amd64-signed names no grub2 version it was built from")
+	}
+	return string(m[1]), nil
 }
 
 // Known places of the Debian packages' files.

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -205,4 +207,57 @@ func (b *bootLab) ackedIP(res *pxlab.Result, mac string) string {
 		}
 	}
 	return ip
+}
+
+// A Xen host on UEFI through GRUB: its profile (multiboot) with loader:
+// grub gets shim and GRUB, and the grub.cfg pxed generates loads Xen with
+// multiboot2 and dom0 with module2; Xen starts dom0 with the profile's
+// command line. (Secure Boot off: GRUB refuses multiboot2 under it, and
+// Debian's signed network GRUB loads the multiboot2 module from
+// /grub/x86_64-efi/ on the server, as the lab found.)
+func TestE2EBootXenGRUB(t *testing.T) {
+	t.Parallel()
+	b := secureBootLab(t)
+	b.place("xen/xen.gz", b.a.Xen)
+	// The signed network GRUB has no multiboot2 built in; with Secure
+	// Boot off it loads the module from its prefix on the server.
+	mods, err := os.ReadDir(sbAssets.GRUBModules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		b.place("grub/x86_64-efi/"+m.Name(), filepath.Join(sbAssets.GRUBModules, m.Name()))
+	}
+	inv := b.file("inventory.yaml", `profiles:
+  xen-host:
+    loader: grub
+    multiboot:
+      hypervisor: xen/xen.gz
+      hypervisor-args: `+xenArgs+`
+      kernel: sb/vmlinuz
+      kernel-args: `+dom0Args+` via=grub-multiboot2
+      initrd: sb/initrd.img
+hosts:
+  - {name: xen1, mac: "52:54:00:5b:00:21", ip: 192.0.2.71, profile: xen-host}
+`)
+	conf := b.file("dhcpd.conf", poolConf)
+	b.serve("--dhcpd-conf", conf, "--inventory", inv)
+	explain := func(extra ...string) (string, error) {
+		args := append([]string{"netns", "exec", b.NS, pxed(t), "explain", "--dhcpd-conf", conf, "--inventory", inv, "--tftp-root", b.root,
+			"--interface", b.Tap, "--state-dir", b.state}, extra...)
+		out, err := exec.Command("ip", append(args, "52:54:00:5b:00:21")...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := explain(); err != nil || !strings.Contains(out, "multiboot2 /xen/xen.gz") || !strings.Contains(out, "grub/x86_64-efi/multiboot2.mod: ok") {
+		t.Errorf("explain xen1 (boots, Secure Boot off): %v\n%s", err, out)
+	}
+	if out, err := explain("--secure-boot"); err == nil || !strings.Contains(out, "GRUB under Secure Boot refuses multiboot2") {
+		t.Errorf("explain --secure-boot xen1 does not say GRUB refuses multiboot2 (%v):\n%s", err, out)
+	}
+	res := b.boot(pxlab.Guest{MAC: "52:54:00:5b:00:21", UEFI: true, VirtioNoROM: true, Xen: true}, "192.0.2.71", 300*time.Second, "Command line: "+xenArgs)
+	if c := res.Cmdline(); !strings.Contains(c, "via=grub-multiboot2") {
+		t.Errorf("dom0 command line %q", c)
+	}
+	wantEvents(t, b.events(res, "52:54:00:5b:00:21", "192.0.2.71"), "boot file shimx64.efi", "TFTP grubx64.efi", "TFTP /grub/grub.cfg",
+		"TFTP /grub/x86_64-efi/multiboot2.mod", "TFTP /xen/xen.gz", "TFTP /sb/vmlinuz", "TFTP /sb/initrd.img")
 }
