@@ -12,7 +12,12 @@
 #   pxed-tftp-gr  the same with --tftp-io-uring=false (a goroutine per transfer)
 #   dnsmasq-tftp  dnsmasq 2.90 with a hand-written pxelinux.cfg file, same tree
 #   pxed-http     pxed, iPXE script, kernel and initrd over HTTP
-# and prints the medians. Timings are whole boots under software
+#   uefi-ipxe     OVMF's PXE gets ipxe.efi over TFTP, then iPXE's script,
+#                 kernel and initrd over HTTP (virtio NIC without ROM)
+#   uefi-http     OVMF's native UEFI HTTP boot: ipxe.efi as a URL, then HTTP
+#   sb-grub-tftp  OVMF with Secure Boot: shim, signed GRUB, the generated
+#                 grub.cfg, signed kernel and initrd over TFTP
+# and prints the medians (MODES="…" runs a subset). Timings are whole boots under software
 # emulation: compare within one run only. Needs tcpdump (the capture).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,7 +33,7 @@ go build -o "$BIN" ./cmd/pxed
 # server): when the DHCP ACK went out, and the TFTP phase from the first
 # request of a file to the last packet of the last file.
 declare -A T D W
-modes=(pxed-tftp pxed-tftp-gr dnsmasq-tftp pxed-http)
+read -r -a modes <<<"${MODES:-pxed-tftp pxed-tftp-gr dnsmasq-tftp pxed-http uefi-ipxe uefi-http sb-grub-tftp}"
 for r in $(seq 1 "$ROUNDS"); do
 	for m in "${modes[@]}"; do
 		case $m in
@@ -36,6 +41,10 @@ for r in $(seq 1 "$ROUNDS"); do
 		pxed-tftp-gr) args=(--serve-arg=--tftp-io-uring=false) ;;
 		dnsmasq-tftp) args=(--server dnsmasq) ;;
 		pxed-http) args=(--http) ;;
+		uefi-ipxe) args=(--uefi) ;;
+		uefi-http) args=(--uefi-http) ;;
+		sb-grub-tftp) args=(--secure-boot) ;;
+		*) echo "unknown mode $m" >&2; exit 2 ;;
 		esac
 		out=$(timeout 600 "$BIN" lab --capture "${args[@]}" 2>&1) || { echo "$out" >&2; exit 1; }
 		s=$(sed -n 's/^power-on to kernel running: \([0-9.]*\) s.*/\1/p' <<<"$out")
@@ -44,7 +53,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		[ -n "$s" ] && [ -n "$d" ] && [ -n "$w" ] || { echo "$out" >&2; exit 1; }
 		T[$m]="${T[$m]:-} $s"
 		D[$m]="${D[$m]:-} $d"
-		[ "$m" = pxed-http ] || W[$m]="${W[$m]:-} $w"
+		case $m in pxed-http | uefi-http) ;; *) W[$m]="${W[$m]:-} $w" ;; esac
 		echo "round $r $m: $s s to the kernel, DHCP ACK at $d s${w:+, TFTP on the wire $w s}"
 	done
 done
@@ -57,7 +66,7 @@ for m in "${modes[@]}"; do
 	printf '%-14s %14s %14s %14s  %s\n' "$m" "$(median "${T[$m]}")" "$(median "${D[$m]}")" "$wm" "${T[$m]}"
 done
 echo
-for m in pxed-tftp pxed-tftp-gr dnsmasq-tftp; do echo "TFTP on the wire, $m:${W[$m]}"; done
+for m in "${modes[@]}"; do [ -n "${W[$m]:-}" ] && echo "TFTP on the wire, $m:${W[$m]}"; done; true
 echo
 d=$(median "${T[dnsmasq-tftp]}")
 for m in pxed-tftp pxed-tftp-gr pxed-http; do

@@ -17,16 +17,20 @@ import (
 	"pxed/internal/lab"
 )
 
-const labUsage = `usage: pxed lab [--http] [--uefi] [--server pxed|dnsmasq] [--capture] [--cache DIR] [--serve-arg ARG]...
+const labUsage = `usage: pxed lab [--http|--uefi|--uefi-http|--secure-boot] [--server pxed|dnsmasq] [--capture] [--cache DIR] [--serve-arg ARG]...
 
 Builds a throwaway lab — a network namespace with a tap device, pxed serving
-DHCP, TFTP and HTTP on it, and a QEMU guest (MAC 00:16:3e:72:79:e4, the seeds'
-HVM guest) — boots the guest from the network, prints the timeline of the
+DHCP, TFTP and HTTP on it, and a QEMU guest (MAC 00:16:3e:72:79:e4, the
+example setup's HVM guest) — boots the guest from the network, prints the timeline of the
 boot (DHCP, each file, kernel running) and removes everything. Needs root,
 QEMU and the packages in .ci/run; the first run downloads a Debian kernel
 into --cache.
   --http            iPXE gets an HTTP script: kernel and initrd over HTTP
   --uefi            OVMF firmware (its own PXE gets ipxe.efi, then HTTP)
+  --uefi-http       OVMF's native UEFI HTTP boot: ipxe.efi as a URL, then HTTP
+  --secure-boot     OVMF with Secure Boot enforced: shim, Debian's signed GRUB
+                    and the signed kernel over TFTP (downloads shim-signed and
+                    grub-efi-amd64-signed into --cache)
   --server dnsmasq  serve the same tree with dnsmasq instead (bench/boot)
   --capture         also capture the tap with tcpdump and add what went over
                     the wire to the timeline (DHCP, IPv6, each TFTP transfer),
@@ -54,7 +58,13 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if len(pos) > 0 || (*server != "pxed" && *server != "dnsmasq") || (*server == "dnsmasq" && (*http || *uefi || len(o.serveArgs) > 0)) {
+	firmware := 0
+	for _, f := range []bool{*http, *uefi, *o.secureBoot, *o.uefiHTTP} {
+		if f {
+			firmware++
+		}
+	}
+	if len(pos) > 0 || firmware > 1 || (*server != "pxed" && *server != "dnsmasq") || (*server == "dnsmasq" && (firmware > 0 || len(o.serveArgs) > 0)) {
 		fmt.Fprint(stderr, labUsage)
 		return 2
 	}
@@ -64,7 +74,8 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	opts := labOptions{server: *server, http: *http, uefi: *uefi, capture: *capture, cache: *cache, timeout: *timeout, serveArgs: o.serveArgs}
+	opts := labOptions{server: *server, http: *http, uefi: *uefi, secureBoot: *o.secureBoot, uefiHTTP: *o.uefiHTTP,
+		capture: *capture, cache: *cache, timeout: *timeout, serveArgs: o.serveArgs}
 	if err := runLab(ctx, stdout, opts); err != nil {
 		fmt.Fprintf(stderr, "pxed lab: %v\n", err)
 		return 1
@@ -74,8 +85,9 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 
 // labOptions are pxed lab's flags.
 type labOptions struct {
-	server     string
-	http, uefi bool
+	server               string
+	http, uefi           bool
+	secureBoot, uefiHTTP bool
 	capture    bool
 	cache      string
 	timeout    time.Duration
@@ -101,7 +113,17 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 	if err := a.InstallBootloaders(root); err != nil {
 		return err
 	}
-	for name, src := range map[string]string{"demo/vmlinuz": a.Kernel, "demo/initrd.img": a.Initrd} {
+	files := map[string]string{"demo/vmlinuz": a.Kernel, "demo/initrd.img": a.Initrd}
+	loader := ""
+	if o.secureBoot {
+		sb, err := lab.PrepareSecureBoot(ctx, o.cache)
+		if err != nil {
+			return err
+		}
+		files["shimx64.efi"], files["grubx64.efi"] = sb.Shim, sb.GRUB
+		loader = "    loader: grub\n"
+	}
+	for name, src := range files {
 		if err := lab.Place(root, name, src); err != nil {
 			return err
 		}
@@ -117,12 +139,12 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 		if err != nil {
 			return err
 		}
-		inv, err := write("inventory.yaml", "profiles:\n  demo:\n    kernel: demo/vmlinuz\n    initrd: demo/initrd.img\n    append: console=ttyS0 pxed.lab=demo\nhosts:\n  - {name: demo, mac: \""+labMAC+"\", ip: "+labIP+", profile: demo}\n")
+		inv, err := write("inventory.yaml", "profiles:\n  demo:\n    kernel: demo/vmlinuz\n    initrd: demo/initrd.img\n    append: console=ttyS0 pxed.lab=demo\n"+loader+"hosts:\n  - {name: demo, mac: \""+labMAC+"\", ip: "+labIP+", profile: demo}\n")
 		if err != nil {
 			return err
 		}
 		httpAddr := "192.0.2.1:8080"
-		if !o.http && !o.uefi {
+		if !o.http && !o.uefi && !o.uefiHTTP {
 			httpAddr = "" // iPXE then gets pxelinux.0 like any PXE ROM
 		}
 		state := filepath.Join(l.Dir, "state")
@@ -161,6 +183,10 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 	}
 	how := "SeaBIOS + iPXE ROM, PXELINUX over TFTP"
 	switch {
+	case o.secureBoot:
+		how = "OVMF with Secure Boot, shim and GRUB, kernel over TFTP"
+	case o.uefiHTTP:
+		how = "OVMF UEFI HTTP boot, ipxe.efi, kernel over HTTP"
 	case o.uefi:
 		how = "OVMF, ipxe.efi, kernel over HTTP"
 	case o.http:
@@ -173,7 +199,7 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 			return fmt.Errorf("capture (is tcpdump installed?): %w", err)
 		}
 	}
-	res, err := l.Boot(ctx, a, lab.Guest{MAC: labMAC, UEFI: o.uefi, VirtioNoROM: o.uefi}, []string{lab.Marker}, o.timeout)
+	res, err := l.Boot(ctx, a, lab.Guest{MAC: labMAC, UEFI: o.uefi, VirtioNoROM: o.uefi, SecureBoot: o.secureBoot, HTTPBoot: o.uefiHTTP}, []string{lab.Marker}, o.timeout)
 	if err != nil {
 		return err
 	}
@@ -212,7 +238,8 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 // labFlags are the flags of `pxed lab` (also read by completion and the
 // manual page).
 type labFlags struct {
-	http, uefi, capture *bool
+	http, uefi, capture  *bool
+	secureBoot, uefiHTTP *bool
 	server, cache       *string
 	timeout             *time.Duration
 	serveArgs           stringList
@@ -221,6 +248,8 @@ type labFlags struct {
 func (o *labFlags) define(fs *flag.FlagSet) {
 	o.http = fs.Bool("http", false, "kernel and initrd over HTTP through an iPXE script")
 	o.uefi = fs.Bool("uefi", false, "UEFI firmware (OVMF)")
+	o.secureBoot = fs.Bool("secure-boot", false, "OVMF with Secure Boot enforced: shim and Debian's signed GRUB, downloaded")
+	o.uefiHTTP = fs.Bool("uefi-http", false, "OVMF's native UEFI HTTP boot (no PXE): ipxe.efi as a URL, then HTTP")
 	o.server = fs.String("server", "pxed", "boot server: pxed or dnsmasq")
 	o.cache = fs.String("cache", lab.CacheDir(), "`dir`ectory for the downloaded and built boot files")
 	o.timeout = fs.Duration("timeout", 4*time.Minute, "give up on the boot after this long")
