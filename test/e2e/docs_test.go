@@ -29,8 +29,9 @@ func (c docCommand) String() string { return fmt.Sprintf("%s:%d: %s", c.file, c.
 // docCommands reads every fenced code block of README.md and docs/*.md and
 // returns its command lines: "$ " prompts and sudo removed, backslash
 // continuations joined, "# comments", "> redirections" and "&& more" cut.
-// Lines that are output (after a "$ " prompt line) or YAML are not commands:
-// only blocks whose first word is a known program are read.
+// Every line of a sh block is a command but output after a "$ " prompt
+// line; in other blocks (unlabelled ones hold output) only lines that
+// start with a known program are.
 func docCommands(t *testing.T, root string) []docCommand {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
@@ -42,11 +43,12 @@ func docCommands(t *testing.T, root string) []docCommand {
 			t.Fatal(err)
 		}
 		rel, _ := filepath.Rel(root, f)
-		in, prompt := false, false
+		in, shell, prompt := false, false, false
 		var cont *docCommand
 		for i, l := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(l, "```") {
 				in, prompt, cont = !in, false, nil
+				shell = in && l == "```sh"
 				continue
 			}
 			if !in {
@@ -67,7 +69,7 @@ func docCommands(t *testing.T, root string) []docCommand {
 				continue // output of the command above
 			}
 			s = strings.TrimPrefix(s, "sudo ")
-			if s == "" || strings.HasPrefix(s, "#") || !docProgram.MatchString(s) {
+			if s == "" || strings.HasPrefix(s, "#") || (!shell && !docProgram.MatchString(s)) {
 				continue
 			}
 			c := docCommand{file: rel, line: i + 1, text: strings.TrimSpace(strings.TrimSuffix(s, "\\"))}
@@ -113,6 +115,8 @@ var elsewhere = []struct{ prefix, by string }{
 	{"bench/", "bench/RESULTS.md records each run with its command"},
 	{"xl create", "no Xen here: TestE2EXenBootloader* run the bootloader xl would"},
 	{"curl -fsS -X POST", "a kickstart template line: TestE2EInventoryNetbootOnce posts the installed callback"},
+	{"cp /usr/lib/shim/shimx64.efi.signed", "TestE2EBootSecureBoot serves the same files (lab.PrepareSecureBoot)"},
+	{"cp /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed", "TestE2EBootSecureBoot serves the same files (lab.PrepareSecureBoot)"},
 }
 
 // Every command of README.md and docs/ is run, as a user would, here or by
