@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -260,4 +261,42 @@ hosts:
 	}
 	wantEvents(t, b.events(res, "52:54:00:5b:00:21", "192.0.2.71"), "boot file shimx64.efi", "TFTP grubx64.efi", "TFTP /grub/grub.cfg",
 		"TFTP /grub/x86_64-efi/multiboot2.mod", "TFTP /xen/xen.gz", "TFTP /sb/vmlinuz", "TFTP /sb/initrd.img")
+}
+
+// Another DHCP server (dnsmasq) hands out the address and shim; pxed only
+// serves files, so it cannot tell which host asks for grub/grub.cfg. It
+// answers with the chain, and the signed GRUB loads the config pxed
+// generates for its MAC (grub.cfg-01-$net_default_mac) and boots the
+// host's kernel under Secure Boot.
+func TestE2EBootGRUBChainByMAC(t *testing.T) {
+	t.Parallel()
+	need(t, "dnsmasq")
+	b := secureBootLab(t)
+	inv := b.file("inventory.yaml", `profiles:
+  signed: {kernel: sb/vmlinuz, initrd: sb/initrd.img, append: console=ttyS0 via=grub-chain, loader: grub}
+hosts:
+  - {name: nofixed, mac: "52:54:00:5b:00:31", profile: signed}
+`)
+	b.serve("--inventory", inv)
+	dm, err := b.Start("dnsmasq", nil, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface="+b.Tap, "--bind-interfaces",
+		"--dhcp-range=192.0.2.100,192.0.2.150,12h", "--dhcp-boot=shimx64.efi,,192.0.2.1", "--dhcp-leasefile="+filepath.Join(b.Dir, "dnsmasq.leases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := pxlab.WaitOutput(ctx, dm, "DHCP, IP range"); err != nil {
+		t.Fatal(err)
+	}
+	res := b.boot(pxlab.Guest{MAC: "52:54:00:5b:00:31", SecureBoot: true}, "", 240*time.Second, "secureboot: Secure boot enabled")
+	if c := res.Cmdline(); !strings.Contains(c, "via=grub-chain") {
+		t.Errorf("command line %q", c)
+	}
+	// dnsmasq chose the address: read pxed's transfers of these files.
+	log := b.pxed.Output()
+	for _, f := range []string{"/grub/grub.cfg", "/grub/grub.cfg-01-52:54:00:5b:00:31", "/sb/vmlinuz"} {
+		if !regexp.MustCompile(`"msg":"tftp transfer".*"file":"` + regexp.QuoteMeta(f) + `".*"result":"ok"`).MatchString(log) {
+			t.Errorf("pxed served no %s", f)
+		}
+	}
 }
