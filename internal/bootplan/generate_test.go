@@ -43,6 +43,7 @@ func TestGolden(t *testing.T) {
 	for _, name := range []string{
 		"pxelinux.cfg/01-00-16-3e-72-79-e4", "pxelinux.cfg/01-00-16-3e-72-79-e3", "pxelinux.cfg/01-00-19-b9-41-2c-b9",
 		"pxelinux.cfg/C000024D", "ipxe/00-16-3e-72-79-e4", "ipxe/00-19-b9-41-2c-b9", "ks/test_hvm", "boot.ipxe", "ipxe/02-00-00-00-00-99",
+		"grub/grub.cfg", "grub/grub.cfg-01-00-19-b9-41-2c-b9", "grub/grub.cfg-01-00-16-3e-62-39-d3",
 	} {
 		data, _, ok := live.Generate(c, name)
 		if !ok {
