@@ -61,18 +61,51 @@ func (h *Host) GRUB(st State, env Env) ([]byte, error) {
 			}
 		}
 	default:
-		err = add("linux", p.Kernel, line)
-		if err == nil && len(p.Initrd) > 0 {
+		linux := func(kernel string, initrd []string) error {
+			if err := add("linux", kernel, line); err != nil {
+				return err
+			}
+			if len(initrd) == 0 {
+				return nil
+			}
 			c := "initrd"
-			for _, i := range p.Initrd {
-				f, perr := path(i)
-				if perr != nil {
-					err = perr
-					break
+			for _, i := range initrd {
+				f, err := path(i)
+				if err != nil {
+					return err
 				}
 				c += " " + f
 			}
 			cmds = append(cmds, c)
+			return nil
+		}
+		// Per-architecture files: GRUB picks by the CPU it runs on.
+		vs := p.variants(true)
+		if len(vs) == 0 {
+			err = linux(p.Kernel, p.Initrd)
+			break
+		}
+		branch := func(head, kernel string, initrd []string) error {
+			cmds = append(cmds, head)
+			n := len(cmds)
+			err := linux(kernel, initrd)
+			for i := n; i < len(cmds); i++ {
+				cmds[i] = "  " + cmds[i]
+			}
+			return err
+		}
+		for i, v := range vs {
+			kw := "elif"
+			if i == 0 {
+				kw = "if"
+			}
+			if err = branch(kw+` [ "$grub_cpu" = `+grubWord(v.cpu)+" ]; then", v.kernel, v.initrd); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = branch("else", p.Kernel, p.Initrd)
+			cmds = append(cmds, "fi")
 		}
 	}
 	if err != nil {

@@ -89,6 +89,10 @@ type Profile struct {
 	// "pxelinux" (syslinux.efi). BIOS clients get PXELINUX (or their
 	// scope's filename) whatever it says; iPXE always gets its script.
 	Loader Loader `yaml:"loader,omitempty"`
+	// Arch gives the kernel and initrds per client architecture (the
+	// names of boot-files: efi-arm64, efi-x64, bios, …) in place of Kernel
+	// and Initrd. See ArchFiles for how a loader chooses.
+	Arch map[string]*ArchFiles `yaml:"arch,omitempty"`
 
 	Pos config.Pos `yaml:"-"`
 
@@ -206,6 +210,7 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		inv.Profiles = map[string]*Profile{}
 	}
 	inv.position(&root)
+	inv.positionArch(&root)
 	v := &validator{inv: inv, dir: filepath.Dir(name)}
 	v.validate()
 	if len(v.errs) > 0 {
@@ -327,6 +332,9 @@ func (v *validator) profile(p *Profile) {
 		v.bad(p.Pos, "profile %s: give exactly one of kernel, multiboot or localboot", p.Name)
 		return
 	}
+	if len(p.Arch) > 0 && p.Kernel == "" {
+		v.bad(p.Pos, "profile %s: arch gives kernels per architecture: it goes with kernel, not multiboot or localboot", p.Name)
+	}
 	checkPath := func(what, s string) {
 		if s == "" {
 			v.bad(p.Pos, "profile %s: %s is empty", p.Name, what)
@@ -359,6 +367,7 @@ func (v *validator) profile(p *Profile) {
 			checkPath("initrd", i)
 		}
 		p.appendTmpl = parse("append", p.Append)
+		v.arch(p, checkPath)
 	case p.Multiboot != nil:
 		m := p.Multiboot
 		if m.Loader == "" {

@@ -207,15 +207,29 @@ func (h *Host) IPXE(st State, env Env) ([]byte, error) {
 			fmt.Fprintf(&b, "module %s\n", url(i))
 		}
 	default:
-		// initrd= names let a UEFI kernel's EFI stub find its initrds.
-		var names []string
-		for _, i := range p.Initrd {
-			names = append(names, "initrd="+baseName(i))
+		linux := func(kernel string, initrd []string) {
+			// initrd= names let a UEFI kernel's EFI stub find its initrds.
+			var names []string
+			for _, i := range initrd {
+				names = append(names, "initrd="+baseName(i))
+			}
+			fmt.Fprintf(&b, "kernel %s\n", join(join(url(kernel), strings.Join(names, " ")), line))
+			for _, i := range initrd {
+				fmt.Fprintf(&b, "initrd %s\n", url(i))
+			}
+			b.WriteString("boot\n")
 		}
-		fmt.Fprintf(&b, "kernel %s\n", join(join(url(p.Kernel), strings.Join(names, " ")), line))
-		for _, i := range p.Initrd {
-			fmt.Fprintf(&b, "initrd %s\n", url(i))
+		// Per-architecture files: iPXE picks by the CPU it runs on.
+		vs := p.variants(false)
+		for _, v := range vs {
+			fmt.Fprintf(&b, "iseq ${buildarch} %s && goto pxed-%s ||\n", v.cpu, v.cpu)
 		}
+		linux(p.Kernel, p.Initrd)
+		for _, v := range vs {
+			fmt.Fprintf(&b, ":pxed-%s\n", v.cpu)
+			linux(v.kernel, v.initrd)
+		}
+		return b.Bytes(), nil
 	}
 	b.WriteString("boot\n")
 	return b.Bytes(), nil

@@ -1,0 +1,169 @@
+package inventory
+
+import (
+	"slices"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"pxed/internal/config"
+)
+
+// ArchFiles are a profile's kernel and initrds for one client
+// architecture.
+//
+// The client's architecture is known from DHCP (option 93), but a config
+// file fetched over TFTP or HTTP does not say which machine asks, and one
+// host may boot on more than one. So a generated config carries every
+// variant and the loader picks by the CPU it runs on: GRUB by $grub_cpu,
+// iPXE by ${buildarch}. Architectures with the same CPU (efi-arm64 and
+// efi-arm64-http; bios, efi-ia32 and their -http) cannot be told apart
+// that way and must give the same files. PXELINUX runs on x86 only and
+// boots the profile's own kernel.
+type ArchFiles struct {
+	Kernel string     `yaml:"kernel"`
+	Initrd stringList `yaml:"initrd,omitempty"`
+
+	Pos config.Pos `yaml:"-"`
+}
+
+// archCPU is the CPU a loader runs on for each client architecture (the
+// boot-files names of internal/bootplan), as GRUB's $grub_cpu and iPXE's
+// ${buildarch} spell it.
+var archCPU = map[string]struct{ grub, ipxe string }{
+	"bios":           {"i386", "i386"},
+	"efi-ia32":       {"i386", "i386"},
+	"efi-ia32-http":  {"i386", "i386"},
+	"efi-x64":        {"x86_64", "x86_64"},
+	"efi-x64-http":   {"x86_64", "x86_64"},
+	"efi-arm32":      {"arm", "arm32"},
+	"efi-arm32-http": {"arm", "arm32"},
+	"efi-arm64":      {"arm64", "arm64"},
+	"efi-arm64-http": {"arm64", "arm64"},
+}
+
+// ArchNames are the architecture names a profile's arch accepts, sorted.
+func ArchNames() []string {
+	out := make([]string, 0, len(archCPU))
+	for n := range archCPU {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Files are the kernel and initrds p boots on arch (a boot-files name,
+// "" for unknown): its arch entry, else its own.
+func (p *Profile) Files(arch string) (kernel string, initrd []string) {
+	if a := p.Arch[arch]; a != nil {
+		return a.Kernel, a.Initrd
+	}
+	return p.Kernel, p.Initrd
+}
+
+// cpuVariant is what a loader on one CPU boots.
+type cpuVariant struct {
+	cpu    string // $grub_cpu or ${buildarch}
+	kernel string
+	initrd []string
+}
+
+// variants are p's arch entries by CPU as GRUB (grub) or iPXE names it,
+// sorted by CPU, one per CPU (validation made them agree).
+func (p *Profile) variants(grub bool) []cpuVariant {
+	seen := map[string]bool{}
+	var out []cpuVariant
+	for _, name := range ArchNames() {
+		a := p.Arch[name]
+		if a == nil {
+			continue
+		}
+		cpu := archCPU[name].ipxe
+		if grub {
+			cpu = archCPU[name].grub
+		}
+		if !seen[cpu] {
+			seen[cpu] = true
+			out = append(out, cpuVariant{cpu, a.Kernel, a.Initrd})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].cpu < out[j].cpu })
+	return out
+}
+
+// arch validates p's arch entries; check is the profile's path check.
+func (v *validator) arch(p *Profile, check func(what, s string)) {
+	byCPU := map[string]string{}
+	for _, name := range sortedKeys(p.Arch) {
+		a := p.Arch[name]
+		pos := p.Pos
+		if a != nil && a.Pos.Line > 0 {
+			pos = a.Pos
+		}
+		cpu, ok := archCPU[name]
+		switch {
+		case !ok:
+			v.bad(pos, "profile %s: arch %q is not one of %s", p.Name, name, strings.Join(ArchNames(), ", "))
+			continue
+		case a == nil || a.Kernel == "":
+			v.bad(pos, "profile %s: arch %s needs a kernel", p.Name, name)
+			continue
+		}
+		check("arch "+name+" kernel", a.Kernel)
+		for _, i := range a.Initrd {
+			check("arch "+name+" initrd", i)
+		}
+		if o, dup := byCPU[cpu.grub]; dup {
+			if b := p.Arch[o]; b.Kernel != a.Kernel || !slices.Equal(b.Initrd, a.Initrd) {
+				v.bad(pos, "profile %s: arch %s and %s give different files, but both run on %s and a loader cannot tell them apart", p.Name, o, name, cpu.grub)
+			}
+			continue
+		}
+		byCPU[cpu.grub] = name
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// positionArch records where each profile's arch entries were written.
+func (inv *Inventory) positionArch(root *yaml.Node) {
+	mapping := func(n *yaml.Node, key string) *yaml.Node {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.MappingNode {
+				return n.Content[i+1]
+			}
+		}
+		return nil
+	}
+	if len(root.Content) == 0 {
+		return
+	}
+	ps := mapping(root.Content[0], "profiles")
+	if ps == nil {
+		return
+	}
+	for i := 0; i+1 < len(ps.Content); i += 2 {
+		p := inv.Profiles[ps.Content[i].Value]
+		as := mapping(ps.Content[i+1], "arch")
+		if p == nil || as == nil {
+			continue
+		}
+		for j := 0; j+1 < len(as.Content); j += 2 {
+			k := as.Content[j]
+			if a := p.Arch[k.Value]; a != nil {
+				a.Pos = config.Pos{File: inv.File, Line: k.Line, Column: k.Column}
+			}
+		}
+	}
+}
