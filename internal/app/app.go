@@ -117,6 +117,9 @@ func build(c *config.Config, env Env, leaseMAC func(netip.Addr) (net.HardwareAdd
 		s.DHCP = plan
 	}
 	s.Boot = bootPlan(c, env, s, leaseMAC)
+	for _, w := range s.Boot.Warnings() {
+		s.Warnings = append(s.Warnings, dhcp.Warning{Pos: w.Pos, Msg: w.Msg})
+	}
 	return s, nil
 }
 

@@ -253,3 +253,22 @@ hosts:
 		t.Errorf("web, state local:\n%s", got)
 	}
 }
+
+// A profile whose loader has no boot file in the tree is a warning at
+// load, with its position; one whose loader is there is not.
+func TestLoaderWarnings(t *testing.T) {
+	inv, err := inventory.Parse("inv.yaml", []byte(`profiles:
+  sb: {kernel: vmlinuz, loader: grub}
+  ipxe: {kernel: vmlinuz, loader: ipxe}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New(Options{Inventory: inv, Tree: fstest.MapFS{"ipxe.efi": {}}}).Warnings()
+	if len(w) != 1 || !strings.Contains(w[0].Msg, "profile sb: loader grub, but none of shimx64.efi, grubx64.efi is in the boot tree") || w[0].Pos.Line != 2 {
+		t.Errorf("warnings %+v", w)
+	}
+	if w := New(Options{Inventory: inv, Tree: fstest.MapFS{"ipxe.efi": {}, "grubx64.efi": {}}}).Warnings(); len(w) != 0 {
+		t.Errorf("warnings with both loaders in the tree: %+v", w)
+	}
+}

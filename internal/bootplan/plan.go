@@ -13,13 +13,18 @@
 package bootplan
 
 import (
+	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"pxed/internal/config"
 	"pxed/internal/inventory"
 )
 
@@ -67,6 +72,14 @@ type Plan struct {
 	// found in the tree (or, when none is, its first candidate, so the
 	// decision names what is missing).
 	loaders map[inventory.Loader]map[string]string
+	// warnings: profiles whose loader has no boot file in the tree.
+	warnings []Warning
+}
+
+// Warning is something in the inventory the plan cannot serve as written.
+type Warning struct {
+	Pos config.Pos
+	Msg string
 }
 
 // New builds a Plan.
@@ -88,17 +101,29 @@ func New(o Options) *Plan {
 		}
 	}
 	p.loaders = map[inventory.Loader]map[string]string{}
+	missing := map[inventory.Loader]bool{}
 	for l, byArch := range loaderFiles {
 		p.loaders[l] = map[string]string{}
 		for arch, files := range byArch {
 			p.loaders[l][arch] = files[0]
+			found := false
 			for _, f := range files {
 				if o.Tree != nil {
 					if fi, err := o.Tree.Stat(f); err == nil && fi.Mode().IsRegular() {
-						p.loaders[l][arch] = f
+						p.loaders[l][arch], found = f, true
 						break
 					}
 				}
+			}
+			missing[l] = missing[l] || (arch == "efi-x64" && !found)
+		}
+	}
+	if o.Tree != nil && o.Inventory != nil {
+		for _, name := range slices.Sorted(maps.Keys(o.Inventory.Profiles)) {
+			pr := o.Inventory.Profiles[name]
+			if pr.Loader != "" && missing[pr.Loader] {
+				p.warnings = append(p.warnings, Warning{Pos: pr.Pos, Msg: fmt.Sprintf("profile %s: loader %s, but none of %s is in the boot tree: its hosts' UEFI x64 firmware will not find its boot file",
+					name, pr.Loader, strings.Join(loaderFiles[pr.Loader]["efi-x64"], ", "))})
 			}
 		}
 	}
@@ -112,6 +137,9 @@ func New(o Options) *Plan {
 	}
 	return p
 }
+
+// Warnings are what the plan found it cannot serve as the inventory says.
+func (p *Plan) Warnings() []Warning { return p.warnings }
 
 // Inventory is the inventory the plan serves (nil: none).
 func (p *Plan) Inventory() *inventory.Inventory { return p.o.Inventory }
