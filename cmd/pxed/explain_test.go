@@ -208,3 +208,49 @@ func TestExplainPathPrefix(t *testing.T) {
 		"no problems found",
 	)
 }
+
+// The Secure Boot chain as the firmware would walk it: shim without
+// grubx64.efi beside it, a distribution-signed GRUB sent as the first
+// program, an unsigned kernel in the generated grub.cfg; and the same
+// tree made right passes.
+func TestExplainSecureBootChain(t *testing.T) {
+	ms := string(testutil.PE64([]byte("..Microsoft Corporation UEFI CA 2011.."), 0))
+	distro := string(testutil.PE64([]byte("..Debian Secure Boot CA.."), 0))
+	unsigned := string(testutil.PE64(nil, 0))
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dhcpd.conf")
+	writeFile(t, conf, []byte("subnet 192.0.2.0 netmask 255.255.255.0 {\n  next-server 192.0.2.1;\n  filename \"pxelinux.0\";\n  range 192.0.2.100 192.0.2.150;\n}\n"))
+	inv := filepath.Join(dir, "inventory.yaml")
+	writeFile(t, inv, []byte("profiles:\n  sb: {kernel: sb/vmlinuz, loader: grub}\nhosts:\n  - {name: sb1, mac: \"52:54:00:5b:00:01\", ip: 192.0.2.61, profile: sb}\n"))
+	args := func(root string, extra ...string) []string {
+		return append([]string{"--dhcpd-conf", conf, "--inventory", inv, "--tftp-root", root, "--interface", "lo", "--state-dir", t.TempDir()}, append(extra, "52:54:00:5b:00:01")...)
+	}
+
+	// shim alone: its second stage is missing.
+	out, code := explain(t, args(seedTree(t, map[string]string{"pxelinux.0": "x", "shimx64.efi": ms, "sb/vmlinuz": distro}, nil))...)
+	wantLines(t, out, "shimx64.efi (UEFI x64): signed by Microsoft's UEFI CA", "PROBLEM: shim loads grubx64.efi from its own directory, and it cannot be read")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	// GRUB alone (no shim): refused by Secure Boot firmware; a note, a
+	// problem with --secure-boot.
+	tree := seedTree(t, map[string]string{"pxelinux.0": "x", "grubx64.efi": distro, "sb/vmlinuz": unsigned}, nil)
+	out, _ = explain(t, args(tree)...)
+	wantLines(t, out, "note: grubx64.efi is trusted only through shim")
+	out, code = explain(t, args(tree, "--secure-boot")...)
+	wantLines(t, out, "PROBLEM: grubx64.efi is trusted only through shim: firmware with Secure Boot on refuses it as the first program")
+	if code != 1 {
+		t.Errorf("--secure-boot: exit %d, want 1", code)
+	}
+	// The whole chain, but an unsigned kernel.
+	tree = seedTree(t, map[string]string{"pxelinux.0": "x", "shimx64.efi": ms, "grubx64.efi": distro, "sb/vmlinuz": unsigned}, nil)
+	out, _ = explain(t, args(tree, "--secure-boot")...)
+	wantLines(t, out, "grubx64.efi (loaded by shim): signed by a distribution's key", "linux /sb/vmlinuz",
+		"PROBLEM:   /sb/vmlinuz is not a signed EFI kernel: GRUB under Secure Boot refuses it")
+	// Made right: no problem.
+	tree = seedTree(t, map[string]string{"pxelinux.0": "x", "shimx64.efi": ms, "grubx64.efi": distro, "sb/vmlinuz": distro}, nil)
+	out, code = explain(t, args(tree, "--secure-boot")...)
+	if code != 0 || strings.Contains(out, "PROBLEM") {
+		t.Errorf("a signed chain: exit %d\n%s", code, out)
+	}
+}
