@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -298,5 +299,15 @@ func TestExamplesCheckTogether(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if rc := cmdCheck([]string{"--config", cfg}, &stdout, &stderr); rc != 0 || !strings.Contains(stderr.String(), "warning") {
 		t.Errorf("interface lo: pxed check exit %d, want 0 with a warning\n%s", rc, stderr.String())
+	}
+}
+
+// A dhcpd.conf with classes or conditionals has no YAML form: pxed import
+// refuses it with the position of the first, and says to serve it as it is.
+func TestImportRefusesClasses(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	rc := cmdImport([]string{"../../internal/config/isc/testdata/classes.conf"}, &stdout, &stderr)
+	if rc != 1 || stdout.Len() != 0 || !regexp.MustCompile(`classes\.conf:\d+:\d+: .*has no form in pxed's YAML; serve this file as it is \(--dhcpd-conf`).MatchString(stderr.String()) {
+		t.Errorf("pxed import classes.conf: exit %d\nstdout: %s\nstderr: %s", rc, stdout.String(), stderr.String())
 	}
 }
