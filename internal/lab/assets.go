@@ -194,8 +194,9 @@ func kernelPackage(ctx context.Context) (string, error) {
 
 // fetchDeb downloads a package with apt-get download and copies the files
 // whose path (inside the package, without "./") matches a pattern into
-// dir, under the name given ("" keeps the base name).
-func fetchDeb(ctx context.Context, pkg func(context.Context) (string, error), dir string, want map[string]string) error {
+// dir, under the name given ("" keeps the base name). aptOpts go to
+// apt-get before "download".
+func fetchDeb(ctx context.Context, pkg func(context.Context) (string, error), dir string, want map[string]string, aptOpts ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	name, err := pkg(ctx)
@@ -210,7 +211,7 @@ func fetchDeb(ctx context.Context, pkg func(context.Context) (string, error), di
 		return err
 	}
 	defer os.RemoveAll(work)
-	cmd := exec.CommandContext(ctx, "apt-get", "download", name)
+	cmd := exec.CommandContext(ctx, "apt-get", append(aptOpts, "download", name)...)
 	cmd.Dir = work
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("apt-get download %s: %v\n%s", name, err, out)

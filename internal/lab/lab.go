@@ -188,6 +188,9 @@ type Guest struct {
 	// its UEFI HTTP boot option (vendor class HTTPClient, arch 16) at
 	// once; implies UEFI and VirtioNoROM.
 	HTTPBoot bool
+	// ARM64: an arm64 UEFI machine (QEMU virt, AAVMF) with a virtio NIC
+	// without option ROM, so the firmware's own PXE (option 93 = 11) runs.
+	ARM64 *ARM64Assets
 }
 
 // Result is what a boot showed on the serial console.
@@ -244,6 +247,13 @@ func (l *Lab) BootUntil(ctx context.Context, a *Assets, g Guest, timeout time.Du
 	serial := filepath.Join(l.Dir, "serial-"+strings.ReplaceAll(g.MAC, ":", "")+fmt.Sprint(seq.Add(1))+".log")
 	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-m", fmt.Sprint(mem), "-display", "none", "-monitor", "none",
 		"-no-reboot", "-boot", "n", "-netdev", "tap,id=n0,ifname=" + l.Tap + ",script=no,downscript=no", "-serial", "file:" + serial}
+	if g.ARM64 != nil {
+		var err error
+		if args, err = l.arm64Machine(args, g.ARM64); err != nil {
+			return &Result{}, err
+		}
+		g.UEFI, g.SecureBoot, g.HTTPBoot, g.Xen, g.VirtioNoROM = false, false, false, false, true
+	}
 	if g.SecureBoot || g.HTTPBoot {
 		g.UEFI, g.VirtioNoROM = true, true
 	}
