@@ -42,6 +42,7 @@ var clients = []struct {
 	{"UEFI x64", "PXEClient:Arch:00007:UNDI:003016", 7, false},
 	{"iPXE", "PXEClient:Arch:00000:UNDI:002001", 0, true},
 	{"UEFI HTTP", "HTTPClient:Arch:00016", 16, false},
+	{"UEFI arm64", "PXEClient:Arch:00011:UNDI:003016", 11, false},
 }
 
 // dhcp shows what the DHCP decision answers a BIOS PXE, a UEFI x64 and an

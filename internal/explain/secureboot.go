@@ -168,9 +168,13 @@ func (w *walk) shimNext(c bootfs.Client, name string, refused func(string, ...an
 		return
 	}
 	w.info("grub/grub.cfg for %s:", c.Addr)
+	cpu := grubCPU{cpu: "x86_64"}
 	for _, l := range strings.Split(strings.TrimRight(string(cfg), "\n"), "\n") {
 		w.info("  %s", l)
 		f := strings.Fields(l)
+		if cpu.other(f) {
+			continue
+		}
 		if len(f) >= 2 && f[0] == "multiboot2" {
 			if w.in.SecureBoot {
 				w.problem("  GRUB under Secure Boot refuses multiboot2 (shim lock): a Xen host boots this way with Secure Boot off")
