@@ -22,16 +22,20 @@ type ARM64Assets struct {
 	Kernel string
 	// Initrd is the marker initramfs: arm64init as /init.
 	Initrd string
-	// GRUB is Debian's network GRUB for arm64 (grub-efi-arm64-bin's
-	// grubnetaa64.efi, prefix /grub: it reads grub/grub.cfg).
-	GRUB string
-	// Code and Vars are the UEFI firmware (AAVMF) and its variable store.
-	Code, Vars string
+	// Shim is shimaa64.efi (shim-signed, signed by Microsoft's UEFI CA);
+	// GRUB is Debian's signed network GRUB (grub-efi-arm64-signed's
+	// grubnetaa64.efi.signed, prefix /grub: it reads grub/grub.cfg),
+	// served as grubaa64.efi beside shim.
+	Shim, GRUB string
+	// Code and Vars are the UEFI firmware (AAVMF) and its variable store;
+	// MSVars the store with Microsoft's keys enrolled and Secure Boot on.
+	Code, Vars, MSVars string
 }
 
 var (
-	aavmfCode = []string{"/usr/share/AAVMF/AAVMF_CODE.fd"}
-	aavmfVars = []string{"/usr/share/AAVMF/AAVMF_VARS.fd"}
+	aavmfCode   = []string{"/usr/share/AAVMF/AAVMF_CODE.fd"}
+	aavmfVars   = []string{"/usr/share/AAVMF/AAVMF_VARS.fd"}
+	aavmfMSVars = []string{"/usr/share/AAVMF/AAVMF_VARS.ms.fd"}
 )
 
 // aptARM64 are apt options that resolve and download arm64 packages from
@@ -46,22 +50,32 @@ func aptARM64(dir string) []string {
 }
 
 // PrepareARM64 fetches (apt-get download, arm64) and caches the arm64
-// kernel and network GRUB, and builds the marker initramfs with arm64init
-// (go build, GOARCH=arm64): it runs from within the pxed module.
+// kernel, shim and signed network GRUB, and builds the marker initramfs
+// with arm64init (go build, GOARCH=arm64): it runs from within the pxed
+// module.
 func PrepareARM64(ctx context.Context, cache string) (*ARM64Assets, error) {
-	a := &ARM64Assets{Code: firstExisting(aavmfCode), Vars: firstExisting(aavmfVars)}
-	if a.Code == "" || a.Vars == "" {
+	a := &ARM64Assets{Code: firstExisting(aavmfCode), Vars: firstExisting(aavmfVars), MSVars: firstExisting(aavmfMSVars)}
+	if a.Code == "" || a.Vars == "" || a.MSVars == "" {
 		return nil, errors.New("AAVMF firmware missing: apt-get install qemu-efi-aarch64")
 	}
 	dir := filepath.Join(cache, "arm64")
 	kdir, apt := filepath.Join(dir, "kernel"), filepath.Join(dir, "apt")
-	a.GRUB = filepath.Join(dir, "grubnetaa64.efi")
+	a.Shim, a.GRUB = filepath.Join(dir, "shimaa64.efi"), filepath.Join(dir, "grubaa64.efi")
 	kernel, err := cachedGlob(kdir, "vmlinuz-*")
 	if err != nil {
 		return nil, err
 	}
-	_, gerr := os.Stat(a.GRUB)
-	if kernel == "" || gerr != nil {
+	loaders := []struct{ pkg, pattern, file string }{
+		{"shim-signed", `^usr/lib/shim/shimaa64\.efi\.signed$`, a.Shim},
+		{"grub-efi-arm64-signed", `^usr/lib/grub/arm64-efi-signed/grubnetaa64\.efi\.signed$`, a.GRUB},
+	}
+	var fetch []int
+	for i, l := range loaders {
+		if _, err := os.Stat(l.file); err != nil {
+			fetch = append(fetch, i)
+		}
+	}
+	if kernel == "" || len(fetch) > 0 {
 		if err := aptUpdateARM64(ctx, apt); err != nil {
 			return nil, err
 		}
@@ -76,10 +90,11 @@ func PrepareARM64(ctx context.Context, cache string) (*ARM64Assets, error) {
 		}
 	}
 	a.Kernel = kernel
-	if gerr != nil {
-		if err := fetchDeb(ctx, func(context.Context) (string, error) { return "grub-efi-arm64-bin", nil }, dir,
-			map[string]string{`^usr/lib/grub/arm64-efi/monolithic/grubnetaa64\.efi$`: ""}, aptARM64(apt)...); err != nil {
-			return nil, fmt.Errorf("grub-efi-arm64-bin: %w", err)
+	for _, i := range fetch {
+		l := loaders[i]
+		if err := fetchDeb(ctx, func(context.Context) (string, error) { return l.pkg, nil }, dir,
+			map[string]string{l.pattern: filepath.Base(l.file)}, aptARM64(apt)...); err != nil {
+			return nil, fmt.Errorf("%s: %w", l.pkg, err)
 		}
 	}
 	a.Initrd = filepath.Join(dir, "initramfs.cpio.gz")
@@ -150,10 +165,15 @@ func buildARM64Initramfs(ctx context.Context, dst string) error {
 
 // arm64Machine turns the common QEMU arguments of a guest into an arm64
 // UEFI one: qemu-system-aarch64, the virt machine with AAVMF as pflash
-// (a copy of the variable store per guest).
-func (l *Lab) arm64Machine(args []string, a *ARM64Assets) ([]string, error) {
+// (a copy of the variable store per guest: with Microsoft's keys and
+// Secure Boot on for secureBoot).
+func (l *Lab) arm64Machine(args []string, a *ARM64Assets, secureBoot bool) ([]string, error) {
+	src := a.Vars
+	if secureBoot {
+		src = a.MSVars
+	}
 	vars := filepath.Join(l.Dir, "AAVMF_VARS-"+fmt.Sprint(seq.Add(1))+".fd")
-	if err := copyFile(a.Vars, vars); err != nil {
+	if err := copyFile(src, vars); err != nil {
 		return nil, err
 	}
 	out := append([]string{"qemu-system-aarch64"}, args[1:]...)

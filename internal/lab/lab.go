@@ -189,7 +189,8 @@ type Guest struct {
 	// once; implies UEFI and VirtioNoROM.
 	HTTPBoot bool
 	// ARM64: an arm64 UEFI machine (QEMU virt, AAVMF) with a virtio NIC
-	// without option ROM, so the firmware's own PXE (option 93 = 11) runs.
+	// without option ROM, so the firmware's own PXE (option 93 = 11) runs;
+	// with SecureBoot, Microsoft's keys enrolled and Secure Boot on.
 	ARM64 *ARM64Assets
 }
 
@@ -249,7 +250,7 @@ func (l *Lab) BootUntil(ctx context.Context, a *Assets, g Guest, timeout time.Du
 		"-no-reboot", "-boot", "n", "-netdev", "tap,id=n0,ifname=" + l.Tap + ",script=no,downscript=no", "-serial", "file:" + serial}
 	if g.ARM64 != nil {
 		var err error
-		if args, err = l.arm64Machine(args, g.ARM64); err != nil {
+		if args, err = l.arm64Machine(args, g.ARM64, g.SecureBoot); err != nil {
 			return &Result{}, err
 		}
 		g.UEFI, g.SecureBoot, g.HTTPBoot, g.Xen, g.VirtioNoROM = false, false, false, false, true

@@ -117,6 +117,8 @@ var elsewhere = []struct{ prefix, by string }{
 	{"curl -fsS -X POST", "a kickstart template line: TestE2EInventoryNetbootOnce posts the installed callback"},
 	{"cp /usr/lib/shim/shimx64.efi.signed", "TestE2EBootSecureBoot serves the same files (lab.PrepareSecureBoot)"},
 	{"cp /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed", "TestE2EBootSecureBoot serves the same files (lab.PrepareSecureBoot)"},
+	{"cp /usr/lib/shim/shimaa64.efi.signed", "TestE2EBootARM64 serves the same files (lab.PrepareARM64)"},
+	{"cp /usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed", "TestE2EBootARM64 serves the same files (lab.PrepareARM64)"},
 }
 
 // Every command of README.md and docs/ is run, as a user would, here or by
