@@ -3,6 +3,7 @@ package bootplan
 import (
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -72,9 +73,43 @@ hosts:
 	}
 }
 
+// FuzzParse's arch seed is a valid inventory whose configs pass its
+// checks, and the checks still refuse a command hidden in a branch line.
+func TestArchSeed(t *testing.T) {
+	inv, err := inventory.Parse("seed.yaml", []byte(archSeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{Inventory: inv, HTTPPort: 8080})
+	cfg, _, _ := p.Generate(bootfs.Client{Addr: netip.MustParseAddr("192.0.2.1")}, "grub/grub.cfg")
+	if err := checkGRUB(string(cfg)); err != nil || !strings.Contains(string(cfg), `elif [ "$grub_cpu" = i386 ]; then`) {
+		t.Errorf("%v\n%s", err, cfg)
+	}
+	for _, bad := range []string{`if [ "$grub_cpu" = arm64 ]; then linux evil`, `fi; linux evil`, `if [ "$grub_cpu" = $x ]; then`} {
+		if checkGRUB(bad+"\n") == nil {
+			t.Errorf("checkGRUB accepts %q", bad)
+		}
+	}
+	if ipxeArchLine.MatchString("iseq ${buildarch} arm64 && goto pxed-arm64 || chain evil") {
+		t.Error("ipxeArchLine accepts a command after the branch")
+	}
+}
+
 // A profile's arch takes the names boot-files takes, no more, no less.
 func TestArchNamesAgree(t *testing.T) {
 	if got, want := inventory.ArchNames(), ArchNames(); !slices.Equal(got, want) {
 		t.Errorf("inventory.ArchNames() = %q, bootplan.ArchNames() = %q", got, want)
 	}
 }
+
+// The lines a per-architecture profile adds to generated configs, which
+// FuzzParse accepts as written and nothing like them: the CPU names come
+// from pxed's table, never from the inventory.
+var (
+	grubArchLine = regexp.MustCompile(`^((el)?if \[ "\$grub_cpu" = [a-z0-9_]+ \]; then|else|fi)$`)
+	ipxeArchLine = regexp.MustCompile(`^(iseq \$\{buildarch\} ([a-z0-9_]+) && goto pxed-[a-z0-9_]+ \|\||:pxed-[a-z0-9_]+)$`)
+)
+
+// archSeed is FuzzParse's seed with per-architecture kernels.
+const archSeed = "profiles: {p: {kernel: k, initrd: i, loader: grub, append: \"a {{.Vars.x}}\", arch: {efi-arm64: {kernel: a, initrd: [b, c]}, efi-ia32: {kernel: d}}}}\n" +
+	"hosts: [{name: h, mac: '00:16:3e:00:00:01', ip: 192.0.2.1, profile: p, vars: {x: \"fi\\nlinux evil\"}}]\n"
