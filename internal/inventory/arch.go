@@ -53,15 +53,6 @@ func ArchNames() []string {
 	return out
 }
 
-// Files are the kernel and initrds p boots on arch (a boot-files name,
-// "" for unknown): its arch entry, else its own.
-func (p *Profile) Files(arch string) (kernel string, initrd []string) {
-	if a := p.Arch[arch]; a != nil {
-		return a.Kernel, a.Initrd
-	}
-	return p.Kernel, p.Initrd
-}
-
 // cpuVariant is what a loader on one CPU boots.
 type cpuVariant struct {
 	cpu    string // $grub_cpu or ${buildarch}

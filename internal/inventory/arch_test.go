@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,8 +21,8 @@ hosts:
   - {name: h, mac: "00:16:3e:00:00:01", profile: linux}
 `
 
-// A profile's arch entries: read with their positions, and chosen per
-// client architecture over the profile's own kernel and initrds.
+// A profile's arch entries: read with their positions; a loader on a CPU
+// gets its entry, one per CPU, sorted.
 func TestArchFiles(t *testing.T) {
 	inv, err := Parse("inv.yaml", []byte(archInventory))
 	if err != nil {
@@ -31,17 +32,26 @@ func TestArchFiles(t *testing.T) {
 	if a := p.Arch["efi-arm64"]; a == nil || a.Pos.Line != 8 || a.Pos.Column != 7 || a.Pos.File != "inv.yaml" {
 		t.Fatalf("efi-arm64 entry %+v", a)
 	}
-	for _, tc := range []struct{ arch, kernel, initrd string }{
-		{"efi-arm64", "arm64/vmlinuz", "arm64/initrd.img arm64/extra.img"},
-		{"efi-arm64-http", "arm64/vmlinuz", "arm64/initrd.img arm64/extra.img"},
-		{"efi-ia32", "ia32/vmlinuz", ""},
-		{"efi-x64", "amd64/vmlinuz", "amd64/initrd.img"},
-		{"bios", "amd64/vmlinuz", "amd64/initrd.img"},
-		{"", "amd64/vmlinuz", "amd64/initrd.img"},
+	arm32, err := Parse("inv.yaml", []byte("profiles:\n  p: {kernel: k, arch: {efi-arm32: {kernel: a}, efi-arm32-http: {kernel: a}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		p    *Profile
+		grub bool
+		want string
+	}{
+		{p, true, "arm64 arm64/vmlinuz [arm64/initrd.img arm64/extra.img]; i386 ia32/vmlinuz []"},
+		{p, false, "arm64 arm64/vmlinuz [arm64/initrd.img arm64/extra.img]; i386 ia32/vmlinuz []"},
+		{arm32.Profiles["p"], true, "arm a []"},
+		{arm32.Profiles["p"], false, "arm32 a []"},
 	} {
-		k, i := p.Files(tc.arch)
-		if k != tc.kernel || strings.Join(i, " ") != tc.initrd {
-			t.Errorf("Files(%q) = %q %q, want %q %q", tc.arch, k, i, tc.kernel, tc.initrd)
+		var got []string
+		for _, v := range tc.p.variants(tc.grub) {
+			got = append(got, fmt.Sprintf("%s %s %v", v.cpu, v.kernel, v.initrd))
+		}
+		if strings.Join(got, "; ") != tc.want {
+			t.Errorf("%s variants(grub %v) = %q, want %q", tc.p.Name, tc.grub, got, tc.want)
 		}
 	}
 }
