@@ -43,6 +43,16 @@ func fixedRTO(d time.Duration) rto { return newRTO(d, d) }
 // timeout is how long to wait for an ACK of what was just sent.
 func (r *rto) timeout() time.Duration { return r.cur }
 
+// roundTrip is how long an answer to what was just sent may take to come
+// back: the measured round trip and its variation, neither floored nor
+// backed off (before any measurement, the timeout).
+func (r *rto) roundTrip() time.Duration {
+	if !r.sampled {
+		return r.cur
+	}
+	return r.srtt + max(rtoGranularity, 4*r.rttvar)
+}
+
 // adaptive reports whether measurements change the timeout.
 func (r *rto) adaptive() bool { return r.floor < r.ceil }
 

@@ -64,7 +64,12 @@ type transfer struct {
 	fresh    int64     // the first block in flight sent only once (the OACK is block 0)
 	sentMax  int64     // the highest block sent so far
 	nacked   bool      // an ACK of base-1 already caused a resend of this window
-	pkts     [][]byte  // reused by sendWindow; points into a pooled buffer only while sending
+	// echoUntil: blocks were just sent again; until then (one round
+	// trip), an ACK of base-1 may be the client's answer to one of those
+	// duplicates — UEFI firmware (EDK2) answers each block it did not
+	// expect with an ACK — not a loss at the start of the window.
+	echoUntil time.Time
+	pkts      [][]byte // reused by sendWindow; points into a pooled buffer only while sending
 
 	bytes       int64
 	retransmits int
@@ -280,6 +285,9 @@ func (t *transfer) startData(now time.Time) bool {
 func (t *transfer) sendWindow(now time.Time) bool {
 	t.end = min(t.base+int64(t.windowsize)-1, t.last)
 	t.nacked = false
+	if t.base <= t.sentMax {
+		t.echoUntil = now.Add(t.rto.roundTrip())
+	}
 	bs := int64(t.blksize)
 	batcher, _ := t.out.(batchSender)
 	bufSize := t.blksize + 4
@@ -399,7 +407,11 @@ func (t *transfer) progress(acked int64, now time.Time) {
 // Duplicate and stale ACKs are ignored so that they never trigger sends of
 // their own (the Sorcerer's Apprentice bug, RFC 1123 4.2.3.1). Only a
 // timeout resends, or, with a window, the first ACK of the block before it:
-// the client saying it lost the start of the window (RFC 7440).
+// the client saying it lost the start of the window (RFC 7440) — unless
+// it comes within a round trip of blocks sent again, when it answers one
+// of those: taking it for a loss resends the window, whose duplicates
+// draw more such ACKs, and EDK2 firmware then gets every block twice to
+// the end of the file (seen fetching shim's grubx64.efi under OVMF).
 func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
 	if t.done {
 		return true
@@ -431,7 +443,7 @@ func (t *transfer) onPacket(pkt []byte, now time.Time) bool {
 	}
 	acked := t.base - 1 + delta
 	if acked == t.base-1 {
-		if t.windowsize > 1 && !t.nacked {
+		if t.windowsize > 1 && !t.nacked && !now.Before(t.echoUntil) {
 			t.retransmits++
 			t.sendWindow(now)
 			t.nacked = true
