@@ -285,11 +285,30 @@ func TestE2EBootIPXEOverHTTP(t *testing.T) {
 	ev := b.events(res, "00:16:3e:72:79:e4", "192.0.2.177")
 	wantEvents(t, ev, "DHCP ack 192.0.2.177, next-server 192.0.2.1, boot file http://192.0.2.1:8080/ipxe/00-16-3e-72-79-e4",
 		"HTTP GET /ipxe/00-16-3e-72-79-e4 (200", "HTTP GET /inst/vmlinuz (200", "HTTP GET /inst/initrd.img (200")
-	for _, e := range ev {
+	noTFTP(t, ev)
+}
+
+// noTFTP fails for each TFTP transfer among a boot's events (an HTTP boot).
+func noTFTP(t *testing.T, events []pxlab.Event) {
+	t.Helper()
+	for _, e := range events {
 		if strings.HasPrefix(e.What, "TFTP") {
 			t.Errorf("a TFTP transfer in an HTTP boot: %s", e.What)
 		}
 	}
+}
+
+// uefiLab is a boot lab for OVMF guests, which boot ipxe.efi.
+func uefiLab(t *testing.T) *bootLab {
+	t.Helper()
+	b := newBootLab(t, "192.0.2.1/24")
+	if b.a.IPXEEFI == "" || b.a.OVMFCode == "" {
+		if e2eRequired() {
+			t.Fatal("ipxe.efi or OVMF missing: apt-get install ipxe ovmf")
+		}
+		t.Skip("ipxe.efi or OVMF missing")
+	}
+	return b
 }
 
 // Scenario 5: UEFI. OVMF's own PXE (option 93 = 7, a virtio NIC without
@@ -299,13 +318,7 @@ func TestE2EBootIPXEOverHTTP(t *testing.T) {
 // BIOS scenarios cover that path.)
 func TestE2EBootUEFI(t *testing.T) {
 	t.Parallel()
-	b := newBootLab(t, "192.0.2.1/24")
-	if b.a.IPXEEFI == "" || b.a.OVMFCode == "" {
-		if e2eRequired() {
-			t.Fatal("ipxe.efi or OVMF missing: apt-get install ipxe ovmf")
-		}
-		t.Skip("ipxe.efi or OVMF missing")
-	}
+	b := uefiLab(t)
 	b.serveGuestInventory("via=uefi")
 	res := b.boot(pxlab.Guest{MAC: "00:16:3E:72:79:E4", UEFI: true, VirtioNoROM: true}, "192.0.2.177", 200*time.Second)
 	if c := res.Cmdline(); !strings.Contains(c, "via=uefi") {

@@ -134,13 +134,7 @@ func TestE2EBootSecureBoot(t *testing.T) {
 // boots the kernel, all over HTTP.
 func TestE2EBootUEFIHTTP(t *testing.T) {
 	t.Parallel()
-	b := newBootLab(t, "192.0.2.1/24")
-	if b.a.IPXEEFI == "" || b.a.OVMFCode == "" {
-		if e2eRequired() {
-			t.Fatal("ipxe.efi or OVMF missing: apt-get install ipxe ovmf")
-		}
-		t.Skip("ipxe.efi or OVMF missing")
-	}
+	b := uefiLab(t)
 	b.serveGuestInventory("via=uefi-http")
 	res := b.boot(pxlab.Guest{MAC: "00:16:3E:72:79:E4", HTTPBoot: true}, "192.0.2.177", 240*time.Second)
 	if c := res.Cmdline(); !strings.Contains(c, "via=uefi-http") {
@@ -149,11 +143,7 @@ func TestE2EBootUEFIHTTP(t *testing.T) {
 	ev := b.events(res, "00:16:3e:72:79:e4", "192.0.2.177")
 	wantEvents(t, ev, "boot file http://192.0.2.1:8080/ipxe.efi", "HTTP GET /ipxe.efi (200",
 		"boot file http://192.0.2.1:8080/ipxe/00-16-3e-72-79-e4", "HTTP GET /inst/vmlinuz (200", "HTTP GET /inst/initrd.img (200")
-	for _, e := range ev {
-		if strings.HasPrefix(e.What, "TFTP") {
-			t.Errorf("a TFTP transfer in a UEFI HTTP boot: %s", e.What)
-		}
-	}
+	noTFTP(t, ev)
 	if !strings.Contains(res.Serial, "UEFI HTTPv4") {
 		t.Error("the serial log does not show OVMF's HTTP boot option starting")
 	}
