@@ -65,7 +65,8 @@ func TestCompletionBash(t *testing.T) {
 		{[]string{"pxed", "check", "--str"}, "--strict"},
 		{[]string{"pxed", "leases", "--con"}, "--config"},
 		{[]string{"pxed", "vm", "--dis"}, "--disk"},
-		{[]string{"pxed", "lab", "--uef"}, "--uefi"},
+		{[]string{"pxed", "lab", "--uef"}, "--uefi --uefi-http"},
+		{[]string{"pxed", "lab", "--sec"}, "--secure-boot"},
 		{[]string{"pxed", "host", "--js"}, "--json"},
 	} {
 		if got := complete(c.words...); got != c.want {

@@ -88,10 +88,10 @@ type labOptions struct {
 	server               string
 	http, uefi           bool
 	secureBoot, uefiHTTP bool
-	capture    bool
-	cache      string
-	timeout    time.Duration
-	serveArgs  []string
+	capture              bool
+	cache                string
+	timeout              time.Duration
+	serveArgs            []string
 }
 
 func runLab(ctx context.Context, out io.Writer, o labOptions) error {
@@ -240,9 +240,9 @@ func runLab(ctx context.Context, out io.Writer, o labOptions) error {
 type labFlags struct {
 	http, uefi, capture  *bool
 	secureBoot, uefiHTTP *bool
-	server, cache       *string
-	timeout             *time.Duration
-	serveArgs           stringList
+	server, cache        *string
+	timeout              *time.Duration
+	serveArgs            stringList
 }
 
 func (o *labFlags) define(fs *flag.FlagSet) {

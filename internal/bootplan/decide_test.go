@@ -271,4 +271,13 @@ func TestLoaderWarnings(t *testing.T) {
 	if w := New(Options{Inventory: inv, Tree: fstest.MapFS{"ipxe.efi": {}, "grubx64.efi": {}}}).Warnings(); len(w) != 0 {
 		t.Errorf("warnings with both loaders in the tree: %+v", w)
 	}
+	// arm64 is checked for a profile that gives arm64 files.
+	inv, err = inventory.Parse("inv.yaml", []byte("profiles:\n  both: {kernel: vmlinuz, loader: grub, arch: {efi-arm64: {kernel: arm64/vmlinuz}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = New(Options{Inventory: inv, Tree: fstest.MapFS{"shimx64.efi": {}, "grubx64.efi": {}}}).Warnings()
+	if len(w) != 1 || !strings.Contains(w[0].Msg, "none of shimaa64.efi, grubaa64.efi is in the boot tree: its hosts' efi-arm64 firmware") {
+		t.Errorf("arm64 warnings %+v", w)
+	}
 }

@@ -101,7 +101,7 @@ func New(o Options) *Plan {
 		}
 	}
 	p.loaders = map[inventory.Loader]map[string]string{}
-	missing := map[inventory.Loader]bool{}
+	missing := map[inventory.Loader][]string{} // architectures without a boot file
 	for l, byArch := range loaderFiles {
 		p.loaders[l] = map[string]string{}
 		for arch, files := range byArch {
@@ -115,15 +115,22 @@ func New(o Options) *Plan {
 					}
 				}
 			}
-			missing[l] = missing[l] || (arch == "efi-x64" && !found)
+			if !found {
+				missing[l] = append(missing[l], arch)
+			}
 		}
 	}
 	if o.Tree != nil && o.Inventory != nil {
 		for _, name := range slices.Sorted(maps.Keys(o.Inventory.Profiles)) {
 			pr := o.Inventory.Profiles[name]
-			if pr.Loader != "" && missing[pr.Loader] {
-				p.warnings = append(p.warnings, Warning{Pos: pr.Pos, Msg: fmt.Sprintf("profile %s: loader %s, but none of %s is in the boot tree: its hosts' UEFI x64 firmware will not find its boot file",
-					name, pr.Loader, strings.Join(loaderFiles[pr.Loader]["efi-x64"], ", "))})
+			for _, arch := range missing[pr.Loader] {
+				// x64 is every profile's; other architectures are the
+				// ones a profile gives files for (arch:).
+				if arch != "efi-x64" && pr.Arch[arch] == nil {
+					continue
+				}
+				p.warnings = append(p.warnings, Warning{Pos: pr.Pos, Msg: fmt.Sprintf("profile %s: loader %s, but none of %s is in the boot tree: its hosts' %s firmware will not find its boot file",
+					name, pr.Loader, strings.Join(loaderFiles[pr.Loader][arch], ", "), arch)})
 			}
 		}
 	}
