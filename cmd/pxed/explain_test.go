@@ -253,4 +253,17 @@ func TestExplainSecureBootChain(t *testing.T) {
 	if code != 0 || strings.Contains(out, "PROBLEM") {
 		t.Errorf("a signed chain: exit %d\n%s", code, out)
 	}
+
+	// arm64: its own chain (shimaa64.efi, grubaa64.efi) and the kernel of
+	// the grub.cfg branch an arm64 GRUB takes — unsigned here, while the
+	// x86_64 branch's is signed.
+	writeFile(t, inv, []byte("profiles:\n  sb: {kernel: sb/vmlinuz, loader: grub, arch: {efi-arm64: {kernel: arm64/vmlinuz}}}\nhosts:\n  - {name: sb1, mac: \"52:54:00:5b:00:01\", ip: 192.0.2.61, profile: sb}\n"))
+	tree = seedTree(t, map[string]string{"pxelinux.0": "x", "shimx64.efi": ms, "grubx64.efi": distro, "sb/vmlinuz": distro,
+		"shimaa64.efi": ms, "grubaa64.efi": distro, "arm64/vmlinuz": unsigned}, nil)
+	out, code = explain(t, args(tree, "--secure-boot")...)
+	wantLines(t, out, "shimaa64.efi (UEFI arm64): signed by Microsoft's UEFI CA", "grubaa64.efi (loaded by shim): signed by a distribution's key",
+		"(arm64 GRUB)", "PROBLEM:   /arm64/vmlinuz is not a signed EFI kernel", "/sb/vmlinuz: signed by a distribution's key")
+	if code != 1 || strings.Count(out, "PROBLEM") != 1 {
+		t.Errorf("arm64 with an unsigned kernel: exit %d, want 1 and one problem\n%s", code, out)
+	}
 }

@@ -47,8 +47,21 @@ var loaderFiles = map[inventory.Loader]map[string][]string{
 	inventory.LoaderPXELinux: {"efi-x64": {"syslinux.efi"}},
 }
 
-// ShimNext is the file shim loads from its own directory.
-var ShimNext = map[string]string{"shimx64.efi": "grubx64.efi", "shimaa64.efi": "grubaa64.efi"}
+// SecureBootChain is how shim continues on one CPU: the GRUB it loads from
+// its own directory, the CPU as GRUB's $grub_cpu names it, where that
+// GRUB loads modules from on the server, and Debian's packages of the two.
+type SecureBootChain struct {
+	GRUB, CPU, ModuleDir string
+	SignedPackage, SignedFile, ModulePackage string
+}
+
+// ShimChains are the chains of the shims pxed hands out, by shim's name.
+var ShimChains = map[string]SecureBootChain{
+	"shimx64.efi": {GRUB: "grubx64.efi", CPU: "x86_64", ModuleDir: "grub/x86_64-efi",
+		SignedPackage: "grub-efi-amd64-signed", SignedFile: "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed", ModulePackage: "grub-efi-amd64-bin"},
+	"shimaa64.efi": {GRUB: "grubaa64.efi", CPU: "arm64", ModuleDir: "grub/arm64-efi",
+		SignedPackage: "grub-efi-arm64-signed", SignedFile: "/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed", ModulePackage: "grub-efi-arm64-bin"},
+}
 
 // kind is what a generated name is.
 type kind int

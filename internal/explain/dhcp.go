@@ -28,7 +28,7 @@ type answer struct {
 }
 
 type answers struct {
-	bios, efi, ipxe, http answer
+	bios, efi, ipxe, http, arm64 answer
 	server                netip.Addr
 }
 
@@ -74,7 +74,7 @@ func (w *walk) dhcp() answers {
 	for i, c := range clients {
 		res[i] = w.decide(prefix, c.kind, c.vendor, c.arch, c.ipxe, uuid)
 	}
-	out.bios, out.efi, out.ipxe, out.http = res[0], res[1], res[2], res[3]
+	out.bios, out.efi, out.ipxe, out.http, out.arm64 = res[0], res[1], res[2], res[3], res[4]
 	bios, efi := out.bios, out.efi
 	if !bios.answered {
 		w.problem("no answer to a BIOS PXE client: %s", bios.silence)

@@ -87,7 +87,7 @@ func (w *walk) readFile(c bootfs.Client, name string) ([]byte, error) {
 // or shim would refuse is a problem; otherwise a note.
 func (w *walk) secureBoot(a answers) {
 	var files []answer
-	for _, ans := range []answer{a.efi, a.http} {
+	for _, ans := range []answer{a.efi, a.http, a.arm64} {
 		if ans.answered && ans.file != "" && !isBIOSLoader(ans.file) {
 			files = append(files, ans)
 		}
@@ -129,23 +129,22 @@ func (w *walk) secureBoot(a answers) {
 		w.info("%s (%s): %s", name, ans.kind, sig)
 		switch sig {
 		case unsigned:
-			refused("%s is not signed: firmware with Secure Boot on refuses it (\"Access Denied\"). For Secure Boot give the profile loader: grub and put Debian's shimx64.efi and grubx64.efi (shim-signed, grub-efi-amd64-signed) in the boot tree", name)
+			refused("%s is not signed: firmware with Secure Boot on refuses it (\"Access Denied\"). For Secure Boot give the profile loader: grub and put the distribution's shim and signed GRUB in the boot tree (Debian: shim-signed and grub-efi-amd64-signed or grub-efi-arm64-signed)", name)
 		case vendor:
-			refused("%s is trusted only through shim: firmware with Secure Boot on refuses it as the first program (\"Access Denied\"). Send shimx64.efi and put %s beside it as grubx64.efi", name, path.Base(name))
+			refused("%s is trusted only through shim: firmware with Secure Boot on refuses it as the first program (\"Access Denied\"). Send shim (shimx64.efi, shimaa64.efi) and put this GRUB beside it", name)
 		}
-		if next, ok := bootplan.ShimNext[path.Base(name)]; ok {
-			w.shimNext(client, path.Join(path.Dir(name), next), refused)
+		if chain, ok := bootplan.ShimChains[path.Base(name)]; ok {
+			w.shimNext(client, chain, path.Join(path.Dir(name), chain.GRUB), refused)
 		}
 	}
 }
 
 // shimNext checks the program shim loads (grubx64.efi beside it) and,
 // when pxed generates this client's GRUB config, the kernels it boots.
-func (w *walk) shimNext(c bootfs.Client, name string, refused func(string, ...any)) {
-	name = strings.TrimPrefix(name, "./")
+func (w *walk) shimNext(c bootfs.Client, chain bootplan.SecureBootChain, name string, refused func(string, ...any)) {
 	data, err := w.readFile(c, name)
 	if err != nil {
-		w.problem("shim loads %s from its own directory, and it cannot be read: %v. Install grub-efi-amd64-signed and copy /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed there as %s", name, err, path.Base(name))
+		w.problem("shim loads %s from its own directory, and it cannot be read: %v. Install %s and copy %s there as %s", name, err, chain.SignedPackage, chain.SignedFile, path.Base(name))
 		return
 	}
 	sig, err := peSigner(data)
@@ -167,8 +166,8 @@ func (w *walk) shimNext(c bootfs.Client, name string, refused func(string, ...an
 		w.problem("GRUB reads grub/grub.cfg (Debian's signed network GRUB reads nothing else), and it cannot be read for %s: %v", c.Addr, err)
 		return
 	}
-	w.info("grub/grub.cfg for %s:", c.Addr)
-	cpu := grubCPU{cpu: "x86_64"}
+	w.info("grub/grub.cfg for %s (%s GRUB):", c.Addr, chain.CPU)
+	cpu := grubCPU{cpu: chain.CPU}
 	for _, l := range strings.Split(strings.TrimRight(string(cfg), "\n"), "\n") {
 		w.info("  %s", l)
 		f := strings.Fields(l)
@@ -182,9 +181,9 @@ func (w *walk) shimNext(c bootfs.Client, name string, refused func(string, ...an
 			}
 			// Debian's signed network GRUB has no multiboot2 built in: it
 			// loads the module from its prefix on the server.
-			const mod = "grub/x86_64-efi/multiboot2.mod"
+			mod := chain.ModuleDir + "/multiboot2.mod"
 			if _, err := w.in.Files.Stat(mod); err != nil {
-				w.problem("  multiboot2: Debian's signed network GRUB has no multiboot2 command built in and loads %s from the server, which is missing: copy /usr/lib/grub/x86_64-efi/*.mod and *.lst of grub-efi-amd64-bin (the signed GRUB's version) to grub/x86_64-efi/ in the boot tree", mod)
+				w.problem("  multiboot2: Debian's signed network GRUB has no multiboot2 command built in and loads %s from the server, which is missing: copy the *.mod and *.lst of %s (the signed GRUB's version) to %s/ in the boot tree", mod, chain.ModulePackage, chain.ModuleDir)
 			} else {
 				w.info("  %s: ok (GRUB loads it for multiboot2; with Secure Boot on it may not, and refuses multiboot2)", mod)
 			}
