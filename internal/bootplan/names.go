@@ -51,7 +51,7 @@ var loaderFiles = map[inventory.Loader]map[string][]string{
 // its own directory, the CPU as GRUB's $grub_cpu names it, where that
 // GRUB loads modules from on the server, and Debian's packages of the two.
 type SecureBootChain struct {
-	GRUB, CPU, ModuleDir string
+	GRUB, CPU, ModuleDir                     string
 	SignedPackage, SignedFile, ModulePackage string
 }
 

@@ -29,7 +29,7 @@ type answer struct {
 
 type answers struct {
 	bios, efi, ipxe, http, arm64 answer
-	server                netip.Addr
+	server                       netip.Addr
 }
 
 // The clients explain asks for: what their firmware sends.
