@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"text/template"
 
 	"gopkg.in/yaml.v3"
 
@@ -24,8 +25,14 @@ import (
 type ArchFiles struct {
 	Kernel string     `yaml:"kernel"`
 	Initrd stringList `yaml:"initrd,omitempty"`
+	// Append, when set, is this architecture's kernel command line (a
+	// template, as the profile's), e.g. its serial console; else the
+	// profile's append.
+	Append string `yaml:"append,omitempty"`
 
 	Pos config.Pos `yaml:"-"`
+
+	appendTmpl *template.Template
 }
 
 // archCPU is the CPU a loader runs on for each client architecture (the
@@ -58,6 +65,7 @@ type cpuVariant struct {
 	cpu    string // $grub_cpu or ${buildarch}
 	kernel string
 	initrd []string
+	tmpl   *template.Template // its command line; nil: the profile's
 }
 
 // variants are p's arch entries by CPU as GRUB (grub) or iPXE names it,
@@ -76,15 +84,16 @@ func (p *Profile) variants(grub bool) []cpuVariant {
 		}
 		if !seen[cpu] {
 			seen[cpu] = true
-			out = append(out, cpuVariant{cpu, a.Kernel, a.Initrd})
+			out = append(out, cpuVariant{cpu, a.Kernel, a.Initrd, a.appendTmpl})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].cpu < out[j].cpu })
 	return out
 }
 
-// arch validates p's arch entries; check is the profile's path check.
-func (v *validator) arch(p *Profile, check func(what, s string)) {
+// arch validates p's arch entries; check is the profile's path check,
+// parse its template parser.
+func (v *validator) arch(p *Profile, check func(what, s string), parse func(what, text string) *template.Template) {
 	byCPU := map[string]string{}
 	for _, name := range sortedKeys(p.Arch) {
 		a := p.Arch[name]
@@ -105,8 +114,11 @@ func (v *validator) arch(p *Profile, check func(what, s string)) {
 		for _, i := range a.Initrd {
 			check("arch "+name+" initrd", i)
 		}
+		if a.Append != "" {
+			a.appendTmpl = parse("arch "+name+" append", a.Append)
+		}
 		if o, dup := byCPU[cpu.grub]; dup {
-			if b := p.Arch[o]; b.Kernel != a.Kernel || !slices.Equal(b.Initrd, a.Initrd) {
+			if b := p.Arch[o]; b.Kernel != a.Kernel || !slices.Equal(b.Initrd, a.Initrd) || b.Append != a.Append {
 				v.bad(pos, "profile %s: arch %s and %s give different files, but both run on %s and a loader cannot tell them apart", p.Name, o, name, cpu.grub)
 			}
 			continue

@@ -72,7 +72,7 @@ func TestArchErrors(t *testing.T) {
 		{"initrd with a comma", "profiles:\n  p:\n    kernel: k\n    arch:\n      efi-arm64: {kernel: a, initrd: 'x,y'}\n",
 			`profile p: arch efi-arm64 initrd "x,y" contains a space, comma`},
 		{"unknown key", "profiles:\n  p:\n    kernel: k\n    arch:\n      efi-arm64: {kernel: a, initrds: b}\n",
-			`inv.yaml:5:30: unknown key "initrds" in profiles.p.arch.efi-arm64 (known: kernel, initrd)`},
+			`inv.yaml:5:30: unknown key "initrds" in profiles.p.arch.efi-arm64 (known: kernel, initrd, append)`},
 		{"same CPU, other files", "profiles:\n  p:\n    kernel: k\n    arch:\n      efi-arm64: {kernel: a}\n      efi-arm64-http: {kernel: b}\n",
 			"inv.yaml:6:7: profile p: arch efi-arm64 and efi-arm64-http give different files, but both run on arm64"},
 		{"bios and ia32 differ", "profiles:\n  p:\n    kernel: k\n    arch:\n      bios: {kernel: a}\n      efi-ia32: {kernel: a, initrd: i}\n",
@@ -160,5 +160,54 @@ boot
 	if strings.Contains(string(g), "grub_cpu") || !strings.Contains(string(g), "  linux /k\n  initrd /i\n}") ||
 		strings.Contains(string(x), "buildarch") || !strings.HasSuffix(string(x), "kernel /k initrd=i\ninitrd /i\nboot\n") {
 		t.Errorf("a profile without arch:\n%s\n%s", g, x)
+	}
+}
+
+// An architecture may have its own command line (its serial console): the
+// GRUB and iPXE branches of that CPU use it, with ks= added as for the
+// profile's; same-CPU entries must agree on it; a template an arch's
+// append cannot render for a host is an error at load.
+func TestArchAppend(t *testing.T) {
+	inv, err := Parse("inv.yaml", []byte(`profiles:
+  p:
+    kernel: amd64/vmlinuz
+    append: console=ttyS0 host={{.Host.Name}}
+    arch:
+      efi-arm64: {kernel: arm64/vmlinuz, append: "console=ttyAMA0 host={{.Host.Name}}"}
+hosts:
+  - {name: h, mac: "00:16:3e:00:00:01", profile: p}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := Env{Server: "192.0.2.1:8080", BaseURL: "http://192.0.2.1:8080", KickstartURL: "http://192.0.2.1:8080/ks/h"}
+	h := inv.Host("h")
+	grub, err := h.GRUB(Install, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"    linux /arm64/vmlinuz console=ttyAMA0 host=h ks=http://192.0.2.1:8080/ks/h\n",
+		"    linux /amd64/vmlinuz console=ttyS0 host=h ks=http://192.0.2.1:8080/ks/h\n",
+	} {
+		if !strings.Contains(string(grub), want) {
+			t.Errorf("GRUB config lacks %q:\n%s", want, grub)
+		}
+	}
+	ipxe, err := h.IPXE(Install, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ipxe), ":pxed-arm64\nkernel /arm64/vmlinuz console=ttyAMA0 host=h ks=") || !strings.Contains(string(ipxe), "kernel /amd64/vmlinuz console=ttyS0 host=h ks=") {
+		t.Errorf("iPXE script:\n%s", ipxe)
+	}
+	for src, want := range map[string]string{
+		"profiles: {p: {kernel: k, arch: {efi-arm64: {kernel: a, append: x}, efi-arm64-http: {kernel: a, append: y}}}}\n": "give different files, but both run on arm64",
+		"profiles: {p: {kernel: k, arch: {efi-arm64: {kernel: a, append: \"{{.Vars.console}}\"}}}}\nhosts: [{name: h, mac: '00:16:3e:00:00:01', profile: p}]\n": "(arch arm64 append)",
+		"profiles: {p: {kernel: k, arch: {efi-arm64: {kernel: a, append: '{{'}}}}\n": "arch efi-arm64 append",
+	} {
+		if _, err := Parse("inv.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one with %q", src, err, want)
+		}
 	}
 }

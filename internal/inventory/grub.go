@@ -61,7 +61,7 @@ func (h *Host) GRUB(st State, env Env) ([]byte, error) {
 			}
 		}
 	default:
-		linux := func(kernel string, initrd []string) error {
+		linux := func(kernel string, initrd []string, line string) error {
 			if err := add("linux", kernel, line); err != nil {
 				return err
 			}
@@ -82,13 +82,13 @@ func (h *Host) GRUB(st State, env Env) ([]byte, error) {
 		// Per-architecture files: GRUB picks by the CPU it runs on.
 		vs := p.variants(true)
 		if len(vs) == 0 {
-			err = linux(p.Kernel, p.Initrd)
+			err = linux(p.Kernel, p.Initrd, line)
 			break
 		}
-		branch := func(head, kernel string, initrd []string) error {
+		branch := func(head, kernel string, initrd []string, line string) error {
 			cmds = append(cmds, head)
 			n := len(cmds)
-			err := linux(kernel, initrd)
+			err := linux(kernel, initrd, line)
 			for i := n; i < len(cmds); i++ {
 				cmds[i] = "  " + cmds[i]
 			}
@@ -99,12 +99,17 @@ func (h *Host) GRUB(st State, env Env) ([]byte, error) {
 			if i == 0 {
 				kw = "if"
 			}
-			if err = branch(kw+` [ "$grub_cpu" = `+grubWord(v.cpu)+" ]; then", v.kernel, v.initrd); err != nil {
+			vline, verr := h.variantLine(v, line, env)
+			if verr != nil {
+				err = verr
+				break
+			}
+			if err = branch(kw+` [ "$grub_cpu" = `+grubWord(v.cpu)+" ]; then", v.kernel, v.initrd, vline); err != nil {
 				break
 			}
 		}
 		if err == nil {
-			err = branch("else", p.Kernel, p.Initrd)
+			err = branch("else", p.Kernel, p.Initrd, line)
 			cmds = append(cmds, "fi")
 		}
 	}

@@ -367,7 +367,7 @@ func (v *validator) profile(p *Profile) {
 			checkPath("initrd", i)
 		}
 		p.appendTmpl = parse("append", p.Append)
-		v.arch(p, checkPath)
+		v.arch(p, checkPath, parse)
 	case p.Multiboot != nil:
 		m := p.Multiboot
 		if m.Loader == "" {
@@ -485,6 +485,11 @@ func (v *validator) host(h *Host) {
 			KickstartURL: "http://pxed.invalid:8080/kickstart", InstalledURL: "http://pxed.invalid:8080/installed"}
 		if _, err := h.CommandLine(env); err != nil {
 			v.bad(h.Pos, "%v", err)
+		}
+		for _, cv := range h.prof.variants(true) {
+			if _, err := h.commandLine(cv.tmpl, env); err != nil {
+				v.bad(h.Pos, "%v (arch %s append)", err, cv.cpu)
+			}
 		}
 		if _, _, err := h.Kickstart(env); err != nil {
 			v.bad(h.Pos, "%v", err)

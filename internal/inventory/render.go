@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"text/template"
 
 	"pxed/internal/pxelinux"
 )
@@ -89,13 +90,22 @@ func (h *Host) Data(env Env) TemplateData {
 // the dom0 kernel's): the append template rendered, plus ks=URL when the
 // profile has a kickstart the line does not already name.
 func (h *Host) CommandLine(env Env) (string, error) {
+	if h.prof == nil {
+		return "", nil
+	}
+	return h.commandLine(h.prof.appendTmpl, env)
+}
+
+// commandLine is CommandLine with the append template tmpl (an
+// architecture's own, or the profile's).
+func (h *Host) commandLine(tmpl *template.Template, env Env) (string, error) {
 	p := h.prof
-	if p == nil || p.appendTmpl == nil {
+	if p == nil || tmpl == nil {
 		return "", nil
 	}
 	d := h.Data(env)
 	var b strings.Builder
-	if err := p.appendTmpl.Execute(&b, d); err != nil {
+	if err := tmpl.Execute(&b, d); err != nil {
 		return "", fmt.Errorf("host %s: profile %s: %w", h.Name, p.Name, err)
 	}
 	line := strings.Join(strings.Fields(b.String()), " ")
@@ -207,7 +217,7 @@ func (h *Host) IPXE(st State, env Env) ([]byte, error) {
 			fmt.Fprintf(&b, "module %s\n", url(i))
 		}
 	default:
-		linux := func(kernel string, initrd []string) {
+		linux := func(kernel string, initrd []string, line string) {
 			// initrd= names let a UEFI kernel's EFI stub find its initrds.
 			var names []string
 			for _, i := range initrd {
@@ -224,15 +234,28 @@ func (h *Host) IPXE(st State, env Env) ([]byte, error) {
 		for _, v := range vs {
 			fmt.Fprintf(&b, "iseq ${buildarch} %s && goto pxed-%s ||\n", v.cpu, v.cpu)
 		}
-		linux(p.Kernel, p.Initrd)
+		linux(p.Kernel, p.Initrd, line)
 		for _, v := range vs {
+			vline, err := h.variantLine(v, line, env)
+			if err != nil {
+				return nil, err
+			}
 			fmt.Fprintf(&b, ":pxed-%s\n", v.cpu)
-			linux(v.kernel, v.initrd)
+			linux(v.kernel, v.initrd, vline)
 		}
 		return b.Bytes(), nil
 	}
 	b.WriteString("boot\n")
 	return b.Bytes(), nil
+}
+
+// variantLine is the command line of an architecture's variant: its own
+// append rendered (with ks= as the profile's), else line, the profile's.
+func (h *Host) variantLine(v cpuVariant, line string, env Env) (string, error) {
+	if v.tmpl == nil {
+		return line, nil
+	}
+	return h.commandLine(v.tmpl, env)
 }
 
 func baseName(s string) string {
