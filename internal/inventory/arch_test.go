@@ -202,9 +202,9 @@ hosts:
 		t.Errorf("iPXE script:\n%s", ipxe)
 	}
 	for src, want := range map[string]string{
-		"profiles: {p: {kernel: k, arch: {efi-arm64: {kernel: a, append: x}, efi-arm64-http: {kernel: a, append: y}}}}\n": "give different files, but both run on arm64",
+		"profiles: {p: {kernel: k, arch: {efi-arm64: {kernel: a, append: x}, efi-arm64-http: {kernel: a, append: y}}}}\n":                                       "give different files, but both run on arm64",
 		"profiles: {p: {kernel: k, arch: {efi-arm64: {kernel: a, append: \"{{.Vars.console}}\"}}}}\nhosts: [{name: h, mac: '00:16:3e:00:00:01', profile: p}]\n": "(arch arm64 append)",
-		"profiles: {p: {kernel: k, arch: {efi-arm64: {kernel: a, append: '{{'}}}}\n": "arch efi-arm64 append",
+		"profiles: {p: {kernel: k, arch: {efi-arm64: {kernel: a, append: '{{'}}}}\n":                                                                            "arch efi-arm64 append",
 	} {
 		if _, err := Parse("inv.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one with %q", src, err, want)
