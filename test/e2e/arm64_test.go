@@ -1,21 +1,15 @@
 package e2e
 
 import (
-	"context"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	pxlab "pxed/internal/lab"
 )
 
-var (
-	arm64Once   sync.Once
-	arm64Assets *pxlab.ARM64Assets
-	arm64Err    error
-)
+var arm64Prepared prepared[*pxlab.ARM64Assets]
 
 // arm64Lab is the Secure Boot lab (shimx64.efi, grubx64.efi, the amd64
 // kernel under sb/) with Debian's signed arm64 chain beside it
@@ -25,17 +19,7 @@ func arm64Lab(t *testing.T) (*bootLab, *pxlab.ARM64Assets) {
 	t.Helper()
 	need(t, "qemu-system-aarch64", "apt-get", "apt-cache", "dpkg-deb", "go")
 	b := secureBootLab(t)
-	arm64Once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		arm64Assets, arm64Err = pxlab.PrepareARM64(ctx, pxlab.CacheDir())
-	})
-	if arm64Err != nil {
-		if e2eRequired() {
-			t.Fatal(arm64Err)
-		}
-		t.Skip(arm64Err)
-	}
+	arm64Assets := arm64Prepared.get(t, pxlab.PrepareARM64)
 	b.place("shimaa64.efi", arm64Assets.Shim)
 	b.place("grubaa64.efi", arm64Assets.GRUB)
 	b.place("arm64/vmlinuz", arm64Assets.Kernel)

@@ -20,27 +20,40 @@ import (
 // with peer servers. Each scenario asserts pxed's events for the guest
 // and the marker its initramfs prints with /proc/cmdline.
 
-var (
-	assetsOnce sync.Once
-	assets     *pxlab.Assets
-	assetsErr  error
-)
+// prepared is a lab asset prepared once per test run (downloads and
+// builds, cached in pxlab.CacheDir()).
+type prepared[T any] struct {
+	once sync.Once
+	v    T
+	err  error
+}
+
+// get prepares the asset the first time, within 10 minutes; a failure
+// fails the test under PXED_E2E=1 and skips it otherwise.
+func (p *prepared[T]) get(t testing.TB, prepare func(ctx context.Context, cache string) (T, error)) T {
+	t.Helper()
+	p.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		p.v, p.err = prepare(ctx, pxlab.CacheDir())
+	})
+	if p.err != nil {
+		if e2eRequired() {
+			t.Fatal(p.err)
+		}
+		t.Skip(p.err)
+	}
+	return p.v
+}
+
+var assets prepared[*pxlab.Assets]
 
 func labAssets(t testing.TB) *pxlab.Assets {
 	t.Helper()
 	need(t, "qemu-system-x86_64", "apt-get", "dpkg-deb", "busybox")
-	assetsOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		assets, assetsErr = pxlab.PrepareAssets(ctx, pxlab.CacheDir(), true)
+	return assets.get(t, func(ctx context.Context, cache string) (*pxlab.Assets, error) {
+		return pxlab.PrepareAssets(ctx, cache, true)
 	})
-	if assetsErr != nil {
-		if e2eRequired() {
-			t.Fatal(assetsErr)
-		}
-		t.Skip(assetsErr)
-	}
-	return assets
 }
 
 // bootLab is a lab with pxed serving a boot tree.

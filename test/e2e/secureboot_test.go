@@ -7,18 +7,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	pxlab "pxed/internal/lab"
 )
 
-var (
-	sbOnce   sync.Once
-	sbAssets *pxlab.SecureBootAssets
-	sbErr    error
-)
+var sbPrepared prepared[*pxlab.SecureBootAssets]
 
 // secureBootLab is a boot lab with Debian's signed chain in the tree:
 // shimx64.efi and grubx64.efi (the signed network GRUB) at the root, the
@@ -32,17 +27,7 @@ func secureBootLab(t *testing.T) *bootLab {
 		}
 		t.Skip("OVMF with Secure Boot or ipxe.efi missing")
 	}
-	sbOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		sbAssets, sbErr = pxlab.PrepareSecureBoot(ctx, pxlab.CacheDir())
-	})
-	if sbErr != nil {
-		if e2eRequired() {
-			t.Fatal(sbErr)
-		}
-		t.Skip(sbErr)
-	}
+	sbAssets := sbPrepared.get(t, pxlab.PrepareSecureBoot)
 	b.place("shimx64.efi", sbAssets.Shim)
 	b.place("grubx64.efi", sbAssets.GRUB)
 	b.place("sb/vmlinuz", b.a.Kernel)
@@ -212,12 +197,13 @@ func TestE2EBootXenGRUB(t *testing.T) {
 	b.place("xen/xen.gz", b.a.Xen)
 	// The signed network GRUB has no multiboot2 built in; with Secure
 	// Boot off it loads the module from its prefix on the server.
-	mods, err := os.ReadDir(sbAssets.GRUBModules)
+	modDir := sbPrepared.get(t, pxlab.PrepareSecureBoot).GRUBModules
+	mods, err := os.ReadDir(modDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range mods {
-		b.place("grub/x86_64-efi/"+m.Name(), filepath.Join(sbAssets.GRUBModules, m.Name()))
+		b.place("grub/x86_64-efi/"+m.Name(), filepath.Join(modDir, m.Name()))
 	}
 	inv := b.file("inventory.yaml", `profiles:
   xen-host:
