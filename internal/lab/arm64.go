@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"time"
 )
 
@@ -81,7 +80,7 @@ func PrepareARM64(ctx context.Context, cache string) (*ARM64Assets, error) {
 		}
 	}
 	if kernel == "" {
-		if err := fetchDeb(ctx, func(ctx context.Context) (string, error) { return kernelPackageARM64(ctx, apt) }, kdir,
+		if err := fetchDeb(ctx, kernelPackage("arm64", aptARM64(apt)...), kdir,
 			map[string]string{`^boot/vmlinuz-`: ""}, aptARM64(apt)...); err != nil {
 			return nil, fmt.Errorf("arm64 kernel: %w", err)
 		}
@@ -119,19 +118,6 @@ func aptUpdateARM64(ctx context.Context, dir string) error {
 		return fmt.Errorf("apt-get update (arm64 lists in %s): %v\n%s", dir, err, out)
 	}
 	return nil
-}
-
-// kernelPackageARM64 finds the package linux-image-arm64 depends on.
-func kernelPackageARM64(ctx context.Context, apt string) (string, error) {
-	out, err := exec.CommandContext(ctx, "apt-cache", append(aptARM64(apt), "show", "linux-image-arm64")...).Output()
-	if err != nil {
-		return "", fmt.Errorf("apt-cache show linux-image-arm64: %w", err)
-	}
-	m := regexp.MustCompile(`(?m)^Depends:.*?(linux-image-[0-9][^ ,]*-arm64)`).FindSubmatch(out)
-	if m == nil {
-		return "", errors.New("no kernel package named in apt-cache show linux-image-arm64")
-	}
-	return string(m[1]), nil
 }
 
 // buildARM64Initramfs builds arm64init for the guest and writes the

@@ -144,7 +144,7 @@ func PrepareAssets(ctx context.Context, cache string, withXen bool) (*Assets, er
 	var err error
 	kdir := filepath.Join(cache, "kernel")
 	if a.Kernel, err = cachedGlob(kdir, "vmlinuz-*"); err != nil || a.Kernel == "" {
-		if err := fetchDeb(ctx, kernelPackage, kdir, map[string]string{`^boot/vmlinuz-`: "", `/e1000\.ko$`: "e1000.ko"}); err != nil {
+		if err := fetchDeb(ctx, kernelPackage("amd64"), kdir, map[string]string{`^boot/vmlinuz-`: "", `/e1000\.ko$`: "e1000.ko"}); err != nil {
 			return nil, fmt.Errorf("kernel: %w", err)
 		}
 		if a.Kernel, err = cachedGlob(kdir, "vmlinuz-*"); err != nil || a.Kernel == "" {
@@ -179,17 +179,21 @@ func cachedGlob(dir, pattern string) (string, error) {
 	return m[0], nil
 }
 
-// kernelPackage finds the package linux-image-amd64 currently depends on.
-func kernelPackage(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "apt-cache", "show", "linux-image-amd64").Output()
-	if err != nil {
-		return "", fmt.Errorf("apt-cache show linux-image-amd64: %w", err)
+// kernelPackage returns the finder of the package linux-image-ARCH
+// currently depends on (apt-cache run with aptOpts).
+func kernelPackage(arch string, aptOpts ...string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		meta := "linux-image-" + arch
+		out, err := exec.CommandContext(ctx, "apt-cache", append(aptOpts, "show", meta)...).Output()
+		if err != nil {
+			return "", fmt.Errorf("apt-cache show %s: %w", meta, err)
+		}
+		m := regexp.MustCompile(`(?m)^Depends:.*?(linux-image-[0-9][^ ,]*-` + regexp.QuoteMeta(arch) + `)`).FindSubmatch(out)
+		if m == nil {
+			return "", fmt.Errorf("no kernel package named in apt-cache show %s", meta)
+		}
+		return string(m[1]), nil
 	}
-	m := regexp.MustCompile(`(?m)^Depends:.*?(linux-image-[0-9][^ ,]*-amd64)`).FindSubmatch(out)
-	if m == nil {
-		return "", errors.New("no kernel package named in apt-cache show linux-image-amd64")
-	}
-	return string(m[1]), nil
 }
 
 // fetchDeb downloads a package with apt-get download and copies the files

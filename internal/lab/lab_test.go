@@ -3,8 +3,10 @@ package lab
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +69,20 @@ not json
 `
 	if b.String() != want {
 		t.Errorf("timeline:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// The kernel package is found from the meta-package's dependency, per
+// architecture (apt-cache on this machine's own lists).
+func TestKernelPackage(t *testing.T) {
+	if _, err := exec.LookPath("apt-cache"); err != nil {
+		t.Skip("apt-cache is not installed")
+	}
+	name, err := kernelPackage("amd64")(context.Background())
+	if err != nil || !regexp.MustCompile(`^linux-image-[0-9][^ ]*-amd64$`).MatchString(name) {
+		t.Fatalf("kernelPackage(amd64) = %q, %v", name, err)
+	}
+	if _, err := kernelPackage("no-such-arch")(context.Background()); err == nil {
+		t.Error("a meta-package that does not exist gave a kernel package")
 	}
 }
