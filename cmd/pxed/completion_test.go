@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -10,20 +9,6 @@ import (
 
 	"pxed/internal/testutil"
 )
-
-// shell finds a shell for the completion tests; under PXED_E2E=1 (CI
-// installs them) a missing one fails.
-func shell(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("PXED_E2E") == "1" {
-			t.Fatalf("%s is not installed, and PXED_E2E=1 requires it", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
-}
 
 // script writes `pxed completion SHELL` to a file.
 func script(t *testing.T, sh string) string {
@@ -40,7 +25,7 @@ func script(t *testing.T, sh string) string {
 // TestCompletionBash completes in a real bash: commands, then each
 // command's own flags, from the same definitions the commands parse.
 func TestCompletionBash(t *testing.T) {
-	bash := shell(t, "bash")
+	bash := needTool(t, "bash")
 	f := script(t, "bash")
 	complete := func(words ...string) string {
 		t.Helper()
@@ -81,7 +66,7 @@ func TestCompletionBash(t *testing.T) {
 // TestCompletionZsh loads the zsh script in a real zsh (through
 // bashcompinit) and checks that it registers the completion for pxed.
 func TestCompletionZsh(t *testing.T) {
-	zsh := shell(t, "zsh")
+	zsh := needTool(t, "zsh")
 	f := script(t, "zsh")
 	out, err := exec.Command(zsh, "-f", "-c", "autoload -U compinit && compinit -u; source "+f+"; print -r -- ${_comps[pxed]}").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "_pxed") {
@@ -91,7 +76,7 @@ func TestCompletionZsh(t *testing.T) {
 
 // TestCompletionFish asks a real fish what it completes.
 func TestCompletionFish(t *testing.T) {
-	fish := shell(t, "fish")
+	fish := needTool(t, "fish")
 	f := script(t, "fish")
 	for _, c := range []struct{ line, want string }{
 		{"pxed se", "serve\trun the DHCP, TFTP and HTTP boot servers"},
@@ -108,7 +93,7 @@ func TestCompletionFish(t *testing.T) {
 // TestManPage renders `pxed man` with groff, warnings on, and finds every
 // command and a flag of each kind in it.
 func TestManPage(t *testing.T) {
-	groff := shell(t, "groff")
+	groff := needTool(t, "groff")
 	var out, errb testutil.SyncBuffer
 	if code := run([]string{"man"}, &out, &errb); code != 0 {
 		t.Fatalf("pxed man: exit %d: %s", code, errb.String())

@@ -40,12 +40,9 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	setUsage(fs, stderr, eventsSynopsis, eventsExamples)
 	configFile, stateDir, limit, asJSON := eventsFlags(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseCommand(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) > 1 {
 		fs.Usage()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,12 +50,9 @@ func cmdLab(args []string, stdout, stderr io.Writer) int {
 	var o labFlags
 	o.define(fs)
 	http, uefi, server, cache, timeout, capture := o.http, o.uefi, o.server, o.cache, o.timeout, o.capture
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseCommand(fs, args)
+	if !ok {
+		return code
 	}
 	firmware := 0
 	for _, f := range []bool{*http, *uefi, *o.secureBoot, *o.uefiHTTP} {

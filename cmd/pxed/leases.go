@@ -24,12 +24,9 @@ func cmdLeases(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	setUsage(fs, stderr, leasesSynopsis, leasesExamples)
 	configFile, stateDir, asJSON := leasesFlags(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseCommand(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "pxed leases: unexpected argument %q\n", pos[0])

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"pxed/internal/testutil"
 	"slices"
 	"strings"
 	"testing"
@@ -13,28 +13,6 @@ import (
 // unitFile is the service definition shipped for packages.
 const unitFile = "../../contrib/systemd/pxed.service"
 
-// unitKeys reads a unit file's KEY=VALUE lines, in order, by key.
-func unitKeys(t *testing.T, path string) map[string][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	keys := map[string][]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == '[' {
-			continue
-		}
-		if k, v, ok := strings.Cut(line, "="); ok {
-			keys[k] = append(keys[k], v)
-		}
-	}
-	return keys
-}
-
 // TestSystemdUnit checks contrib/systemd/pxed.service: systemd's own
 // verifier accepts it without a word (unknown keys are only warnings to
 // it, so any output fails), with ExecStart pointing at a freshly built
@@ -42,7 +20,7 @@ func unitKeys(t *testing.T, path string) map[string][]string {
 // `pxed serve` sends once every listener is bound), reload by SIGHUP, the
 // unprivileged user with exactly two capabilities, its own state directory.
 func TestSystemdUnit(t *testing.T) {
-	keys := unitKeys(t, unitFile)
+	keys := testutil.UnitKeys(t, unitFile)
 	for k, want := range map[string]string{
 		"Type":                   "notify",
 		"ExecReload":             "/bin/kill -HUP $MAINPID",
@@ -63,13 +41,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatalf("ExecStart=%q, want /usr/bin/pxed serve …", keys["ExecStart"])
 	}
 
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("PXED_E2E") == "1" {
-			t.Fatal("systemd-analyze is not installed, and PXED_E2E=1 requires it")
-		}
-		t.Skip("systemd-analyze is not installed")
-	}
+	analyze := needTool(t, "systemd-analyze")
 	bin := buildPxed(t)
 	b, err := os.ReadFile(unitFile)
 	if err != nil {

@@ -39,12 +39,9 @@ func cmdVM(args []string, stdout, stderr io.Writer) int {
 	o.define(fs)
 	mac, typ, memory, vcpus, disk, bridge := o.mac, o.typ, o.memory, o.vcpus, o.disk, o.bridge
 	bootloader, xm, out, invFile, profile, ip := o.bootloader, o.xm, o.out, o.invFile, o.profile, o.ip
-	pos, err := parseArgs(fs, args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseCommand(fs, args[1:])
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
 		fmt.Fprint(stderr, vmUsage)

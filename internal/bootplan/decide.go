@@ -1,9 +1,10 @@
 package bootplan
 
 import (
+	"maps"
 	"net"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 
 	"pxed/internal/inventory"
@@ -47,14 +48,7 @@ func ArchCode(name string) (uint16, bool) {
 }
 
 // ArchNames lists the architecture names boot-files accepts, sorted.
-func ArchNames() []string {
-	out := make([]string, 0, len(archByName))
-	for n := range archByName {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func ArchNames() []string { return slices.Sorted(maps.Keys(archByName)) }
 
 // Facts are what a request says about the client, as far as booting goes.
 type Facts struct {

@@ -1,12 +1,11 @@
 package inventory
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"text/template"
-
-	"gopkg.in/yaml.v3"
 
 	"pxed/internal/config"
 )
@@ -51,14 +50,7 @@ var archCPU = map[string]struct{ grub, ipxe string }{
 }
 
 // ArchNames are the architecture names a profile's arch accepts, sorted.
-func ArchNames() []string {
-	out := make([]string, 0, len(archCPU))
-	for n := range archCPU {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func ArchNames() []string { return slices.Sorted(maps.Keys(archCPU)) }
 
 // cpuVariant is what a loader on one CPU boots.
 type cpuVariant struct {
@@ -95,7 +87,7 @@ func (p *Profile) variants(grub bool) []cpuVariant {
 // parse its template parser.
 func (v *validator) arch(p *Profile, check func(what, s string), parse func(what, text string) *template.Template) {
 	byCPU := map[string]string{}
-	for _, name := range sortedKeys(p.Arch) {
+	for _, name := range slices.Sorted(maps.Keys(p.Arch)) {
 		a := p.Arch[name]
 		pos := p.Pos
 		if a != nil && a.Pos.Line > 0 {
@@ -124,49 +116,5 @@ func (v *validator) arch(p *Profile, check func(what, s string), parse func(what
 			continue
 		}
 		byCPU[cpu.grub] = name
-	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// positionArch records where each profile's arch entries were written.
-func (inv *Inventory) positionArch(root *yaml.Node) {
-	mapping := func(n *yaml.Node, key string) *yaml.Node {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return nil
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.MappingNode {
-				return n.Content[i+1]
-			}
-		}
-		return nil
-	}
-	if len(root.Content) == 0 {
-		return
-	}
-	ps := mapping(root.Content[0], "profiles")
-	if ps == nil {
-		return
-	}
-	for i := 0; i+1 < len(ps.Content); i += 2 {
-		p := inv.Profiles[ps.Content[i].Value]
-		as := mapping(ps.Content[i+1], "arch")
-		if p == nil || as == nil {
-			continue
-		}
-		for j := 0; j+1 < len(as.Content); j += 2 {
-			k := as.Content[j]
-			if a := p.Arch[k.Value]; a != nil {
-				a.Pos = config.Pos{File: inv.File, Line: k.Line, Column: k.Column}
-			}
-		}
 	}
 }

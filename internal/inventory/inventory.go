@@ -210,7 +210,6 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		inv.Profiles = map[string]*Profile{}
 	}
 	inv.position(&root)
-	inv.positionArch(&root)
 	v := &validator{inv: inv, dir: filepath.Dir(name)}
 	v.validate()
 	if len(v.errs) > 0 {
@@ -219,7 +218,8 @@ func Parse(name string, data []byte) (*Inventory, error) {
 	return inv, nil
 }
 
-// position records where each profile and host was written.
+// position records where each profile (and its arch entries) and host was
+// written.
 func (inv *Inventory) position(root *yaml.Node) {
 	if len(root.Content) == 0 {
 		return
@@ -239,8 +239,17 @@ func (inv *Inventory) position(root *yaml.Node) {
 	pos := func(n *yaml.Node) config.Pos { return config.Pos{File: inv.File, Line: n.Line, Column: n.Column} }
 	if ps := get(doc, "profiles"); ps != nil && ps.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(ps.Content); i += 2 {
-			if p := inv.Profiles[ps.Content[i].Value]; p != nil {
-				p.Pos = pos(ps.Content[i])
+			p := inv.Profiles[ps.Content[i].Value]
+			if p == nil {
+				continue
+			}
+			p.Pos = pos(ps.Content[i])
+			if as := get(ps.Content[i+1], "arch"); as != nil && as.Kind == yaml.MappingNode {
+				for j := 0; j+1 < len(as.Content); j += 2 {
+					if a := p.Arch[as.Content[j].Value]; a != nil {
+						a.Pos = pos(as.Content[j])
+					}
+				}
 			}
 		}
 	}

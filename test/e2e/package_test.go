@@ -94,23 +94,6 @@ func TestE2EDebianPackage(t *testing.T) {
 	}
 }
 
-// unitSettings reads the [Service] keys of a unit file (the last value of
-// a key given twice, as systemd keeps for these).
-func unitSettings(t *testing.T, path string) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") {
-			m[k] = v
-		}
-	}
-	return m
-}
-
 // runAsUnit runs the installed unit's ExecStart the way systemd starts
 // the service (there is no systemd PID 1 in CI): as its User and Group
 // with exactly its AmbientCapabilities (also the bounding set),
@@ -123,7 +106,11 @@ func unitSettings(t *testing.T, path string) map[string]string {
 func runAsUnit(t *testing.T, unit string) {
 	t.Helper()
 	need(t, "setpriv", "curl")
-	u := unitSettings(t, unit)
+	// The last value of each key, as systemd keeps for these.
+	u := map[string]string{}
+	for k, vs := range testutil.UnitKeys(t, unit) {
+		u[k] = vs[len(vs)-1]
+	}
 	if u["Type"] != "notify" || u["User"] != "pxed" || u["ExecReload"] != "/bin/kill -HUP $MAINPID" {
 		t.Fatalf("%s: Type=%s User=%s ExecReload=%s, not what this test emulates", unit, u["Type"], u["User"], u["ExecReload"])
 	}
