@@ -25,6 +25,7 @@ import (
 	bberrors "go.etcd.io/bbolt/errors"
 
 	"pxed/internal/lease"
+	"pxed/internal/lease/record"
 )
 
 // SchemaVersion is the layout version this package writes and reads.
@@ -190,7 +191,7 @@ func (s *Store) Load(ctx context.Context) ([]lease.Lease, error) {
 					return err
 				}
 			}
-			l, err := decode(k, v)
+			l, err := record.Decode(k, v)
 			if err != nil {
 				return err
 			}
@@ -228,13 +229,13 @@ func (s *Store) Put(ctx context.Context, batch []lease.Lease) ([]lease.Lease, er
 		if !l.State.Persistent() {
 			return nil, fmt.Errorf("put lease for %v: state %v cannot be stored", l.IP, l.State)
 		}
-		if max(len(l.Client), len(l.MAC), len(l.Hostname), len(l.UUID)) > maxField {
-			return nil, fmt.Errorf("put lease for %v: a field is longer than %d bytes", l.IP, maxField)
+		if max(len(l.Client), len(l.MAC), len(l.Hostname), len(l.UUID)) > record.MaxField {
+			return nil, fmt.Errorf("put lease for %v: a field is longer than %d bytes", l.IP, record.MaxField)
 		}
 		k := l.IP.Unmap().As4()
 		start := len(arena)
 		arena = append(arena, k[:]...)
-		arena = appendRecord(arena, l)
+		arena = record.Append(arena, l)
 		recs[i] = kv{k: arena[start : start+4 : start+4], v: arena[start+4 : len(arena) : len(arena)]}
 	}
 	// The arena may have grown: slices taken before point to old arrays,
@@ -255,7 +256,7 @@ func (s *Store) Put(ctx context.Context, batch []lease.Lease) ([]lease.Lease, er
 		rev++
 		for _, i := range order {
 			r := recs[i]
-			binary.BigEndian.PutUint64(r.v[revOffset:], rev)
+			binary.BigEndian.PutUint64(r.v[record.RevOffset:], rev)
 			if err := b.Put(r.k, r.v); err != nil {
 				return fmt.Errorf("put %v: %w", batch[i].IP, err)
 			}

@@ -1,4 +1,6 @@
-package bolt
+// Package record is the binary form of one lease record, shared by the
+// stores (bolt's file, etcd's values).
+package record
 
 import (
 	"encoding/binary"
@@ -23,11 +25,14 @@ import (
 // Nothing may follow. The key is the 4-byte IPv4 address.
 const (
 	recordVersion = 1
-	revOffset     = 2
-	maxField      = 1 << 16
+	// RevOffset is where the revision starts in a record.
+	RevOffset = 2
+	// MaxField bounds each variable-length field.
+	MaxField = 1 << 16
 )
 
-func appendRecord(b []byte, l lease.Lease) []byte {
+// Append appends l's record to b.
+func Append(b []byte, l lease.Lease) []byte {
 	b = append(b, recordVersion, byte(l.State))
 	b = binary.BigEndian.AppendUint64(b, l.Rev)
 	b = binary.AppendVarint(b, nanos(l.Start))
@@ -53,8 +58,9 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-// decode decodes the record v stored under key k; errors name the key.
-func decode(k, v []byte) (lease.Lease, error) {
+// Decode decodes the record v stored under the 4-byte address key k;
+// errors name the key.
+func Decode(k, v []byte) (lease.Lease, error) {
 	l, err := decodeRecord(k, v)
 	if err != nil {
 		if len(k) == 4 {
@@ -71,7 +77,7 @@ func decodeRecord(k, v []byte) (lease.Lease, error) {
 		return l, errors.New("key is not a 4-byte IPv4 address")
 	}
 	l.IP = netip.AddrFrom4([4]byte(k))
-	if len(v) < revOffset+8 {
+	if len(v) < RevOffset+8 {
 		return l, fmt.Errorf("record too short (%d bytes)", len(v))
 	}
 	if v[0] != recordVersion {
@@ -81,8 +87,8 @@ func decodeRecord(k, v []byte) (lease.Lease, error) {
 	if !l.State.Persistent() {
 		return l, fmt.Errorf("bad state %d", v[1])
 	}
-	l.Rev = binary.BigEndian.Uint64(v[revOffset:])
-	p := v[revOffset+8:]
+	l.Rev = binary.BigEndian.Uint64(v[RevOffset:])
+	p := v[RevOffset+8:]
 	var times [2]int64
 	for i := range times {
 		n, w := binary.Varint(p)
@@ -95,7 +101,7 @@ func decodeRecord(k, v []byte) (lease.Lease, error) {
 	var fields [4][]byte
 	for i := range fields {
 		n, w := binary.Uvarint(p)
-		if w <= 0 || n > maxField || n > uint64(len(p)-w) {
+		if w <= 0 || n > MaxField || n > uint64(len(p)-w) {
 			return l, fmt.Errorf("bad length of field %d", i)
 		}
 		fields[i], p = p[w:w+int(n)], p[w+int(n):]
