@@ -46,6 +46,16 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config) *string { return &c.Metrics.Addr })
 	bind(f, f.fs.String, "state-dir", "state-dir", d.StateDir, "`dir`ectory for durable state (leases, host states)",
 		func(c *config.Config) *string { return &c.StateDir })
+	bind(f, f.fs.String, "store", "store.url", "", "where leases live: `bolt:PATH` (default bolt:<state-dir>/leases.db) or etcd://HOST:PORT[,HOST:PORT…] shared by several pxed",
+		func(c *config.Config) *string { return &c.Store.URL })
+	bind(f, f.fs.String, "store-prefix", "store.prefix", d.Store.Prefix, "etcd key `prefix` shared by the pxed of one cluster",
+		func(c *config.Config) *string { return &c.Store.Prefix })
+	bind(f, f.fs.String, "etcd-ca", "store.etcd-ca", "", "PEM `file` of the CA that signed the etcd members' certificates (TLS to etcd)",
+		func(c *config.Config) *string { return &c.Store.CA })
+	bind(f, f.fs.String, "etcd-cert", "store.etcd-cert", "", "PEM `file` of pxed's client certificate for etcd",
+		func(c *config.Config) *string { return &c.Store.Cert })
+	bind(f, f.fs.String, "etcd-key", "store.etcd-key", "", "PEM `file` of the key of --etcd-cert",
+		func(c *config.Config) *string { return &c.Store.Key })
 	bind(f, f.fs.String, "dhcpd-conf", "dhcp.dhcpd-conf", "", "ISC dhcpd.conf `file` to serve DHCP from (read as it is; see pxed check)",
 		func(c *config.Config) *string { return &c.DHCP.DHCPDConf })
 	bind(f, f.fs.String, "inventory", "inventory", "", "boot inventory `file` (hosts and profiles; reloaded on SIGHUP and on change)",

@@ -35,6 +35,8 @@ type Config struct {
 	Inventory string  `yaml:"inventory"`
 	API       API     `yaml:"api"`
 	Metrics   Metrics `yaml:"metrics"`
+	// Store is where leases live (bolt by default, or a shared etcd).
+	Store Store `yaml:"store"`
 	// Strict makes the dhcpd.conf statements pxed does not model (ISC
 	// dhcpd knows them; pxed skips them with a warning) errors.
 	Strict bool `yaml:"strict"`
@@ -145,6 +147,7 @@ func Default() *Config {
 		},
 		HTTP:    HTTP{Addr: ":8080", MaxConns: 1024, MaxConnsPerIP: 32, MinRate: 4096},
 		Metrics: Metrics{Addr: MetricsOnHTTP},
+		Store:   Store{Prefix: DefaultStorePrefix},
 	}
 }
 
@@ -203,6 +206,7 @@ func (c *Config) resolvePaths(dir string) {
 	for key, p := range map[string]*string{
 		"state-dir": &c.StateDir, "tftp.root": &c.TFTP.Root, "inventory": &c.Inventory,
 		"dhcp.dhcpd-conf": &c.DHCP.DHCPDConf, "api.token-file": &c.API.TokenFile,
+		"store.etcd-ca": &c.Store.CA, "store.etcd-cert": &c.Store.Cert, "store.etcd-key": &c.Store.Key,
 	} {
 		if *p != "" && !filepath.IsAbs(*p) && c.inFile(key) {
 			*p = filepath.Join(dir, *p)
@@ -403,6 +407,7 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("dhcp.interfaces[%d]", i), "empty interface name")
 		}
 	}
+	c.checkStore(bad)
 	es = append(es, c.checkOptions()...)
 	if len(es) > 0 {
 		return es
