@@ -98,7 +98,7 @@ type Profile struct {
 
 	appendTmpl *template.Template
 	ksTmpl     *template.Template
-	ksFile     string // resolved path of Kickstart
+	ksFile     string // resolved path of Kickstart (read from disk)
 }
 
 // Loader is a profile's boot loader for UEFI clients.
@@ -192,6 +192,30 @@ func Load(name string) (*Inventory, error) {
 // Parse reads an inventory from bytes; name is used in messages and to
 // find kickstart templates (relative to its directory).
 func Parse(name string, data []byte) (*Inventory, error) {
+	return ParseWith(name, data, nil)
+}
+
+// TemplateReader reads the kickstart template a profile names, given as
+// the profile writes it.
+type TemplateReader func(kickstart string) ([]byte, error)
+
+// DiskTemplates reads kickstart templates from the file system, relative
+// names from dir: Parse's reader for an inventory file in dir.
+func DiskTemplates(dir string) TemplateReader {
+	return func(ks string) ([]byte, error) { return readTemplate(kickstartPath(dir, ks)) }
+}
+
+func kickstartPath(dir, ks string) string {
+	if filepath.IsAbs(ks) {
+		return ks
+	}
+	return filepath.Join(dir, ks)
+}
+
+// ParseWith is Parse with the kickstart templates read by read (nil: from
+// disk, as Parse does). An inventory stored in etcd carries its templates;
+// only templates read from disk are listed by Templates.
+func ParseWith(name string, data []byte, read TemplateReader) (*Inventory, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, config.YAMLError(name, err)
@@ -210,7 +234,7 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		inv.Profiles = map[string]*Profile{}
 	}
 	inv.position(&root)
-	v := &validator{inv: inv, dir: filepath.Dir(name)}
+	v := &validator{inv: inv, dir: filepath.Dir(name), read: read}
 	v.validate()
 	if len(v.errs) > 0 {
 		return nil, v.errs
@@ -271,6 +295,7 @@ func (inv *Inventory) position(root *yaml.Node) {
 type validator struct {
 	inv  *Inventory
 	dir  string
+	read TemplateReader // nil: from disk, relative to dir
 	errs config.Errors
 }
 
@@ -408,16 +433,16 @@ func (v *validator) profile(p *Profile) {
 		v.bad(p.Pos, "profile %s: ipappend %d is not 0..3", p.Name, p.IPAppend)
 	}
 	if p.Kickstart != "" {
-		file := p.Kickstart
-		if !filepath.IsAbs(file) {
-			file = filepath.Join(v.dir, file)
+		read, file := v.read, ""
+		if read == nil {
+			read, file = DiskTemplates(v.dir), kickstartPath(v.dir, p.Kickstart)
 		}
-		data, err := readTemplate(file)
+		data, err := read(p.Kickstart)
 		if err != nil {
 			v.bad(p.Pos, "profile %s: kickstart: %v", p.Name, err)
 			return
 		}
-		t, err := template.New(filepath.Base(file)).Funcs(funcs).Option("missingkey=error").Parse(string(data))
+		t, err := template.New(filepath.Base(p.Kickstart)).Funcs(funcs).Option("missingkey=error").Parse(string(data))
 		if err != nil {
 			v.bad(p.Pos, "profile %s: kickstart template %v", p.Name, err)
 			return

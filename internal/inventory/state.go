@@ -85,15 +85,21 @@ func (s *StateFile) Get(name string) (Record, bool) {
 	return r, ok
 }
 
-// Set stores a record durably before returning.
-func (s *StateFile) Set(name string, r Record) error {
-	return s.SetAll(map[string]Record{name: r})
-}
-
-// SetAll stores records (by host name) durably, in one write: all or none.
-func (s *StateFile) SetAll(recs map[string]Record) error {
+// Update changes the records of names in one durable write: all or none
+// (StateStore). f runs once, under the file's lock.
+func (s *StateFile) Update(names []string, f func(cur map[string]Record) (map[string]Record, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	cur := map[string]Record{}
+	for _, n := range names {
+		if r, ok := s.recs[strings.ToLower(n)]; ok {
+			cur[strings.ToLower(n)] = r
+		}
+	}
+	recs, err := f(cur)
+	if err != nil || len(recs) == 0 {
+		return err
+	}
 	type prev struct {
 		r   Record
 		had bool

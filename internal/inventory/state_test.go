@@ -87,7 +87,7 @@ func TestStateFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
-		if err := sf.Set("a", Record{State: Local}); err == nil {
+		if err := sf.Update([]string{"a"}, func(map[string]Record) (map[string]Record, error) { return map[string]Record{"a": {State: Local}}, nil }); err == nil {
 			t.Fatal("write into a read-only directory succeeded")
 		}
 		if _, ok := sf.Get("a"); ok {
