@@ -14,11 +14,12 @@ import (
 )
 
 // LeaseView is what a decision reads of the leases. Offer holds an address
-// for a client in memory (offers are not persisted); nothing here writes.
-// *lease.Allocator implements it.
+// for a client in memory (offers are not persisted) and Withdraw drops that
+// hold; nothing here writes. *lease.Allocator implements it.
 type LeaseView interface {
 	Offer(req lease.Request) (netip.Addr, error)
 	Lookup(c lease.ClientKey) (lease.Lease, bool)
+	Withdraw(c lease.ClientKey)
 }
 
 // Action is what delivery does with a request besides sending a reply.
@@ -388,7 +389,9 @@ func (x *exchange) request() Outcome {
 	switch {
 	case sid.IsValid():
 		if !x.ours(sid) {
-			// The client chose another server's offer; ours lapses.
+			// The client chose another server's offer: ours is
+			// withdrawn, its address free again at once.
+			x.leases.Withdraw(x.f.key)
 			return silence(slog.LevelDebug, "REQUEST for another server ("+sid.String()+")")
 		}
 		ip, state = want, "selecting"

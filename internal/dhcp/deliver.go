@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -132,6 +133,13 @@ func (s *Server) deliver(x *exchange, req Request, o Outcome) {
 	case CommitThenSend:
 		lt := o.LeaseTime
 		err := s.Leases.Commit(o.Lease, o.IP, lt, func(_ lease.Lease, err error) {
+			if errors.Is(err, lease.ErrConflict) {
+				// Another server sharing the store wrote this address
+				// first (both answered a broadcast REQUEST): it answers.
+				s.logAt(slog.LevelDebug, req, "dhcp: another server committed this lease first; no reply sent", "ip", o.IP.String(), "error", err)
+				replyPool.Put(o.Reply)
+				return
+			}
 			if err != nil {
 				// No reply: the client retries, and nothing unrecorded was promised.
 				s.logAt(slog.LevelError, req, "dhcp: lease not stored; no reply sent", "ip", o.IP.String(), "error", err)
@@ -146,6 +154,11 @@ func (s *Server) deliver(x *exchange, req Request, o Outcome) {
 			replyPool.Put(o.Reply)
 			// Another client took it in between: the decision's NAK.
 			s.deliver(x, req, x.nak(o.IP, err.Error()))
+		case errors.Is(err, lease.ErrNotOwner):
+			// Another server sharing the pool owns the address's
+			// block: it answers, this one stays silent.
+			replyPool.Put(o.Reply)
+			s.logAt(slog.LevelDebug, req, "dhcp: address in another server's block; no reply", "ip", o.IP.String())
 		default:
 			replyPool.Put(o.Reply)
 			s.logAt(slog.LevelWarn, req, "dhcp: request not answered", "ip", o.IP.String(), "error", err)

@@ -56,6 +56,18 @@ type Options struct {
 	// long the write (and its fsync) took, how many records, and its error
 	// (metrics). It is called from the committing goroutine.
 	OnPut func(d time.Duration, records int, err error)
+	// Blocks: this server shares the pools with others (a shared Store):
+	// it offers, and newly binds, only addresses of the blocks it owns
+	// (Own, Disown; blocks.go). Renewing a client's own binding needs no
+	// block. Records other servers write reach memory through Apply.
+	Blocks bool
+	// MaxBatch bounds the leases of one Store.Put (0: no bound); a
+	// shared Store has a limit on the operations of one transaction.
+	MaxBatch int
+	// OnShort, with Blocks, is called (without locks held, must not
+	// block) when an offer found no free address in the owned blocks: the
+	// owner of the blocks should claim more.
+	OnShort func()
 }
 
 // Stats are counters of an Allocator's committer.
@@ -112,6 +124,14 @@ type Allocator struct {
 	stats    Stats
 	// pressureLog spaces the warnings about reclaimed offers.
 	pressureLog lograte.Limiter
+
+	blocks   bool                // Options.Blocks
+	maxBatch int                 // Options.MaxBatch
+	onShort  func()              // Options.OnShort
+	owned    map[uint32]struct{} // first address of each owned block
+	// remote holds records other servers wrote to addresses whose own
+	// writes are queued here; applied once those are done (Apply).
+	remote map[uint32]Lease
 }
 
 // entry is the allocator's state for one address that has (had) a lease or an
@@ -161,6 +181,11 @@ func NewAllocator(ctx context.Context, store Store, opts Options) (*Allocator, e
 		declineHold: opts.DeclineHold,
 		manual:      opts.CallerCommits,
 		onPut:       opts.OnPut,
+		blocks:      opts.Blocks,
+		maxBatch:    opts.MaxBatch,
+		onShort:     opts.OnShort,
+		owned:       make(map[uint32]struct{}),
+		remote:      make(map[uint32]Lease),
 		kick:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
 		byIP:        make(map[uint32]*entry),
@@ -183,6 +208,11 @@ func NewAllocator(ctx context.Context, store Store, opts Options) (*Allocator, e
 	}
 	if err := a.addPools(opts.Pools); err != nil {
 		return nil, err
+	}
+	if a.blocks {
+		for _, rs := range a.ranges {
+			rs.owned = make([]uint64, len(rs.used))
+		}
 	}
 	for _, ip := range opts.Reserved {
 		if !ip.Unmap().Is4() {
@@ -411,7 +441,7 @@ func (a *Allocator) reindex(e *entry) {
 		rs.stale++
 	}
 	e.gen++
-	if e.reserved {
+	if e.reserved || !rs.owns(e.ip) {
 		return
 	}
 	at := freeAt(e)
@@ -508,7 +538,7 @@ func (a *Allocator) Offer(req Request) (netip.Addr, error) {
 			if e == nil {
 				e = a.newEntry(u)
 			}
-			if a.available(e, c, now) {
+			if a.available(e, c, now) && (rs.owns(u) || e.has && e.cur.Client == c) {
 				return a.hold(e, c, now), nil
 			}
 		}
@@ -550,6 +580,7 @@ func (a *Allocator) Offer(req Request) (netip.Addr, error) {
 			}
 		}
 		if best == nil {
+			a.short()
 			if ip, ok := a.reclaim(ranges, c, now); ok {
 				return ip, nil
 			}
@@ -612,6 +643,11 @@ func (a *Allocator) Commit(req Request, ip netip.Addr, d time.Duration, done fun
 	if why := a.unavailable(e, req.Client, now); why != "" && !(req.TakeOffered && a.onlyOffered(e, req.Client, now)) {
 		return fmt.Errorf("%w: %v is %s", ErrUnavailable, ip, why)
 	}
+	// A new binding: the address was not this client's.
+	claim := a.blocks && !(e.has && e.cur.Client == req.Client)
+	if claim && !e.rs.owns(u) {
+		return fmt.Errorf("%w: %v", ErrNotOwner, ip)
+	}
 	l := Lease{
 		IP:       addr(u),
 		Client:   req.Client,
@@ -620,6 +656,7 @@ func (a *Allocator) Commit(req Request, ip netip.Addr, d time.Duration, done fun
 		UUID:     req.UUID,
 		State:    Bound,
 		Start:    t,
+		Claim:    claim,
 	}
 	if !req.BOOTP && d > 0 {
 		l.Expiry = t.Add(d)
@@ -639,7 +676,9 @@ func (a *Allocator) write(e *entry, l Lease, done func(Lease, error)) {
 	if e.back == nil {
 		e.back = &durable{ok: e.has, l: e.cur}
 	}
-	a.setCur(e, true, l)
+	cur := l
+	cur.Claim = false
+	a.setCur(e, true, cur)
 	a.reindex(e)
 	a.seq++
 	e.seq = a.seq
@@ -955,8 +994,8 @@ type commitScratch struct {
 	idx   map[uint32]int
 }
 
-// round writes everything queued in one Store.Put and runs the done
-// callbacks. a.flushMu must be held.
+// round writes what is queued (at most MaxBatch writes) in one Store.Put
+// and runs the done callbacks. a.flushMu must be held.
 func (a *Allocator) round() {
 	cs := &a.cs
 	if cs.idx == nil {
@@ -968,7 +1007,12 @@ func (a *Allocator) round() {
 		return
 	}
 	items := a.queue
-	a.queue = cs.spare[:0]
+	if a.maxBatch > 0 && len(items) > a.maxBatch {
+		a.queue = append(cs.spare[:0], items[a.maxBatch:]...)
+		items = items[:a.maxBatch]
+	} else {
+		a.queue = cs.spare[:0]
+	}
 	a.inflight = len(items)
 	batch, seqs, idx := cs.batch[:0], cs.seqs[:0], cs.idx
 	clear(idx)
@@ -977,6 +1021,10 @@ func (a *Allocator) round() {
 		l := it.lease
 		l.Rev = a.byIP[u].rev
 		if j, ok := idx[u]; ok {
+			// A later write to one address in the batch: it claims if
+			// either did (the address was not its client's before the
+			// first).
+			l.Claim = l.Claim || batch[j].Claim
 			batch[j], seqs[j] = l, it.seq
 			continue
 		}
@@ -988,36 +1036,28 @@ func (a *Allocator) round() {
 	a.mu.Unlock()
 
 	putStart := time.Now()
-	out, err := a.store.Put(context.Background(), batch)
-	if err == nil && len(out) != len(batch) {
-		err = fmt.Errorf("store returned %d leases for a batch of %d", len(out), len(batch))
-	}
+	out, errs, err := a.put(batch)
 	if a.onPut != nil {
 		a.onPut(time.Since(putStart), len(batch), err)
 	}
 
 	a.mu.Lock()
 	a.inflight = 0
-	if err == nil {
-		for j, l := range out {
-			e := a.byIP[v4(batch[j].IP)]
-			e.rev = l.Rev
+	now := a.now().UnixNano()
+	written := 0
+	for j := range batch {
+		u := v4(batch[j].IP)
+		e := a.byIP[u]
+		if errs == nil || errs[j] == nil {
+			written++
+			e.rev = out[j].Rev
 			if e.seq == seqs[j] {
 				e.back = nil
 			} else {
-				e.back = &durable{ok: true, l: l}
+				e.back = &durable{ok: true, l: out[j]}
 			}
-		}
-		a.stats.Batches++
-		a.stats.Records += uint64(len(batch))
-		a.stats.Writes += uint64(len(items))
-	} else {
-		now := a.now().UnixNano()
-		for j := range batch {
-			e := a.byIP[v4(batch[j].IP)]
-			if e.seq != seqs[j] || e.back == nil {
-				continue // a newer write is queued; it stands
-			}
+		} else if e.seq == seqs[j] && e.back != nil {
+			// (Otherwise a newer write is queued; it stands.)
 			a.setCur(e, e.back.ok, e.back.l)
 			e.back = nil
 			a.reindex(e)
@@ -1027,23 +1067,98 @@ func (a *Allocator) round() {
 				a.dropOffer(e)
 			}
 		}
+		if r, ok := a.remote[u]; ok && e.back == nil {
+			delete(a.remote, u)
+			if r.Rev > e.rev {
+				a.applyRemote(e, r, now)
+			}
+		}
+	}
+	if written > 0 {
+		a.stats.Batches++
+		a.stats.Records += uint64(written)
+		for _, it := range items {
+			if j := idx[v4(it.lease.IP)]; errs == nil || errs[j] == nil {
+				a.stats.Writes++
+			}
+		}
+	}
+	if err != nil {
 		a.stats.Failures++
-		a.log.Error("writing leases failed; rolled back", "leases", len(batch), "err", err)
+		if errors.Is(err, ErrConflict) {
+			a.log.Debug("lease writes lost to another server's; rolled back", "leases", len(batch)-written, "err", err)
+		} else {
+			a.log.Error("writing leases failed; rolled back", "leases", len(batch)-written, "err", err)
+		}
 	}
 	a.mu.Unlock()
 
 	for _, it := range items {
-		if it.done == nil {
+		j := idx[v4(it.lease.IP)]
+		if errs != nil && errs[j] != nil {
+			if it.done != nil {
+				it.done(it.lease, fmt.Errorf("lease: writing %v: %w", it.lease.IP, errs[j]))
+			}
 			continue
 		}
-		if err != nil {
-			it.done(it.lease, fmt.Errorf("lease: writing %v: %w", it.lease.IP, err))
-			continue
+		if it.done != nil {
+			l := it.lease
+			l.Rev = out[j].Rev
+			it.done(l, nil)
 		}
-		l := it.lease
-		l.Rev = out[idx[v4(l.IP)]].Rev
-		it.done(l, nil)
 	}
-	clear(items)
+	clear(items[:cap(items)])
 	cs.spare = items[:0]
+}
+
+// put writes batch. errs is nil when every record was written, else the
+// error of each record (nil: written). A shared store's ConflictError
+// names the records another writer beat; the others are written again
+// without them, once. err is the first error, for logs and metrics.
+func (a *Allocator) put(batch []Lease) (out []Lease, errs []error, err error) {
+	out, err = a.store.Put(context.Background(), batch)
+	if err == nil && len(out) != len(batch) {
+		err = fmt.Errorf("store returned %d leases for a batch of %d", len(out), len(batch))
+	}
+	if err == nil {
+		return out, nil, nil
+	}
+	errs = make([]error, len(batch))
+	var ce *ConflictError
+	if !errors.As(err, &ce) || len(ce.IPs) == 0 || len(ce.IPs) >= len(batch) {
+		for j := range errs {
+			errs[j] = err
+		}
+		return nil, errs, err
+	}
+	lost := make(map[netip.Addr]bool, len(ce.IPs))
+	for _, ip := range ce.IPs {
+		lost[ip] = true
+	}
+	rest := make([]Lease, 0, len(batch)-len(ce.IPs))
+	for j, l := range batch {
+		if lost[l.IP] {
+			errs[j] = ErrConflict
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	got, err2 := a.store.Put(context.Background(), rest)
+	if err2 == nil && len(got) != len(rest) {
+		err2 = fmt.Errorf("store returned %d leases for a batch of %d", len(got), len(rest))
+	}
+	out = make([]Lease, len(batch))
+	k := 0
+	for j := range batch {
+		if errs[j] != nil {
+			continue
+		}
+		if err2 != nil {
+			errs[j] = err2
+		} else {
+			out[j] = got[k]
+		}
+		k++
+	}
+	return out, errs, err
 }

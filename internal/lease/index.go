@@ -32,6 +32,11 @@ type rangeState struct {
 	heap       []heapItem
 	stale      int        // items in heap that are no longer live
 	offers     offerQueue // outstanding offers, oldest first (pressure.go)
+	// owned has a bit set for every address in a block this server owns
+	// (Options.Blocks); nil: every address is this server's to give.
+	// Below cursor, every address is used or not owned: owning a block
+	// moves the cursor back to it.
+	owned []uint64
 }
 
 type heapItem struct {
@@ -59,7 +64,11 @@ func (r *rangeState) nextUnused() (uint32, bool) {
 	size := uint64(r.end) - uint64(r.start) + 1
 	for uint64(r.cursor) < size {
 		w := r.cursor / 64
-		free := ^r.used[w] >> (r.cursor % 64)
+		free := ^r.used[w]
+		if r.owned != nil {
+			free &= r.owned[w]
+		}
+		free >>= r.cursor % 64
 		if free == 0 {
 			r.cursor = (w + 1) * 64
 			continue
@@ -73,6 +82,37 @@ func (r *rangeState) nextUnused() (uint32, bool) {
 		return r.start + uint32(off), true
 	}
 	return 0, false
+}
+
+// owns reports whether ip (in the range) is this server's to give.
+func (r *rangeState) owns(ip uint32) bool {
+	if r.owned == nil {
+		return true
+	}
+	off := ip - r.start
+	return r.owned[off/64]&(1<<(off%64)) != 0
+}
+
+// setOwned marks the addresses of the range in [lo, hi] owned or not.
+func (r *rangeState) setOwned(lo, hi uint32, on bool) {
+	lo, hi = max(lo, r.start), min(hi, r.end)
+	if lo > hi {
+		return
+	}
+	for ip := lo; ; ip++ {
+		off := ip - r.start
+		if on {
+			r.owned[off/64] |= 1 << (off % 64)
+		} else {
+			r.owned[off/64] &^= 1 << (off % 64)
+		}
+		if ip == hi {
+			break
+		}
+	}
+	if on && lo-r.start < r.cursor {
+		r.cursor = lo - r.start
+	}
 }
 
 func (r *rangeState) push(it heapItem) {

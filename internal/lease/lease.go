@@ -34,6 +34,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -60,7 +61,30 @@ var (
 	// ErrUnknownPool: a Request named a *Pool that was not in
 	// Options.Pools.
 	ErrUnknownPool = errors.New("lease: pool not registered with the allocator")
+	// ErrNotOwner: with Options.Blocks, a new binding of an address in a
+	// block this server does not own. Another server may give it; this one
+	// stays silent rather than NAK.
+	ErrNotOwner = errors.New("lease: address in a block this server does not own")
 )
+
+// ConflictError is the error a shared Store's Put returns when some
+// leases of a batch could not be written because another writer got there
+// first (a revision changed) or this server no longer owns the block of a
+// Claim. Nothing of the batch was written; the Allocator writes the others
+// again without them. It wraps ErrConflict.
+type ConflictError struct {
+	IPs []netip.Addr
+}
+
+func (e *ConflictError) Error() string {
+	if len(e.IPs) == 0 {
+		return ErrConflict.Error()
+	}
+	return fmt.Sprintf("lease: revision conflict on %d address(es), first %v", len(e.IPs), e.IPs[0])
+}
+
+// Unwrap makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
 
 // ClientKey identifies a DHCP client: "id:" followed by the hex of its client
 // identifier (option 61) when it sends one, else "hw:" followed by its
@@ -151,6 +175,11 @@ type Lease struct {
 	// Rev is the store revision of the record (0: not stored). Store.Put
 	// uses it for compare-and-swap.
 	Rev uint64
+	// Claim marks, in a batch given to Store.Put, a write that binds the
+	// address to a client that did not hold it (a new binding) under
+	// Options.Blocks: a shared Store writes it only while this server
+	// still owns the address's block. Not stored.
+	Claim bool
 }
 
 // Store is the persistence contract: small on purpose, so that a shared

@@ -107,7 +107,9 @@ func (s *Store) Load(ctx context.Context) ([]lease.Lease, error) {
 	return s.Records(), nil
 }
 
-// Put implements lease.Store: all or nothing, with compare-and-swap on Rev.
+// Put implements lease.Store: all or nothing, with compare-and-swap on Rev;
+// a conflict is a *lease.ConflictError naming every stale record, as a
+// shared store reports it.
 func (s *Store) Put(ctx context.Context, batch []lease.Lease) ([]lease.Lease, error) {
 	s.mu.Lock()
 	gate, blocked := s.gate, s.blocked
@@ -135,6 +137,7 @@ func (s *Store) Put(ctx context.Context, batch []lease.Lease) ([]lease.Lease, er
 		return nil, s.failErr
 	}
 	seen := make(map[netip.Addr]bool, len(batch))
+	var conflicts []netip.Addr
 	for _, l := range batch {
 		if !l.IP.Is4() {
 			return nil, fmt.Errorf("leasetest: %v is not IPv4", l.IP)
@@ -147,8 +150,11 @@ func (s *Store) Put(ctx context.Context, batch []lease.Lease) ([]lease.Lease, er
 			return nil, fmt.Errorf("leasetest: %v: state %v cannot be stored", l.IP, l.State)
 		}
 		if have := s.recs[l.IP].Rev; have != l.Rev {
-			return nil, fmt.Errorf("%w: %v is at revision %d, the write expected %d", lease.ErrConflict, l.IP, have, l.Rev)
+			conflicts = append(conflicts, l.IP)
 		}
+	}
+	if len(conflicts) > 0 {
+		return nil, &lease.ConflictError{IPs: conflicts}
 	}
 	s.rev++
 	out := make([]lease.Lease, len(batch))
