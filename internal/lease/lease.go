@@ -196,7 +196,8 @@ type Store interface {
 	// caller last saw (0: the record must not exist); a mismatch fails the
 	// whole batch with an error wrapping ErrConflict. A single-writer
 	// backend (bolt) may skip the check. A batch holds at most one lease
-	// per address and only Persistent states.
+	// per address and only Persistent states. A shared backend may refuse
+	// a batch larger than its bound (etcd: 64; Options.MaxBatch).
 	Put(ctx context.Context, batch []Lease) ([]Lease, error)
 	// Close releases the store.
 	Close() error
