@@ -65,6 +65,10 @@ type Env struct {
 	// Events, when set, is the boot events ring (pxed events); the install
 	// callback is recorded there, and the API lists it.
 	Events *events.Ring
+	// Inventory, when set, is served in place of the configuration's
+	// inventory file: a cluster's, read from etcd. UseInventory replaces
+	// it.
+	Inventory *inventory.Inventory
 }
 
 // Build reads and compiles the configuration into a snapshot. It binds
@@ -74,8 +78,8 @@ func Build(c *config.Config, env Env) (*Snapshot, error) {
 }
 
 func build(c *config.Config, env Env, leaseMAC func(netip.Addr) (net.HardwareAddr, bool)) (*Snapshot, error) {
-	s := &Snapshot{Config: c, Loaded: time.Now()}
-	if c.Inventory != "" {
+	s := &Snapshot{Config: c, Loaded: time.Now(), Inventory: env.Inventory}
+	if c.Inventory != "" && env.Inventory == nil {
 		inv, err := inventory.Load(c.Inventory)
 		if err != nil {
 			return nil, err
@@ -279,13 +283,33 @@ func (a *App) SetHTTPPort(port int) {
 func (a *App) Reload(why string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.reload(a.env, why)
+}
+
+// UseInventory serves inv (a cluster's inventory, from etcd) from now on,
+// as Reload would serve a changed inventory file: when the snapshot built
+// with it fails, the running one stays, whole, and the error says why.
+func (a *App) UseInventory(inv *inventory.Inventory, why string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	env := a.env
+	env.Inventory = inv
+	if err := a.reload(env, why); err != nil {
+		return err
+	}
+	a.env = env
+	return nil
+}
+
+// reload builds a snapshot against env and swaps it in. a.mu is held.
+func (a *App) reload(env Env, why string) (err error) {
 	old := a.cur.Load()
-	s, err := build(a.cfg, a.env, a.leaseMAC)
+	s, err := build(a.cfg, env, a.leaseMAC)
 	if err == nil {
 		err = a.adopt(old, s)
 	}
 	what := "configuration"
-	if a.cfg.Inventory != "" {
+	if a.cfg.Inventory != "" || env.Inventory != nil {
 		what = "inventory"
 	}
 	if a.env.OnReload != nil {

@@ -24,17 +24,15 @@ func APIToken(c *config.Config, create bool) (string, error) {
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		tok := strings.TrimSpace(string(data))
-		if len(tok) < 16 {
-			return "", fmt.Errorf("api token %s: shorter than 16 characters", path)
+		tok, err := ParseAPIToken(data)
+		if err != nil {
+			return "", fmt.Errorf("api token %s: %v", path, err)
 		}
 		return tok, nil
 	case errors.Is(err, fs.ErrNotExist) && c.API.TokenFile == "" && !create:
 		return "", nil
 	case errors.Is(err, fs.ErrNotExist) && c.API.TokenFile == "":
-		b := make([]byte, 24)
-		rand.Read(b)
-		tok := hex.EncodeToString(b)
+		tok := NewAPIToken()
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return "", fmt.Errorf("api token: %w", err)
@@ -50,4 +48,29 @@ func APIToken(c *config.Config, create bool) (string, error) {
 	default:
 		return "", fmt.Errorf("api token: %w", err)
 	}
+}
+
+// NewAPIToken is a new random API token: 192 bits in hex.
+func NewAPIToken() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// maxAPIToken bounds a token read from a file or from etcd.
+const maxAPIToken = 1024
+
+// ParseAPIToken reads a token from a file's (or a store's) bytes: one
+// word of 16 to 1024 printable characters, surrounding space ignored.
+func ParseAPIToken(data []byte) (string, error) {
+	tok := strings.TrimSpace(string(data))
+	switch {
+	case len(tok) < 16:
+		return "", errors.New("shorter than 16 characters")
+	case len(tok) > maxAPIToken:
+		return "", fmt.Errorf("longer than %d characters", maxAPIToken)
+	case strings.ContainsFunc(tok, func(c rune) bool { return c <= ' ' || c >= 0x7f }):
+		return "", errors.New("holds spaces, control or non-ASCII characters")
+	}
+	return tok, nil
 }
