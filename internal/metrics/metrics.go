@@ -32,6 +32,8 @@ type Metrics struct {
 	httpRequests *prometheus.CounterVec // route, code
 	reloads      *prometheus.CounterVec // result
 	lastReloadOK prometheus.Gauge
+	storeUp      prometheus.Gauge
+	storeBlocks  prometheus.Gauge
 }
 
 // New makes the metrics and their registry, with the Go runtime's and the
@@ -66,13 +68,30 @@ func New() *Metrics {
 		Help: "Reloads of the inventory and DHCP configuration, by result (ok, failed)."}, []string{"result"})
 	m.lastReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pxed_reload_last_success",
 		Help: "1 if the last reload succeeded (or none was tried), 0 if it failed and the previous configuration is still served."})
+	m.storeUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pxed_store_up",
+		Help: "1 while the lease store can write (bolt: always; etcd: this server holds its etcd lease and a quorum answers), 0 while no lease is written."})
+	m.storeBlocks = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pxed_store_blocks_owned",
+		Help: "Blocks of 64 pool addresses this server owns in a cluster (etcd store): it offers and newly binds only their addresses."})
 	for _, c := range []prometheus.Collector{m.dhcpMessages, m.dhcpDecision, m.leasePut, m.leaseRecords, m.tftpStarted,
-		m.tftpDone, m.tftpBytes, m.tftpRetrans, m.tftpActive, m.httpRequests, m.reloads, m.lastReloadOK} {
+		m.tftpDone, m.tftpBytes, m.tftpRetrans, m.tftpActive, m.httpRequests, m.reloads, m.lastReloadOK, m.storeUp, m.storeBlocks} {
 		f(c)
 	}
 	m.lastReloadOK.Set(1)
+	m.storeUp.Set(1)
 	return m
 }
+
+// StoreUp records whether the lease store can write.
+func (m *Metrics) StoreUp(up bool) {
+	if up {
+		m.storeUp.Set(1)
+	} else {
+		m.storeUp.Set(0)
+	}
+}
+
+// StoreBlocks records how many address blocks this server owns.
+func (m *Metrics) StoreBlocks(n int) { m.storeBlocks.Set(float64(n)) }
 
 // Handler serves the metrics in Prometheus's text format.
 func (m *Metrics) Handler() http.Handler {
