@@ -52,13 +52,13 @@ const (
 var clusterEtcdIPs = []string{"198.51.100.11", "198.51.100.12", "198.51.100.13"}
 
 // clusterConf is a dhcpd.conf every server of the cluster lab can share:
-// the DHCP segment's own subnet, and perfdhcp's relayed subnet with 10240
-// addresses.
+// the DHCP segment's own subnet (230 addresses, for clients on the
+// segment), and perfdhcp's relayed subnet with 10240 addresses.
 const clusterConf = `authoritative;
 default-lease-time 3600;
 max-lease-time 7200;
 subnet 192.0.2.0 netmask 255.255.255.0 {
-  range 192.0.2.100 192.0.2.199;
+  range 192.0.2.20 192.0.2.249;
 }
 subnet 198.18.0.0 netmask 255.254.0.0 {
   range 198.18.1.0 198.18.40.255;
@@ -75,6 +75,12 @@ type clusterNet struct {
 	// 192.0.2.(1+i) (add the store flags to extra), servers[i].in runs a
 	// command in its namespace, and any servers[i].perfdhcpIn or
 	// servers[i].try(servers[i].cli, ...) runs a client on the segment.
+	//
+	// perfdhcp runs two ways here. `perfdhcp -l dhcp0` (no server)
+	// broadcasts as clients on the segment would: every server sees every
+	// DISCOVER, and the fastest OFFER wins (the cluster case; addresses
+	// from 192.0.2.0/24). `perfdhcp -l clusterRelayIP <serverIP(i)>`
+	// relays to server i alone by unicast (addresses from 198.18.0.0/15).
 	servers []*lab
 	dir     string
 }
@@ -536,6 +542,41 @@ func TestE2EClusterCaptureOneServer(t *testing.T) {
 	}
 	if len(final) == 0 {
 		t.Fatal("no binding captured")
+	}
+}
+
+// TestE2EClusterCaptureTwoBoltServers is the failure cluster mode exists
+// to prevent, seen on the wire: two pxed, each on its own bolt store,
+// serve one pool of 50 addresses to 100 broadcasting clients. Once more
+// clients hold an ACK than the pool has addresses, some address is bound
+// to two of them, and the checker must say which.
+func TestE2EClusterCaptureTwoBoltServers(t *testing.T) {
+	need(t, "perfdhcp")
+	cn := newClusterNet(t, 2)
+	const pool = 50
+	conf := strings.Replace(clusterConf, "range 192.0.2.20 192.0.2.249;", "range 192.0.2.100 192.0.2.149;", 1)
+	for _, s := range cn.servers {
+		s.startPxed(conf, t.TempDir(), "--log-level", "warn")
+	}
+	capture := cn.capture()
+	out, _ := cn.servers[0].try(cn.clients, 60*time.Second, "perfdhcp", "-4", "-l", clusterIface,
+		"-r", "100", "-n", "100", "-R", "100", "-W", "2000000")
+	seen, _ := capture.stop()
+	macs := map[string]bool{}
+	for _, s := range seen {
+		if s.Kind == "ACK" {
+			macs[s.MAC] = true
+		}
+	}
+	overlaps, _ := doubleBindings(seen)
+	t.Logf("%d clients ACKed from a %d-address pool; %d overlaps, the first: %q", len(macs), pool, len(overlaps), overlaps[:min(1, len(overlaps))])
+	if len(macs) <= pool {
+		t.Fatalf("only %d clients ACKed: no more than the pool, so no overlap is forced\n%s", len(macs), out)
+	}
+	// Every 3600 s lease is live to the end: each client beyond the pool's
+	// size shares an address with another.
+	if len(overlaps) < len(macs)-pool {
+		t.Errorf("%d clients on %d addresses, but %d overlaps reported: %q", len(macs), pool, len(overlaps), overlaps)
 	}
 }
 
