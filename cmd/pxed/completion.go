@@ -48,6 +48,7 @@ var commands = []command{
 		serveLikeFlags(func(fs *flag.FlagSet) { explainFlags(fs) })},
 	{"host", "list|install|local [NAME|MAC] [flags]", "netboot-once states of the inventory's hosts",
 		serveLikeFlags(func(fs *flag.FlagSet) { fs.Bool("json", false, "print JSON") })},
+	{"inventory", "push FILE [flags]", "store a checked inventory for a cluster of pxed sharing etcd", serveLikeFlags(nil)},
 	{"xen-bootloader", "[options] mac=MAC[,bridge=BRIDGE] [DISK]", "the Xen PV bootloader for xl and xm (also as pxed-xenboot)", noFlags},
 	{"vm", "create NAME [flags]", "write a network-booting Xen guest config and its sparse disk", func() *flag.FlagSet {
 		fs := noFlags()

@@ -27,7 +27,9 @@ Changes the netboot-once state of an inventory host, through the running
 pxed serve (its control socket in the state directory) or, when none runs
 (nothing answers on the socket and the state directory is not locked), in
 the state file directly. Takes serve's --config, --inventory and
---state-dir to find them.
+--state-dir to find them. With --store etcd://… (a cluster), when no
+server answers on the socket, it works on the cluster's inventory and host
+states in etcd: every pxed of the cluster sees the change at once.
 `
 
 func cmdHost(args []string, stdout, stderr io.Writer) int {
@@ -113,6 +115,9 @@ func hostViews(c *config.Config, sub string, state inventory.State, names []stri
 		return nil, errors.New("the running pxed serve has no inventory")
 	case !errors.Is(err, api.ErrNoServer):
 		return nil, err
+	}
+	if c.Shared() {
+		return clusterHostViews(ctx, c, state, names)
 	}
 	// Nothing answers on the socket; the state directory's lock says
 	// whether a server runs all the same (its socket removed, or not yet

@@ -19,6 +19,7 @@ Usage:
   pxed events [HOST]     the latest boot events (DHCP, files, installs) of the running server
   pxed explain MAC       walk one machine's boot path offline and flag what is wrong
   pxed host CMD NAME     netboot-once states: list, install NAME, local NAME
+  pxed inventory push FILE   store a checked inventory for a cluster of pxed (etcd)
   pxed xen-bootloader ARGS   Xen PV bootloader (pypxeboot's successor, for xl and xm);
                          also runs as pxed-xenboot through a link of that name
   pxed vm create NAME    write a network-booting Xen guest config and its sparse disk
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdExplain(args[1:], stdout, stderr)
 	case "host":
 		return cmdHost(args[1:], stdout, stderr)
+	case "inventory":
+		return cmdInventory(args[1:], stdout, stderr)
 	case "xen-bootloader":
 		return cmdXenBootloader(args[1:], stderr)
 	case "vm":

@@ -21,6 +21,7 @@ import (
 	"pxed/internal/config"
 	"pxed/internal/events"
 	"pxed/internal/httpboot"
+	"pxed/internal/inventory"
 	"pxed/internal/metrics"
 	"pxed/internal/sdnotify"
 	"pxed/internal/tftp"
@@ -92,15 +93,27 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 		}
 		defer tree.Close()
 	}
-	token, err := app.APIToken(c, true)
-	if err != nil {
-		return err
+	// In a cluster (store etcd://…) the API token, the host states and the
+	// inventory are the cluster's (cluster.go); cl.cli is this server's
+	// one etcd client.
+	var cl *cluster
+	var token string
+	var states *inventory.States
+	if c.Shared() {
+		if cl, err = openCluster(ctx, c, log); err != nil {
+			return err
+		}
+		defer cl.close()
+		token, states = cl.token, cl.states
+	} else {
+		if token, err = app.APIToken(c, true); err != nil {
+			return err
+		}
+		if states, err = app.OpenStates(c, log); err != nil {
+			return err
+		}
 	}
-	states, err := app.OpenStates(c, log)
-	if err != nil {
-		return err
-	}
-	env := app.Env{Tree: tree, States: states, Logger: log, Events: events.New(0)}
+	env := app.Env{Tree: tree, States: states, Logger: log, Events: events.New(0), Inventory: cl.inventory()}
 	var m *metrics.Metrics
 	if c.Metrics.Addr != "" {
 		m = metrics.New()
@@ -123,7 +136,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	}
 	var dhcpSvc *dhcpService
 	if snap.DHCP != nil {
-		if dhcpSvc, err = openDHCP(c, snap.DHCP, a, log, m, ob); err != nil {
+		if dhcpSvc, err = openDHCP(c, snap.DHCP, a, log, m, ob, cl.etcdClient()); err != nil {
 			return err
 		}
 		defer dhcpSvc.close()
@@ -131,7 +144,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	var files *bootfs.Layered
 	if tree != nil {
 		files = bootfs.NewLayered(tree, log)
-		if snap.Inventory != nil {
+		if snap.Inventory != nil || cl != nil {
 			files.SetGenerator(a.Generator())
 		}
 	}
@@ -202,7 +215,9 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(l
 	ctl := api.Handler(svc, api.Options{Trusted: true, Logger: log})
 	g.Go("control socket", func(ctx context.Context) error { return serveHTTP(ctx, ctlLn, ctl, time.Second, log) })
 	g.Go("reload", func(ctx context.Context) error { a.Watch(ctx, time.Second); return nil })
-	if snap.Inventory != nil {
+	if cl != nil {
+		cl.run(g, a, log)
+	} else if snap.Inventory != nil {
 		log.Info("inventory serving", "file", c.Inventory, "hosts", len(snap.Inventory.Hosts), "profiles", len(snap.Inventory.Profiles), "states", states.Path())
 	}
 	if ready != nil {

@@ -712,3 +712,50 @@ func TestWatchReloadsOnFileChange(t *testing.T) {
 		t.Fatalf("log %q, want reloads triggered by file changes", buf.String())
 	}
 }
+
+// An inventory handed over (a cluster's, from etcd) is served as a
+// reloaded file is: one that does not fit the DHCP configuration is
+// refused and the running snapshot stays; a reload for another reason
+// (the dhcpd.conf, SIGHUP) keeps serving the inventory last handed over.
+func TestUseInventory(t *testing.T) {
+	f := newFixture(t, inlineDHCP, "", "")
+	parse := func(text string) *inventory.Inventory {
+		t.Helper()
+		inv, err := inventory.Parse(filepath.Join(f.dir, "stored"), []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv
+	}
+	a, buf := f.load(t, Env{Inventory: parse(inventoryText(web1))})
+	if a.Current().Inventory.Host("web1") == nil || networkHost(a.Current(), "web1") == nil {
+		t.Fatal("the inventory handed to Load is not served")
+	}
+	if err := a.UseInventory(parse(inventoryText(web1, web2)), "pushed"); err != nil {
+		t.Fatal(err)
+	}
+	if d := ipxeFile(t, a.Current(), "02:00:00:00:00:02"); d.Host != "web2" {
+		t.Fatalf("web2 not served after UseInventory: %+v", d)
+	}
+	if a.States().Token(a.Current().Inventory.Host("web2")) == "" {
+		t.Fatal("a host of the new inventory declared install has no install token")
+	}
+	old := a.Current()
+	outside := "  - name: far\n    mac: \"02:00:00:00:00:0f\"\n    ip: 198.51.100.7\n    profile: el\n"
+	err := a.UseInventory(parse(inventoryText(web1, outside)), "pushed")
+	if err == nil || !strings.Contains(err.Error(), "outside every DHCP subnet") {
+		t.Fatalf("an inventory outside the DHCP subnets: %v", err)
+	}
+	if a.Current() != old {
+		t.Fatal("a refused inventory replaced the snapshot")
+	}
+	if err := a.Reload("SIGHUP"); err != nil {
+		t.Fatal(err)
+	}
+	if a.Current().Inventory.Host("web2") == nil || a.Current().Inventory.Host("far") != nil {
+		t.Fatal("a reload does not serve the last inventory handed over")
+	}
+	if log := buf.String(); !strings.Contains(log, "inventory reload failed; still serving the previous inventory") || !strings.Contains(log, "trigger=pushed") {
+		t.Fatalf("log %q", log)
+	}
+}
