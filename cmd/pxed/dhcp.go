@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
+	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"pxed/internal/app"
 	"pxed/internal/config"
 	"pxed/internal/dhcp"
 	"pxed/internal/dhcpnet"
+	"pxed/internal/etcdstore"
 	"pxed/internal/lease"
 	"pxed/internal/lease/bolt"
 	"pxed/internal/metrics"
@@ -30,7 +35,10 @@ type dhcpService struct {
 
 // openDHCP binds the DHCP ports of every named interface and opens the
 // lease database; the server answers from a's current snapshot.
-func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m *metrics.Metrics, ob dhcp.Observer) (*dhcpService, error) {
+//
+// cli, when not nil, is the cluster's etcd: leases live there, shared with
+// the other servers (blocks of addresses, etcdstore); else in bolt.
+func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m *metrics.Metrics, ob dhcp.Observer, cli *clientv3.Client) (*dhcpService, error) {
 	if len(c.DHCP.Interfaces) == 0 {
 		return nil, errors.New("dhcp: subnets are configured but no interface is named; pxed serves DHCP only on the interfaces you name with --interface (or dhcp.interfaces)")
 	}
@@ -58,18 +66,39 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m
 			}
 		}
 	}
-	store, err := bolt.Open(filepath.Join(c.StateDir, app.LeaseDBName))
-	if err != nil {
-		return nil, fmt.Errorf("dhcp: lease database: %w", err)
-	}
 	opts := lease.Options{Pools: plan.Pools(), Reserved: plan.Reserved, Logger: log, CallerCommits: true}
 	if m != nil {
 		opts.OnPut = m.LeaseCommit
 	}
+	var store lease.Store
+	var shared *etcdstore.Leases
+	if cli != nil {
+		lo := etcdstore.LeasesOptions{ID: serverID(), Logger: log}
+		if m != nil {
+			lo.OnHealth, lo.OnBlocks = m.StoreUp, m.StoreBlocks
+		}
+		shared = etcdstore.NewLeases(cli, etcdstore.Keys{Prefix: c.Store.Prefix}, lo)
+		opts.Blocks, opts.MaxBatch, opts.OnShort = true, etcdstore.MaxBatch, shared.Short
+		store = shared
+	} else {
+		spec, err := c.StoreSpec()
+		if err != nil {
+			return nil, err
+		}
+		b, err := bolt.Open(spec.Path)
+		if err != nil {
+			return nil, fmt.Errorf("dhcp: lease database: %w", err)
+		}
+		store = b
+	}
+	var err error
 	d.alloc, err = lease.NewAllocator(context.Background(), store, opts)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("dhcp: lease database: %w", err)
+	}
+	if shared != nil {
+		shared.Start(d.alloc)
 	}
 	a.UseLeases(d.alloc)
 	d.srv = &dhcp.Server{View: a.DHCPView, Leases: d.alloc, Logger: log, Observer: ob}
@@ -86,6 +115,26 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m
 	}
 	ok = true
 	return d, nil
+}
+
+// serverID names this server in the cluster's keys: its host name and a
+// random suffix (two servers on one host, or a restart, are distinct).
+func serverID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "pxed"
+	}
+	var b [3]byte
+	rand.Read(b[:])
+	return h + "-" + hex.EncodeToString(b[:])
+}
+
+// etcdClient is the cluster's etcd client, nil outside a cluster.
+func (cl *cluster) etcdClient() *clientv3.Client {
+	if cl == nil {
+		return nil
+	}
+	return cl.cli
 }
 
 func (d *dhcpService) serve(ctx context.Context) error {

@@ -159,10 +159,10 @@ func (s *Leases) noteBlocks(n int) {
 	}
 }
 
-// marks returns, in free addresses of owned blocks, when to claim (below
-// low), up to where (target), and when to give blocks back (above high):
-// a fair share of the pools between the servers announced, within fixed
-// bounds.
+// marks returns, in free addresses of a pool's owned blocks, when to claim
+// (below low), up to where (target), and when to give blocks back (above
+// high): a fair share of the pool (total addresses) between the servers
+// announced, within fixed bounds.
 func (s *Leases) marks(total int) (low, target, high int) {
 	n := max(1, s.servers)
 	share := total / n
@@ -202,27 +202,41 @@ func (s *Leases) reconcile(ctx context.Context, sess clientv3.LeaseID) {
 		a.Disown(b)
 	}
 	s.countServers(ctx)
-	owned := a.OwnedBlocks()
-	free := 0
-	for _, b := range owned {
-		free += b.Free
+	for i, pool := range a.PoolBlocks() {
+		s.balance(ctx, sess, a, i, pool)
 	}
-	pool := a.PoolBlocks()
+	s.noteBlocks(len(a.OwnedBlocks()))
+}
+
+// balance claims blocks of pool i (whose blocks are pool) while its free
+// owned addresses are below the low mark, up to the target; above the
+// high mark it gives back the blocks with the most free addresses.
+func (s *Leases) balance(ctx context.Context, sess clientv3.LeaseID, a *lease.Allocator, i int, pool []netip.Addr) {
+	poolFree := func() ([]lease.BlockFree, int) {
+		var owned []lease.BlockFree
+		free := 0
+		for _, b := range a.OwnedBlocks() {
+			if b.Pool == i {
+				owned = append(owned, b)
+				free += b.Free
+			}
+		}
+		return owned, free
+	}
+	owned, free := poolFree()
 	low, target, high := s.marks(len(pool) * lease.BlockSize)
-	if free < low {
+	switch {
+	case free < low:
 		for _, b := range s.candidates(pool) {
 			if free >= target || ctx.Err() != nil {
 				break
 			}
 			if s.claim(ctx, sess, b) {
 				a.Own(b)
-				free = 0
-				for _, o := range a.OwnedBlocks() {
-					free += o.Free
-				}
+				_, free = poolFree()
 			}
 		}
-	} else if free > high {
+	case free > high:
 		slices.SortFunc(owned, func(x, y lease.BlockFree) int { return y.Free - x.Free })
 		for _, b := range owned {
 			if free-b.Free < target {
@@ -234,7 +248,6 @@ func (s *Leases) reconcile(ctx context.Context, sess clientv3.LeaseID) {
 			}
 		}
 	}
-	s.noteBlocks(len(a.OwnedBlocks()))
 }
 
 // candidates returns the pool's unclaimed blocks, starting at an offset

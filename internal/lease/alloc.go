@@ -129,6 +129,7 @@ type Allocator struct {
 	maxBatch int                 // Options.MaxBatch
 	onShort  func()              // Options.OnShort
 	owned    map[uint32]struct{} // first address of each owned block
+	npools   int                 // len(Options.Pools)
 	// remote holds records other servers wrote to addresses whose own
 	// writes are queued here; applied once those are done (Apply).
 	remote map[uint32]Lease
@@ -182,6 +183,7 @@ func NewAllocator(ctx context.Context, store Store, opts Options) (*Allocator, e
 		manual:      opts.CallerCommits,
 		onPut:       opts.OnPut,
 		blocks:      opts.Blocks,
+		npools:      len(opts.Pools),
 		maxBatch:    opts.MaxBatch,
 		onShort:     opts.OnShort,
 		owned:       make(map[uint32]struct{}),
@@ -280,6 +282,7 @@ func (a *Allocator) addPools(pools []*Pool) error {
 				return fmt.Errorf("lease: range %v-%v is larger than a /8", r.Start, r.End)
 			}
 			rs := newRangeState(r)
+			rs.pool = i
 			rss = append(rss, rs)
 			a.ranges = append(a.ranges, rs)
 		}

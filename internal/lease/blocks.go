@@ -13,15 +13,17 @@ const BlockSize = 64
 // blockOf returns the first address of ip's block.
 func blockOf(ip uint32) uint32 { return ip &^ (BlockSize - 1) }
 
-// PoolBlocks returns the first address of every block holding an address
-// of a pool, in address order.
-func (a *Allocator) PoolBlocks() []netip.Addr {
-	var out []netip.Addr
+// PoolBlocks returns, for each pool of Options.Pools in order, the first
+// address of every block holding an address of the pool, in address
+// order. A block shared by two pools (their ranges meet inside it) is
+// listed under the pool of its lowest address.
+func (a *Allocator) PoolBlocks() [][]netip.Addr {
+	out := make([][]netip.Addr, a.npools)
 	last := uint64(1 << 32) // no block yet
 	for _, rs := range a.ranges {
 		for b := uint64(blockOf(rs.start)); b <= uint64(rs.end); b += BlockSize {
 			if b != last {
-				out = append(out, addr(uint32(b)))
+				out[rs.pool] = append(out[rs.pool], addr(uint32(b)))
 				last = b
 			}
 		}
@@ -77,9 +79,11 @@ func (a *Allocator) setOwned(first netip.Addr, on bool) {
 	}
 }
 
-// BlockFree is an owned block and how many of its addresses are free now.
+// BlockFree is an owned block, the pool it is listed under (PoolBlocks),
+// and how many of its addresses are free now.
 type BlockFree struct {
 	First netip.Addr
+	Pool  int
 	Free  int
 }
 
@@ -91,12 +95,15 @@ func (a *Allocator) OwnedBlocks() []BlockFree {
 	now := a.now().UnixNano()
 	out := make([]BlockFree, 0, len(a.owned))
 	for b := range a.owned {
-		free := 0
+		free, pool := 0, -1
 		for i := range uint32(BlockSize) {
 			ip := b + i
 			rs := a.rangeOf(ip)
 			if rs == nil {
 				continue
+			}
+			if pool < 0 {
+				pool = rs.pool
 			}
 			if _, r := a.reserved[ip]; r {
 				continue
@@ -106,7 +113,7 @@ func (a *Allocator) OwnedBlocks() []BlockFree {
 				free++
 			}
 		}
-		out = append(out, BlockFree{First: addr(b), Free: free})
+		out = append(out, BlockFree{First: addr(b), Pool: max(pool, 0), Free: free})
 	}
 	slices.SortFunc(out, func(x, y BlockFree) int { return x.First.Compare(y.First) })
 	return out

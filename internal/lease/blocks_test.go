@@ -34,7 +34,10 @@ func TestBlocksOfferOnlyOwned(t *testing.T) {
 	pool := poolOf(rng("192.0.2.10", "192.0.2.200"))
 	var shorts atomic.Int32
 	a := sharedAlloc(t, leasetest.New(), &shorts, pool)
-	if got := a.PoolBlocks(); len(got) != 4 || got[0] != ip("192.0.2.0") || got[3] != ip("192.0.2.192") {
+	if pbs := a.PoolBlocks(); len(pbs) != 1 {
+		t.Fatalf("PoolBlocks = %v, want one pool", pbs)
+	}
+	if got := a.PoolBlocks()[0]; len(got) != 4 || got[0] != ip("192.0.2.0") || got[3] != ip("192.0.2.192") {
 		t.Fatalf("PoolBlocks = %v, want the four /26 of 192.0.2.0/24", got)
 	}
 	if _, err := a.Offer(client(1, pool)); !errors.Is(err, lease.ErrExhausted) {

@@ -37,6 +37,7 @@ type rangeState struct {
 	// Below cursor, every address is used or not owned: owning a block
 	// moves the cursor back to it.
 	owned []uint64
+	pool  int // index of its pool in Options.Pools
 }
 
 type heapItem struct {
