@@ -114,6 +114,7 @@ var elsewhere = []struct{ prefix, by string }{
 	{"setcap", "TestE2EUnprivileged (the same capability, through setpriv)"},
 	{"bench/", "bench/RESULTS.md records each run with its command"},
 	{"xl create", "no Xen here: TestE2EXenBootloader* run the bootloader xl would"},
+	{"pxed inventory push", "TestClusterInventoryAndStates (cmd/pxed) pushes to a real 3-member etcd and serves from two pxed"},
 	{"curl -fsS -X POST", "a kickstart template line: TestE2EInventoryNetbootOnce posts the installed callback"},
 	{"cp /usr/lib/shim/shimx64.efi.signed", "TestE2EBootSecureBoot serves the same files (lab.PrepareSecureBoot)"},
 	{"cp /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed", "TestE2EBootSecureBoot serves the same files (lab.PrepareSecureBoot)"},
