@@ -142,11 +142,12 @@ func TestClusterInventoryAndStates(t *testing.T) {
 		t.Fatalf("second push: exit %d\n%s%s", code, stdout, stderr)
 	}
 	pushed := time.Since(start)
-	waitFor(t, "server 2 serves the new push", func() bool {
+	after := waitFor(t, "server 2 serves the new push", func() bool {
 		_, body := httpGet(t, urls[1]+cfgName)
 		return strings.Contains(body, "keymap=de")
 	})
-	t.Logf("inventory propagation: push command %v; push started -> the other pxed serves the new file over HTTP: %v", pushed.Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
+	t.Logf("inventory propagation: the push command took %v (check, dial, store); from its exit to the other pxed serving the new file over HTTP: %v; in all %v",
+		pushed.Round(time.Microsecond), after.Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
 	waitFor(t, "server 1 serves the new push", func() bool {
 		_, body := httpGet(t, urls[0]+cfgName)
 		return strings.Contains(body, "keymap=de")
