@@ -78,7 +78,10 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m
 			lo.OnHealth, lo.OnBlocks = m.StoreUp, m.StoreBlocks
 		}
 		shared = etcdstore.NewLeases(cli, etcdstore.Keys{Prefix: c.Store.Prefix}, lo)
-		opts.Blocks, opts.MaxBatch, opts.OnShort = true, etcdstore.MaxBatch, shared.Short
+		// A transaction waits for a quorum (and, when the leader dies,
+		// for a new one): the Allocator's own goroutine commits, and
+		// the DHCP loop goes on answering meanwhile.
+		opts.Blocks, opts.MaxBatch, opts.OnShort, opts.CallerCommits = true, etcdstore.MaxBatch, shared.Short, false
 		store = shared
 	} else {
 		spec, err := c.StoreSpec()

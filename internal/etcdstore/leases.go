@@ -30,11 +30,13 @@ const (
 	// under: a dead server's blocks return to the others this long after
 	// its last keep-alive.
 	DefaultTTL = 10 * time.Second
-	// RequestTimeout bounds every etcd request of the lease store. A
-	// write caught by a leader's death can hang until it: short enough
-	// that the clients of that batch retry soon (a write that did land
-	// reaches memory through the watch), long enough for an election.
-	RequestTimeout = 2 * time.Second
+	// RequestTimeout bounds every etcd request of the lease store.
+	RequestTimeout = 5 * time.Second
+	// attemptTimeout bounds one try of a batch's transaction: one caught
+	// by the death of the leader hangs until then and is tried again
+	// (putAttempts in all), on whichever member answers.
+	attemptTimeout = 700 * time.Millisecond
+	putAttempts    = 4
 	// maxRecord bounds a stored lease record read back.
 	maxRecord = 4 << 10
 )
@@ -175,6 +177,7 @@ func (s *Leases) Put(ctx context.Context, batch []lease.Lease) ([]lease.Lease, e
 	cmps := make([]clientv3.Cmp, 0, 2*len(batch))
 	puts := make([]clientv3.Op, 0, len(batch))
 	gets := make([]clientv3.Op, 0, 2*len(batch))
+	vals := make([]string, 0, len(batch))
 	for _, l := range batch {
 		if !l.IP.Is4() || !l.State.Persistent() {
 			return nil, fmt.Errorf("etcd: cannot store %v in state %v", l.IP, l.State)
@@ -186,9 +189,11 @@ func (s *Leases) Put(ctx context.Context, batch []lease.Lease) ([]lease.Lease, e
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", int64(l.Rev)))
 		}
 		v := l
-		v.Rev = 0
-		puts = append(puts, clientv3.OpPut(k, string(record.Append(nil, v))))
-		gets = append(gets, clientv3.OpGet(k, clientv3.WithKeysOnly()))
+		v.Rev, v.Claim = 0, false
+		val := string(record.Append(nil, v))
+		vals = append(vals, val)
+		puts = append(puts, clientv3.OpPut(k, val))
+		gets = append(gets, clientv3.OpGet(k))
 		if l.Claim {
 			if b := blockOf(l.IP); !slices.Contains(claims, b) {
 				claims = append(claims, b)
@@ -200,21 +205,54 @@ func (s *Leases) Put(ctx context.Context, batch []lease.Lease) ([]lease.Lease, e
 		cmps = append(cmps, clientv3.Compare(clientv3.LeaseValue(k), "=", sess))
 		gets = append(gets, clientv3.OpGet(k, clientv3.WithKeysOnly()))
 	}
-	cctx, cancel := context.WithTimeout(ctx, RequestTimeout)
-	defer cancel()
-	resp, err := s.cli.Txn(cctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+	var resp *clientv3.TxnResponse
+	var err error
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		resp, err = s.cli.Txn(cctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+		cancel()
+		if err == nil || attempt == putAttempts || ctx.Err() != nil || !s.up.Load() {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("etcd: writing %d leases: %w", len(batch), err)
 	}
-	if !resp.Succeeded {
-		return nil, s.conflicts(batch, claims, sess, resp)
-	}
 	out := make([]lease.Lease, len(batch))
+	if !resp.Succeeded {
+		// A try that timed out may have been written after all: then
+		// every record holds this batch's bytes, and that is success.
+		if !s.already(resp, vals, out) {
+			return nil, s.conflicts(batch, claims, sess, resp)
+		}
+		for i, l := range batch {
+			l.Rev = out[i].Rev
+			out[i] = l
+		}
+		return out, nil
+	}
 	for i, l := range batch {
 		l.Rev = uint64(resp.Header.Revision)
 		out[i] = l
 	}
 	return out, nil
+}
+
+// already reports whether a failed transaction's reads show every record
+// of the batch holding exactly the value the batch writes (an earlier try
+// of it was written); it sets each out[i].Rev.
+func (s *Leases) already(resp *clientv3.TxnResponse, vals []string, out []lease.Lease) bool {
+	if len(resp.Responses) < len(vals) {
+		return false
+	}
+	for i, v := range vals {
+		kvs := resp.Responses[i].GetResponseRange().GetKvs()
+		if len(kvs) == 0 || string(kvs[0].Value) != v {
+			return false
+		}
+		out[i].Rev = uint64(kvs[0].ModRevision)
+	}
+	return true
 }
 
 // conflicts reads a failed transaction's Else reads: which leases were

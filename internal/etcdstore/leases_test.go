@@ -271,3 +271,27 @@ func TestQuorumLost(t *testing.T) {
 	waitFor(t, "the store is back", s.s.Up)
 	waitFor(t, "bindings resume", func() bool { _, err := bind(s.a, req(4, pool)); return err == nil })
 }
+
+// TestPutRetried: a batch whose transaction was written although its
+// answer was lost (a timed-out try, tried again) is success, at the
+// revision it was written at; a stale write with other content is still
+// a conflict.
+func TestPutRetried(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	s := startStore(t, c.Client(t), newPrefix(), "retry")
+	l := lease.Lease{IP: netip.MustParseAddr("198.18.0.7"), Client: "hw:52:54:00:00:00:07", State: lease.Bound,
+		Start: time.Unix(1700000000, 5), Expiry: time.Unix(1700003600, 5)}
+	first, err := s.Put(context.Background(), []lease.Lease{l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Put(context.Background(), []lease.Lease{l}) // Rev 0 again: the same try
+	if err != nil || again[0].Rev != first[0].Rev {
+		t.Fatalf("the same batch again: %+v %v, want success at revision %d", again, err, first[0].Rev)
+	}
+	other := l
+	other.Client = "hw:52:54:00:00:00:08"
+	if _, err := s.Put(context.Background(), []lease.Lease{other}); !errors.Is(err, lease.ErrConflict) {
+		t.Fatalf("a stale write of another client: %v, want ErrConflict", err)
+	}
+}

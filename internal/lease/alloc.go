@@ -964,8 +964,13 @@ func (a *Allocator) run() {
 	}
 }
 
-// Pending reports whether writes are queued and not yet durable.
+// Pending reports whether writes are queued that the caller should Flush
+// (Options.CallerCommits); always false with the Allocator's own
+// committer, whose rounds need nobody.
 func (a *Allocator) Pending() bool {
+	if !a.manual {
+		return false
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.queue) > 0
