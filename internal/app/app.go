@@ -297,7 +297,7 @@ func (a *App) UseInventory(inv *inventory.Inventory, why string) error {
 	if err := a.reload(env, why); err != nil {
 		return err
 	}
-	a.env = env
+	a.env.Inventory = inv // the field alone: requests read a.env's others
 	return nil
 }
 
