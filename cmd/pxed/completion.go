@@ -49,6 +49,11 @@ var commands = []command{
 	{"host", "list|install|local [NAME|MAC] [flags]", "netboot-once states of the inventory's hosts",
 		serveLikeFlags(func(fs *flag.FlagSet) { fs.Bool("json", false, "print JSON") })},
 	{"inventory", "push FILE [flags]", "store a checked inventory for a cluster of pxed sharing etcd", serveLikeFlags(nil)},
+	{"store", "migrate --from bolt:PATH --to etcd://HOST:PORT[,...] [flags]", "copy a single server's leases and host states into a cluster's etcd", func() *flag.FlagSet {
+		fs := noFlags()
+		new(storeFlags).define(fs)
+		return fs
+	}},
 	{"xen-bootloader", "[options] mac=MAC[,bridge=BRIDGE] [DISK]", "the Xen PV bootloader for xl and xm (also as pxed-xenboot)", noFlags},
 	{"vm", "create NAME [flags]", "write a network-booting Xen guest config and its sparse disk", func() *flag.FlagSet {
 		fs := noFlags()

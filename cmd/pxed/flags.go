@@ -46,7 +46,7 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 		func(c *config.Config) *string { return &c.Metrics.Addr })
 	bind(f, f.fs.String, "state-dir", "state-dir", d.StateDir, "`dir`ectory for durable state (leases, host states)",
 		func(c *config.Config) *string { return &c.StateDir })
-	bind(f, f.fs.String, "store", "store.url", "", "where leases live: `bolt:PATH` (default bolt:<state-dir>/leases.db) or etcd://HOST:PORT[,HOST:PORT…] shared by several pxed",
+	bind(f, f.fs.String, "store", "store.url", "", "where leases live: `bolt:PATH` (default bolt:<state-dir>/leases.db) or etcd://HOST:PORT[,HOST:PORT...] shared by several pxed",
 		func(c *config.Config) *string { return &c.Store.URL })
 	bind(f, f.fs.String, "store-prefix", "store.prefix", d.Store.Prefix, "etcd key `prefix` shared by the pxed of one cluster",
 		func(c *config.Config) *string { return &c.Store.Prefix })

@@ -20,6 +20,8 @@ Usage:
   pxed explain MAC       walk one machine's boot path offline and flag what is wrong
   pxed host CMD NAME     netboot-once states: list, install NAME, local NAME
   pxed inventory push FILE   store a checked inventory for a cluster of pxed (etcd)
+  pxed store migrate --from bolt:PATH --to etcd://...  copy a single server's leases
+                         and host states into a cluster's etcd
   pxed xen-bootloader ARGS   Xen PV bootloader (pypxeboot's successor, for xl and xm);
                          also runs as pxed-xenboot through a link of that name
   pxed vm create NAME    write a network-booting Xen guest config and its sparse disk
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdHost(args[1:], stdout, stderr)
 	case "inventory":
 		return cmdInventory(args[1:], stdout, stderr)
+	case "store":
+		return cmdStore(args[1:], stdout, stderr)
 	case "xen-bootloader":
 		return cmdXenBootloader(args[1:], stderr)
 	case "vm":

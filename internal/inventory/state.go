@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -76,6 +78,13 @@ func OpenStateFile(path string) (*StateFile, error) {
 
 // Path is the file's path.
 func (s *StateFile) Path() string { return s.path }
+
+// Names returns the (lower-case) names of the hosts with a record, sorted.
+func (s *StateFile) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.recs))
+}
 
 // Get returns the record of a host (by name, any case).
 func (s *StateFile) Get(name string) (Record, bool) {
