@@ -2,13 +2,13 @@ package inventory
 
 import (
 	"encoding/json"
-	"maps"
-	"slices"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
