@@ -451,3 +451,55 @@ func TestAPIToken(t *testing.T) {
 		t.Fatal("a bad token in etcd accepted")
 	}
 }
+
+// A watch that starts behind etcd's compaction breaks at once; the host
+// states and the inventory are then read again, so the changes it missed
+// are seen all the same.
+func TestWatchAfterCompaction(t *testing.T) {
+	cli := etcdtest.Start(t, etcdtest.Options{Members: 1}).Client(t)
+	hs := openStates(t, cli, nil)
+	_, rev, err := LoadInventory(ctx(t), cli, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := openStates(t, cli, nil)
+	if err := other.Update([]string{"web1"}, func(map[string]inventory.Record) (map[string]inventory.Record, error) {
+		return map[string]inventory.Record{"web1": {State: inventory.Local, Declared: inventory.Install, By: "other"}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := Bundle(exampleFiles(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := Push(ctx(t), cli, keys, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx(t), pushed); err != nil {
+		t.Fatal(err)
+	}
+	var log logBuffer
+	hs.log = log.logger()
+	watching(t, hs)
+	got := make(chan *Stored, 1)
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { WatchInventory(c, cli, keys, rev, log.logger(), func(st *Stored) { got <- st }); close(done) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "a change missed before the compaction", func() bool {
+		r, ok := hs.Get("web1")
+		return ok && r.By == "other"
+	})
+	select {
+	case st := <-got:
+		if st.Rev != pushed {
+			t.Fatalf("inventory revision %d handed over, want %d", st.Rev, pushed)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the inventory pushed before the compaction was not handed over")
+	}
+	if n := strings.Count(log.String(), "watch broken"); n != 2 {
+		t.Fatalf("%d broken watches logged, want 2 (host states, inventory):\n%s", n, log.String())
+	}
+}

@@ -161,6 +161,7 @@ func WatchInventory(ctx context.Context, cli *clientv3.Client, keys etcdstore.Ke
 		use(st)
 	}
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := watch(ctx, cli, keys.Inventory(), rev+1, func(wr clientv3.WatchResponse) {
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
@@ -175,6 +176,9 @@ func WatchInventory(ctx context.Context, cli *clientv3.Client, keys etcdstore.Ke
 			return
 		}
 		log.Warn("inventory: etcd watch broken; reading the key again", "error", err)
+		if time.Since(began) < time.Second {
+			sleep(ctx, time.Second) // not in a loop, whatever breaks it
+		}
 		for ctx.Err() == nil {
 			gctx, cancel := context.WithTimeout(ctx, OpTimeout)
 			resp, err := cli.Get(gctx, keys.Inventory())

@@ -251,11 +251,15 @@ func (s *HostStates) Watch(ctx context.Context) {
 		s.mu.RLock()
 		from := s.rev + 1
 		s.mu.RUnlock()
+		began := time.Now()
 		err := s.watch(ctx, from)
 		if ctx.Err() != nil {
 			return
 		}
 		s.log.Warn("host states: etcd watch broken; reading every record again", "error", err)
+		if time.Since(began) < time.Second {
+			sleep(ctx, time.Second) // not in a loop, whatever breaks it
+		}
 		for ctx.Err() == nil {
 			if err := s.load(ctx); err == nil {
 				break
