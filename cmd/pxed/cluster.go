@@ -91,35 +91,46 @@ func (cl *cluster) run(g *group, a *app.App, log *slog.Logger) {
 
 func (cl *cluster) close() { cl.cli.Close() }
 
+// clusterView reads a cluster's inventory and host states from its etcd,
+// for a command that runs without a server (pxed host, pxed explain).
+// done closes the connection.
+func clusterView(ctx context.Context, c *config.Config) (inv *inventory.Inventory, states *inventory.States, done func(), err error) {
+	if c.Inventory != "" {
+		return nil, nil, nil, fmt.Errorf("inventory %s: a cluster's hosts are those of the inventory stored in etcd; drop --inventory", c.Inventory)
+	}
+	cli, err := etcdstore.Dial(ctx, c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys := etcdstore.Keys{Prefix: c.Store.Prefix}
+	st, _, err := clusterstate.LoadInventory(ctx, cli, keys)
+	if err == nil && st == nil {
+		err = fmt.Errorf("no inventory stored in etcd (%s): push one with pxed inventory push", keys.Inventory())
+	}
+	var hs *clusterstate.HostStates
+	if err == nil {
+		hs, err = clusterstate.OpenStates(ctx, cli, keys, nil)
+	}
+	if err != nil {
+		cli.Close()
+		return nil, nil, nil, err
+	}
+	return st.Inventory, inventory.NewStates(hs, nil), func() { cli.Close() }, nil
+}
+
 // clusterHostViews does the host command on a cluster's etcd directly:
 // the inventory stored there and the host states there, which every
 // server of the cluster watches.
 func clusterHostViews(ctx context.Context, c *config.Config, state inventory.State, names []string) ([]api.HostView, error) {
-	if c.Inventory != "" {
-		return nil, fmt.Errorf("inventory %s: a cluster's hosts are those of the inventory stored in etcd; drop --inventory", c.Inventory)
-	}
-	cli, err := etcdstore.Dial(ctx, c)
+	inv, states, done, err := clusterView(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	defer cli.Close()
-	keys := etcdstore.Keys{Prefix: c.Store.Prefix}
-	st, _, err := clusterstate.LoadInventory(ctx, cli, keys)
-	if err != nil {
-		return nil, err
-	}
-	if st == nil {
-		return nil, fmt.Errorf("no inventory stored in etcd (%s): push one with pxed inventory push", keys.Inventory())
-	}
-	hs, err := clusterstate.OpenStates(ctx, cli, keys, nil)
-	if err != nil {
-		return nil, err
-	}
-	states := inventory.NewStates(hs, nil)
+	defer done()
 	if state == "" {
-		return app.HostViews(st.Inventory, states), nil
+		return app.HostViews(inv, states), nil
 	}
-	v, err := app.SetHostState(st.Inventory, states, names[0], string(state), "pxed host")
+	v, err := app.SetHostState(inv, states, names[0], string(state), "pxed host")
 	if err != nil {
 		return nil, err
 	}

@@ -214,6 +214,11 @@ func TestClusterInventoryAndStates(t *testing.T) {
 	}
 	waitFor(t, "server 1 sees pxed host install", serves(0, "install"))
 	waitFor(t, "server 2 sees pxed host install", serves(1, "install"))
+	// pxed explain on the cluster: its inventory and states.
+	code, stdout, stderr = pxed("explain", "00:16:3e:72:79:e4", "--store", store, "--tftp-root", root, "--state-dir", t.TempDir())
+	if code > 1 || !strings.Contains(stdout, "test_hvm") || !strings.Contains(stdout, "keymap=de") {
+		t.Fatalf("pxed explain on the cluster: exit %d\n%s%s", code, stdout, stderr)
+	}
 
 	// A bad value written by hand: both keep serving what they served.
 	if _, err := cli.Put(context.Background(), keys.Inventory(), `{"version":1,"inventory":"hosts: [{name: x}]"}`); err != nil {

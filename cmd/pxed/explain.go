@@ -10,7 +10,9 @@ import (
 
 	"pxed/internal/app"
 	"pxed/internal/bootfs"
+	"pxed/internal/clusterstate"
 	"pxed/internal/config"
+	"pxed/internal/etcdstore"
 	walk "pxed/internal/explain"
 	"pxed/internal/inventory"
 )
@@ -77,8 +79,18 @@ func explainMAC(c *config.Config, hw net.HardwareAddr, secureBoot bool) *walk.Re
 		env.Tree = tree
 		in.Files = bootfs.NewLayered(tree, slog.New(slog.DiscardHandler))
 	}
-	states, err := app.OpenStates(c, nil)
-	if err != nil {
+	var states *inventory.States
+	var err error
+	if c.Shared() {
+		// A cluster's inventory and host states, from its etcd.
+		ctx, cancel := context.WithTimeout(context.Background(), etcdstore.DialTimeout+clusterstate.OpTimeout)
+		defer cancel()
+		var done func()
+		if env.Inventory, states, done, err = clusterView(ctx, c); err != nil {
+			return walk.Failed(hw, "cluster", err)
+		}
+		defer done()
+	} else if states, err = app.OpenStates(c, nil); err != nil {
 		notes = append(notes, fmt.Sprintf("%v; showing declared states", err))
 		states = inventory.NewStates(nil, nil)
 	}
