@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -12,6 +15,7 @@ import (
 
 	"pxed/internal/etcdstore"
 	"pxed/internal/lease"
+	"pxed/internal/testutil"
 	"pxed/internal/testutil/etcdtest"
 )
 
@@ -247,4 +251,67 @@ func TestE2EClusterPartitionNoBindings(t *testing.T) {
 		}
 	}
 	t.Logf("server 0 bound again %v after the network healed", time.Since(start).Round(time.Second))
+}
+
+// rebindScript logs each udhcpc event with the address and the server
+// that gave it, and configures a bound address (udhcpc renews and
+// rebinds from it).
+const rebindScript = `#!/bin/sh
+echo "$1 $ip $serverid" >> "$LOG"
+case "$1" in bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;; esac
+exit 0
+`
+
+// TestE2EClusterRebindAtSurvivor: busybox udhcpc binds through pxed 0 with
+// a 20 s lease; pxed 1 starts, pxed 0 is killed. udhcpc's RENEW, unicast
+// to the dead server, goes unanswered; its REBIND (broadcast, at 7/8 of
+// the lease) is answered by pxed 1 from the shared lease: same address,
+// the survivor's server id, and no DISCOVER in between.
+func TestE2EClusterRebindAtSurvivor(t *testing.T) {
+	need(t, "udhcpc")
+	cn := newClusterNet(t, 2)
+	cn.startEtcd(etcdtest.Options{})
+	conf := strings.Replace(clusterConf, "default-lease-time 3600;\nmax-lease-time 7200;", "default-lease-time 20;\nmax-lease-time 20;", 1)
+	args := append([]string{"--log-level", "info"}, storeArgs()...)
+	s0 := cn.servers[0].startPxed(conf, t.TempDir(), args...)
+	dir := t.TempDir()
+	script, logf := filepath.Join(dir, "script"), filepath.Join(dir, "events")
+	if err := os.WriteFile(script, []byte(rebindScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	udhcpc := exec.Command("ip", "netns", "exec", cn.clients, "env", "LOG="+logf, "udhcpc", "-f", "-i", clusterIface, "-s", script, "-t", "20", "-T", "1", "-A", "1")
+	udhcpc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out testutil.SyncBuffer
+	udhcpc.Stdout, udhcpc.Stderr = &out, &out
+	if err := udhcpc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-udhcpc.Process.Pid, syscall.SIGKILL)
+		udhcpc.Wait()
+		if t.Failed() {
+			t.Logf("udhcpc:\n%s", out.String())
+		}
+	})
+	events := func() string { b, _ := os.ReadFile(logf); return string(b) }
+	waitFor(t, 30*time.Second, "udhcpc to bind through pxed 0", func() bool { return strings.Contains(events(), "bound ") })
+	var ip string
+	for _, line := range strings.Split(events(), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "bound" {
+			if f[2] != cn.serverIP(0) {
+				t.Fatalf("bound through %s, want pxed 0 (%s): %q", f[2], cn.serverIP(0), events())
+			}
+			ip = f[1]
+		}
+	}
+	cn.servers[1].startPxed(conf, t.TempDir(), args...)
+	s0.kill(syscall.SIGKILL)
+	killed := time.Now()
+	waitFor(t, 40*time.Second, "udhcpc's lease renewed by pxed 1", func() bool {
+		return strings.Contains(events(), "renew "+ip+" "+cn.serverIP(1))
+	})
+	t.Logf("udhcpc events:\n%s(renewed by the survivor %v after pxed 0 died)", events(), time.Since(killed).Round(time.Second))
+	if strings.Count(events(), "bound ") != 1 {
+		t.Errorf("udhcpc bound again (lost its lease) instead of renewing it: %q", events())
+	}
 }
