@@ -158,6 +158,19 @@ func TestHostStatesRoundTrip(t *testing.T) {
 	if st, rec := s1.State(hvm); st != inventory.Local || rec.By != "api 192.0.2.10" {
 		t.Fatalf("after the refused callback, s1 reads %s %+v", st, rec)
 	}
+	// Names in any case are one host, in the copy as in etcd.
+	hs := openStates(t, cli, nil)
+	want := inventory.Record{State: inventory.Local, Declared: inventory.Install, By: "mixed case"}
+	if err := hs.Update([]string{"RK"}, func(map[string]inventory.Record) (map[string]inventory.Record, error) {
+		return map[string]inventory.Record{"Rk": want}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*HostStates{hs, openStates(t, cli, nil)} {
+		if r, ok := s.Get("rK"); !ok || r.State != want.State || r.By != want.By {
+			t.Fatalf("record written as Rk, read as rK: %+v %v", r, ok)
+		}
+	}
 }
 
 // Two servers changing one host at once lose no update: each change is

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -127,17 +128,17 @@ func (s *HostStates) Update(names []string, f func(cur map[string]inventory.Reco
 			return err
 		}
 		var ops []clientv3.Op
-		vals := map[string][]byte{}
+		recs := map[string]inventory.Record{} // by lower-case name
 		for name, r := range out {
 			k := strings.ToLower(name)
-			if !contains(keys, k) {
+			if !slices.Contains(keys, k) {
 				return fmt.Errorf("host states: update of %q, which it did not read", name)
 			}
 			v, err := encodeRecord(r)
 			if err != nil {
 				return err
 			}
-			vals[k] = v
+			recs[k] = r
 			ops = append(ops, clientv3.OpPut(s.keys.Host(k), string(v)))
 		}
 		// On a failed comparison, the keys as they are now, for the next
@@ -149,8 +150,8 @@ func (s *HostStates) Update(names []string, f func(cur map[string]inventory.Reco
 		rev := resp.Header.Revision
 		s.mu.Lock()
 		if resp.Succeeded {
-			for k := range vals {
-				s.put(k, stored{rec: out[k], valid: true, mod: rev, seen: rev})
+			for k, r := range recs {
+				s.put(k, stored{rec: r, valid: true, mod: rev, seen: rev})
 			}
 			s.mu.Unlock()
 			return nil
@@ -165,15 +166,6 @@ func (s *HostStates) Update(names []string, f func(cur map[string]inventory.Reco
 		s.mu.Unlock()
 	}
 	return fmt.Errorf("host states: %d attempts lost to other servers' changes of the same hosts", maxAttempts)
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // put records st for key k unless the copy already knows a later state.
