@@ -152,6 +152,11 @@ func TestClusterInventoryAndStates(t *testing.T) {
 		_, body := httpGet(t, urls[0]+cfgName)
 		return strings.Contains(body, "keymap=de")
 	})
+	for i, ln := range []listening{ln1, ln2} {
+		if cfg, err := tftpGet(t, ln.TFTP, strings.TrimPrefix(cfgName, "/")); err != nil || !strings.Contains(string(cfg), "keymap=de") {
+			t.Fatalf("server %d over TFTP after the push: %v\n%s", i+1, err, cfg)
+		}
+	}
 
 	// One API token for the cluster, in both state directories.
 	tok1, _ := os.ReadFile(filepath.Join(c1.StateDir, "api-token"))
