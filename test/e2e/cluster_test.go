@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"pxed/internal/etcdstore"
+	pxlab "pxed/internal/lab"
 	"pxed/internal/lease"
 	"pxed/internal/testutil"
 	"pxed/internal/testutil/etcdtest"
@@ -314,4 +315,61 @@ func TestE2EClusterRebindAtSurvivor(t *testing.T) {
 	if strings.Count(events(), "bound ") != 1 {
 		t.Errorf("udhcpc bound again (lost its lease) instead of renewing it: %q", events())
 	}
+}
+
+// TestE2EClusterInventoryPushBoots: an inventory pushed from pxed 0's
+// machine reaches pxed 1 through etcd alone; pxed 0 then stops, and a QEMU
+// guest (SeaBIOS, iPXE) boots through pxed 1 with the pushed profile: its
+// HTTP script, kernel and initrd, and the pushed append line.
+func TestE2EClusterInventoryPushBoots(t *testing.T) {
+	a := labAssets(t)
+	cn := newClusterNet(t, 2)
+	cn.startEtcd(etcdtest.Options{})
+	root := t.TempDir()
+	if err := a.InstallBootloaders(root); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"inst/vmlinuz": a.Kernel, "inst/initrd.img": a.Initrd} {
+		if err := pxlab.Place(root, name, src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var srv []*server
+	for i, s := range cn.servers {
+		ip := cn.serverIP(i)
+		srv = append(srv, s.startPxed(clusterConf, t.TempDir(), append(storeArgs(), "--log-level", "debug", "--log-format", "json",
+			"--tftp-root", root, "--tftp-addr", ip+":69", "--http-addr", ip+":8080")...))
+	}
+	inv := filepath.Join(t.TempDir(), "inventory.yaml")
+	if err := os.WriteFile(inv, []byte(fmt.Sprintf(guestInventory, "pushed=yes")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(cn.servers[0].dir, "dhcpd.conf") // startPxed wrote it
+	out := cn.servers[0].in(cn.servers[0].srv, append([]string{pxed(t), "inventory", "push", inv, "--dhcpd-conf", conf, "--tftp-root", root}, storeArgs()...)...)
+	t.Logf("pxed inventory push: %s", strings.TrimSpace(out))
+	pushed := time.Now()
+	waitFor(t, 10*time.Second, "pxed 1 to serve the pushed inventory", func() bool {
+		return strings.Contains(srv[1].log.String(), "test_hvm") || strings.Contains(srv[1].log.String(), "\"hosts\":1")
+	})
+	t.Logf("pxed 1 took the pushed inventory %v after the push returned", time.Since(pushed).Round(time.Millisecond))
+	srv[0].kill(syscall.SIGTERM)
+
+	if _, err := cn.servers[0].try(cn.hub, 10*time.Second, "ip", "tuntap", "add", "dev", "tapq", "mode", "tap"); err != nil {
+		t.Fatal(err)
+	}
+	cn.servers[0].in(cn.hub, "ip", "link", "set", "tapq", "master", "brdhcp", "up")
+	guestLab := &pxlab.Lab{NS: cn.hub, Tap: "tapq", Dir: t.TempDir()}
+	t.Cleanup(func() { guestLab.Close() })
+	res, err := guestLab.Boot(context.Background(), a, pxlab.Guest{MAC: "00:16:3E:72:79:E4"}, []string{pxlab.Marker}, 150*time.Second)
+	if err != nil {
+		t.Fatalf("%v\npxed 1:\n%s", err, tail(srv[1].log.String(), 4000))
+	}
+	if c := res.Cmdline(); !strings.Contains(c, "pushed=yes") {
+		t.Errorf("kernel command line %q: not the pushed profile's", c)
+	}
+	ev := pxlab.PxedEvents(srv[1].log.String(), res.Start, "00:16:3e:72:79:e4", "192.0.2.177")
+	wantEvents(t, ev, "DHCP ack 192.0.2.177, next-server 192.0.2.2", "HTTP GET /ipxe/00-16-3e-72-79-e4 (200", "HTTP GET /inst/vmlinuz (200")
+	var tl strings.Builder
+	pxlab.FormatTimeline(&tl, ev)
+	t.Logf("boot through pxed 1:\n%s  %6.1fs  kernel running", tl.String(), res.Seen[pxlab.Marker].Seconds())
 }
