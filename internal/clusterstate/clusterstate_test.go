@@ -166,6 +166,11 @@ func TestHostStatesRoundTrip(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := hs.Update([]string{"../api-token"}, func(map[string]inventory.Record) (map[string]inventory.Record, error) {
+		return map[string]inventory.Record{"../api-token": want}, nil
+	}); err == nil {
+		t.Fatal("a record written under a key that names no host")
+	}
 	for _, s := range []*HostStates{hs, openStates(t, cli, nil)} {
 		if r, ok := s.Get("rK"); !ok || r.State != want.State || r.By != want.By {
 			t.Fatalf("record written as Rk, read as rK: %+v %v", r, ok)

@@ -100,6 +100,9 @@ func (s *HostStates) Update(names []string, f func(cur map[string]inventory.Reco
 	keys := make([]string, len(names))
 	for i, n := range names {
 		keys[i] = strings.ToLower(n)
+		if !nameRe.MatchString(keys[i]) {
+			return fmt.Errorf("host states: %q is not a host name", n)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), OpTimeout)
 	defer cancel()
