@@ -116,7 +116,9 @@ func (s *Leases) holdSession(ctx context.Context) bool {
 	last := time.Now()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var balanced time.Time
 	for {
+		kicked := false
 		select {
 		case <-ctx.Done():
 			return true
@@ -129,12 +131,20 @@ func (s *Leases) holdSession(ctx context.Context) bool {
 			last = time.Now()
 		case <-tick.C:
 		case <-s.kick:
+			kicked = true
 		}
 		// Keep-alives go every TTL/3: none answered for TTL/2 means
 		// the quorum is out of reach, and the blocks may be lost
 		// before this server hears of it.
+		wasUp := s.up.Load()
 		s.setUp(time.Since(last) < s.opt.TTL/2)
-		s.reconcile(ctx, g.ID)
+		// The blocks are looked at when asked (an offer found nothing
+		// free, a block changed hands), when the quorum is back, and
+		// once a second.
+		if kicked || !wasUp || time.Since(balanced) >= time.Second {
+			s.reconcile(ctx, g.ID)
+			balanced = time.Now()
+		}
 	}
 }
 
@@ -313,9 +323,12 @@ func (s *Leases) release(ctx context.Context, sess clientv3.LeaseID, b netip.Add
 	return true
 }
 
-// countServers refreshes how many servers are announced (at most every
-// few seconds).
+// countServers refreshes how many servers are announced, at most every
+// five seconds.
 func (s *Leases) countServers(ctx context.Context) {
+	if time.Since(s.counted) < 5*time.Second {
+		return
+	}
 	cctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	resp, err := s.cli.Get(cctx, s.keys.Servers(), clientv3.WithPrefix(), clientv3.WithCountOnly())
@@ -323,6 +336,7 @@ func (s *Leases) countServers(ctx context.Context) {
 		s.mu.Lock()
 		s.servers = int(resp.Count)
 		s.mu.Unlock()
+		s.counted = time.Now()
 	}
 }
 

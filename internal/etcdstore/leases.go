@@ -81,6 +81,7 @@ type Leases struct {
 	alloc   *lease.Allocator
 	taken   map[netip.Addr]int64 // block -> etcd lease of its owner
 	servers int                  // servers announced in the cluster
+	counted time.Time            // when servers was read (claimer's goroutine only)
 	cancel  context.CancelFunc
 	done    chan struct{}
 	kick    chan struct{}
