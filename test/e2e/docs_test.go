@@ -114,6 +114,8 @@ var elsewhere = []struct{ prefix, by string }{
 	{"setcap", "TestE2EUnprivileged (the same capability, through setpriv)"},
 	{"bench/", "bench/RESULTS.md records each run with its command"},
 	{"xl create", "no Xen here: TestE2EXenBootloader* run the bootloader xl would"},
+	{"pxed serve --store etcd://", "TestE2EClusterTwoServers (two pxed on a 3-member etcd; the same flags)"},
+	{"pxed store migrate", "TestStoreMigrate (cmd/pxed) migrates into a real etcd"},
 	{"pxed inventory push", "TestClusterInventoryAndStates (cmd/pxed) pushes to a real 3-member etcd and serves from two pxed"},
 	{"curl -fsS -X POST", "a kickstart template line: TestE2EInventoryNetbootOnce posts the installed callback"},
 	{"cp /usr/lib/shim/shimx64.efi.signed", "TestE2EBootSecureBoot serves the same files (lab.PrepareSecureBoot)"},
