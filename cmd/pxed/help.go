@@ -89,7 +89,8 @@ const checkExamples = `  pxed check --config /etc/pxed/pxed.yaml
 const leasesSynopsis = `usage: pxed leases [--config FILE | --state-dir DIR] [--json]
 
 Lists the DHCP leases (IP, MAC, state, expiry, host name): from the running
-pxed serve through its control socket, else from the lease database.
+pxed serve through its control socket, else from the lease store: the bolt
+file, or the cluster's etcd when --config's store is etcd://.
 `
 
 const leasesExamples = `  pxed leases --config /etc/pxed/pxed.yaml

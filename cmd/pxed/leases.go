@@ -9,12 +9,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"pxed/internal/api"
 	"pxed/internal/app"
 	"pxed/internal/config"
+	"pxed/internal/etcdstore"
+	"pxed/internal/lease"
 )
 
 // cmdLeases lists leases: from the running server through its control
@@ -37,7 +40,15 @@ func cmdLeases(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pxed leases: %v\n", err)
 		return 1
 	}
-	leases, err := readLeases(dir)
+	c := config.Default()
+	if *configFile != "" {
+		if c, err = config.Load(*configFile); err != nil {
+			fmt.Fprintf(stderr, "pxed leases: %v\n", err)
+			return 1
+		}
+	}
+	c.StateDir = dir
+	leases, err := readLeases(c)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxed leases: %v\n", err)
 		return 1
@@ -58,9 +69,10 @@ func cmdLeases(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// readLeases asks the running server, else reads the database no server
-// holds.
-func readLeases(stateDir string) ([]api.LeaseView, error) {
+// readLeases asks the running server, else reads the store: c's etcd
+// (cluster mode), or the bolt file no server holds.
+func readLeases(c *config.Config) ([]api.LeaseView, error) {
+	stateDir := c.StateDir
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	leases, err := api.NewSocketClient(filepath.Join(stateDir, app.ControlSocket)).Leases(ctx)
@@ -72,11 +84,27 @@ func readLeases(stateDir string) ([]api.LeaseView, error) {
 	case !errors.Is(err, api.ErrNoServer):
 		return nil, fmt.Errorf("asking the running server: %w", err)
 	}
-	path := filepath.Join(stateDir, app.LeaseDBName)
-	if _, err := os.Stat(path); err != nil {
+	spec, err := c.StoreSpec()
+	if err != nil {
+		return nil, err
+	}
+	if spec.Kind == config.StoreEtcd {
+		cli, err := etcdstore.Dial(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		defer cli.Close()
+		ls, err := etcdstore.NewLeases(cli, etcdstore.Keys{Prefix: c.Store.Prefix}, etcdstore.LeasesOptions{}).Load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		slices.SortFunc(ls, func(a, b lease.Lease) int { return a.IP.Compare(b.IP) })
+		return app.LeaseViews(ls), nil
+	}
+	if _, err := os.Stat(spec.Path); err != nil {
 		return nil, fmt.Errorf("no lease database: %w (is --state-dir right?)", err)
 	}
-	return app.OfflineLeases(stateDir)
+	return app.OfflineLeases(spec.Path)
 }
 
 // leasesFlags defines the flags of `pxed leases` (also read by completion

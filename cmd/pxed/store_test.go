@@ -109,3 +109,23 @@ func TestStoreMigrate(t *testing.T) {
 		t.Errorf("the differing lease is not named: %q", out.String())
 	}
 }
+
+// TestLeasesFromEtcd: with no server running, pxed leases --config of a
+// cluster's server lists the leases etcd holds.
+func TestLeasesFromEtcd(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	keys := etcdstore.Keys{Prefix: "/l/"}
+	hw := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}
+	l := lease.Lease{IP: netip.MustParseAddr("198.18.0.9"), Client: lease.Key(nil, hw), MAC: hw, Hostname: "node9",
+		State: lease.Bound, Start: time.Now(), Expiry: time.Now().Add(time.Hour)}
+	if _, err := etcdstore.CopyLeases(context.Background(), c.Client(t), keys, []lease.Lease{l}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pxed.yaml")
+	writeFile(t, cfg, []byte("state-dir: "+dir+"\nstore:\n  url: etcd://"+c.Endpoints()[0]+"\n  prefix: /l/\n"))
+	var out, errb testutil.SyncBuffer
+	if code := run([]string{"leases", "--config", cfg}, &out, &errb); code != 0 || !strings.Contains(out.String(), "198.18.0.9") || !strings.Contains(out.String(), "node9") {
+		t.Fatalf("pxed leases: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}

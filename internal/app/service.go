@@ -150,10 +150,10 @@ func LeaseViews(ls []lease.Lease) []api.LeaseView {
 	return out
 }
 
-// OfflineLeases reads the lease database of a state directory no server
+// OfflineLeases reads the bolt lease database at path, which no server
 // holds, read-only.
-func OfflineLeases(stateDir string) ([]api.LeaseView, error) {
-	st, err := bolt.OpenReadOnly(filepath.Join(stateDir, LeaseDBName))
+func OfflineLeases(path string) ([]api.LeaseView, error) {
+	st, err := bolt.OpenReadOnly(path)
 	if err != nil {
 		return nil, err
 	}
