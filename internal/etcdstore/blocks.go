@@ -133,11 +133,13 @@ func (s *Leases) holdSession(ctx context.Context) bool {
 		case <-s.kick:
 			kicked = true
 		}
-		// Keep-alives go every TTL/3: none answered for TTL/2 means
-		// the quorum is out of reach, and the blocks may be lost
-		// before this server hears of it.
+		// Keep-alives go every TTL/3: none answered for 2/3 of the TTL
+		// (two missed, not one slow) means the quorum is out of reach,
+		// and the blocks may be lost before this server hears of it.
+		// (Safety does not rest on this: a claim's transaction checks
+		// the block's lease.)
 		wasUp := s.up.Load()
-		s.setUp(time.Since(last) < s.opt.TTL/2)
+		s.setUp(time.Since(last) < 2*s.opt.TTL/3)
 		// The blocks are looked at when asked (an offer found nothing
 		// free, a block changed hands), when the quorum is back, and
 		// once a second.
