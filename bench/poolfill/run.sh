@@ -57,6 +57,8 @@
 #                          --store-prefix /poolfill/{run}/" ({run} is
 #                          replaced by a name unique to the run: every run
 #                          starts from an empty prefix)
+#   PXED2_BIN              the pxed binary of the pxed2 column (default: the
+#                          pxed column's), to compare two builds in one run
 #   PXED2_LABEL [pxed (2)] its name in the report
 #   PXED2_PREFILL          fill mode with pxed2: a command (bash -c) that
 #                          copies the pre-fill into pxed2's store, with
@@ -64,7 +66,8 @@
 #                          as above, e.g. "{pxed} store migrate --from
 #                          bolt:{seed} --to etcd://… --store-prefix
 #                          /poolfill/{run}/" ({pxed}: the pxed binary).
-#                          Without it pxed2 is measured in reuse mode only.
+#                          Without it pxed2 starts on a copy of the bbolt
+#                          pre-fill, as the pxed column does.
 #   PERF [0]               1: `perf record -g` pxed during every run of the
 #                          reuse mode and of the highest fill, and write
 #                          the top of `perf report` to OUT/perf/
@@ -83,7 +86,7 @@ export LC_ALL=C
 
 INVOCATION=
 for v in MODES FILLS FILL_LAYOUT RATES NEW_PCT REUSE_RATES REUSE_CLIENTS SECS WAIT_US SEED POOL SERVERS \
-	MAX_DROP_PCT MIN_SENT_PCT PXED_BIN PXED_REV PXED_EXTRA_ARGS PXED2_ARGS PXED2_LABEL PXED2_PREFILL PERF PIN \
+	MAX_DROP_PCT MIN_SENT_PCT PXED_BIN PXED_REV PXED_EXTRA_ARGS PXED2_ARGS PXED2_BIN PXED2_LABEL PXED2_PREFILL PERF PIN \
 	KEA_THREADS PXED_LOG_LEVEL READY_TIMEOUT OUT LEASE_DIR; do
 	[[ -n ${!v:-} ]] && INVOCATION+="$v=$(printf %q "${!v}") "
 done
@@ -105,6 +108,7 @@ MAX_DROP_PCT=${MAX_DROP_PCT:-1}
 MIN_SENT_PCT=${MIN_SENT_PCT:-97}
 PXED_EXTRA_ARGS=${PXED_EXTRA_ARGS:-}
 PXED2_ARGS=${PXED2_ARGS:-}
+PXED2_BIN=${PXED2_BIN:-}
 PXED2_LABEL=${PXED2_LABEL:-"pxed (2)"}
 PXED2_PREFILL=${PXED2_PREFILL:-}
 PERF=${PERF:-0}
@@ -173,7 +177,10 @@ ascending() { # NAME values...: positive integers, ascending
 for s in "${SERVER_LIST[@]}"; do
 	case $s in
 	pxed) ;;
-	pxed2) [[ -n $PXED2_ARGS ]] || die "SERVERS has pxed2 but PXED2_ARGS is empty" ;;
+	pxed2)
+		[[ -n $PXED2_ARGS || -n $PXED2_BIN ]] || die "SERVERS has pxed2 but neither PXED2_ARGS nor PXED2_BIN"
+		[[ -z $PXED2_BIN || -x $PXED2_BIN ]] || die "PXED2_BIN=$PXED2_BIN is not executable"
+		;;
 	kea) command -v kea-dhcp4 >/dev/null || die "kea-dhcp4 not found (apt-get install kea-dhcp4-server)" ;;
 	*) die "unknown server '$s' in SERVERS (pxed, pxed2, kea)" ;;
 	esac
@@ -212,6 +219,7 @@ WORK=$(mktemp -d "$LEASE_DIR/pxed-bench-poolfill.XXXXXX")
 # mode level rate server verdict do_s do_r do_loss% ra_s ra_r ra_loss% exchanges raw
 #   cpu_us/exchange commits commit_ms records/commit perfdhcp_cpu_s
 #   "rcvbuf_drops_server rcvbuf_drops_client"
+#   "discovers/offers requests/acks" as pxed counted them
 RESULTS=$OUT/results.tsv
 LOGS=$OUT/logs # tail_logs (bench/lib.sh)
 : >"$RESULTS"
@@ -241,6 +249,11 @@ trap 'exit 143' TERM
 
 build_pxed 'SERVERS=kea leaves pxed out'
 mkdir -p "$WORK/tftp-root"
+PXED2=
+if [[ -n $PXED2_BIN ]]; then
+	cp "$PXED2_BIN" "$WORK/bin/pxed2"
+	PXED2=$WORK/bin/pxed2
+fi
 (cd "$REPO" && go build -o "$WORK/bin/seed" ./bench/poolfill/seed) || die "building bench/poolfill/seed failed"
 
 dhcp_netns_up
@@ -255,14 +268,17 @@ kea_config "LEASE_DIR/RUN/kea-leases4.csv" "OUT/logs/RUN.kea.log" >"$OUT/kea-dhc
 # the lease storage in RUNDIR (state/leases.db for pxed, kea-leases4.csv for
 # Kea: pre-filled or absent); RUNID names pxed2's store ({run}).
 start_server() {
-	local name=$1 dir=$2 logf=$3 id=$4 args
+	local name=$1 dir=$2 logf=$3 id=$4 args bin=$PXED
 	mkdir -p "$dir/state"
 	case $name in
 	pxed | pxed2)
 		args=$PXED_EXTRA_ARGS
-		[[ $name == pxed2 ]] && args=${PXED2_ARGS//\{run\}/$id}
+		if [[ $name == pxed2 ]]; then
+			args=${PXED2_ARGS//\{run\}/$id}
+			bin=${PXED2:-$PXED}
+		fi
 		# shellcheck disable=SC2086 # the args are lists of flags
-		setsid ip netns exec "$NS_S" "${SRV_PIN[@]}" "$PXED" serve --dhcpd-conf "$DHCPD_CONF" --interface "$SRV_IF" \
+		setsid ip netns exec "$NS_S" "${SRV_PIN[@]}" "$bin" serve --dhcpd-conf "$DHCPD_CONF" --interface "$SRV_IF" \
 			--state-dir "$dir/state" --tftp-root "$WORK/tftp-root" --tftp-addr '' --http-addr '' \
 			--metrics-addr "127.0.0.1:$METRICS_PORT" --log-level "$PXED_LOG_LEVEL" $args </dev/null >"$logf" 2>&1 &
 		;;
@@ -349,10 +365,12 @@ perf_stop() {
 	rm -f "$WORK/$PERF_RUN.perf.data"
 }
 
-# sample NAME: prints "cpu_ticks commits commit_seconds records": the
-# server's CPU time so far (utime + stime, in clock ticks) and, for pxed,
-# its lease commit counters (pxed_lease_commit_seconds{result="ok"}, the
-# records committed); "- - -" for Kea.
+# sample NAME: prints "cpu_ticks commits commit_seconds records discovers
+# offers requests acks": the server's CPU time so far (utime + stime, in
+# clock ticks) and, for pxed, its lease commit counters
+# (pxed_lease_commit_seconds{result="ok"}, the records committed) and the
+# DISCOVERs and REQUESTs it received and answered with an OFFER or an ACK
+# (pxed_dhcp_messages_total); "-" for each of those with Kea.
 sample() {
 	local name=$1 pid=${PID[$1]} ticks m
 	ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
@@ -362,9 +380,11 @@ sample() {
 			/^pxed_lease_commit_seconds_count\{result="ok"\}/ { c = $2 }
 			/^pxed_lease_commit_seconds_sum\{result="ok"\}/   { s = $2 }
 			/^pxed_lease_records_committed_total /           { r = $2 }
-			END { printf "%s %d %.6f %d\n", t, c, s, r }' <<<"$m"
+			/^pxed_dhcp_messages_total\{/ && /type="DISCOVER"/ { d += $2; if (/outcome="offer"/) o += $2 }
+			/^pxed_dhcp_messages_total\{/ && /type="REQUEST"/  { q += $2; if (/outcome="ack"/) a += $2 }
+			END { printf "%s %d %.6f %d %d %d %d %d\n", t, c, s, r, d, o, q, a }' <<<"$m"
 	else
-		echo "$ticks - - -"
+		echo "$ticks - - - - - - -"
 	fi
 }
 
@@ -377,7 +397,7 @@ delta() {
 # record MODE LEVEL RATE NAME VERDICT RAW EXPECTED: judge a perfdhcp run and
 # append it to RESULTS; 0 when the rate was held.
 record() {
-	local mode=$1 level=$2 rate=$3 name=$4 verdict=$5 raw=$6 expected=$7 used=${8:-"0 - - -"} stats
+	local mode=$1 level=$2 rate=$3 name=$4 verdict=$5 raw=$6 expected=$7 used=${8:-"0 - - - - - - -"} stats
 	local do_s=0 do_r=0 do_d=0 ra_s=0 ra_r=0 ra_d=0
 	if [[ -s $OUT/$raw ]] && stats=$(parse_perfdhcp "$OUT/$raw"); then
 		read -r do_s do_r do_d ra_s ra_r ra_d <<<"$stats"
@@ -400,11 +420,12 @@ record() {
 			cpu = (ra_r > 0 ? sprintf("%.1f", 1e6 * u[1] / tck / ra_r) : "-")
 			ms = (u[2] != "-" && u[2] > 0 ? sprintf("%.2f", 1000 * u[3] / u[2]) : "-")
 			per = (u[2] != "-" && u[2] > 0 ? sprintf("%.1f", u[4] / u[2]) : "-")
+			seen = (u[5] == "-" ? "-" : u[5] "/" u[6] " " u[7] "/" u[8])
 			print mode, level, rate, name, verdict, do_s, do_r, sprintf("%.3f", dl), ra_s, ra_r, sprintf("%.3f", rl), expn, raw,
-				cpu, (u[2] == "-" ? "-" : u[2]), ms, per, ccpu, dropped
+				cpu, (u[2] == "-" ? "-" : u[2]), ms, per, ccpu, dropped, seen
 		}' >>"$RESULTS"
-	tail -n 1 "$RESULTS" | awk -F'\t' '{ printf "  %-5s %3s %-6s @ %6d/s: %-9s DISCOVER %s/%s (loss %s%%), REQUEST %s/%s (loss %s%%); CPU %s us/exchange, %s commits of %s ms and %s records; perfdhcp CPU %s s; full receive buffers dropped (server client) %s\n",
-		$1, $2, $4, $3, $5, $7, $6, $8, $10, $9, $11, $14, $15, $16, $17, $18, $19 }' >&2
+	tail -n 1 "$RESULTS" | awk -F'\t' '{ printf "  %-5s %3s %-6s @ %6d/s: %-9s DISCOVER %s/%s (loss %s%%), REQUEST %s/%s (loss %s%%); CPU %s us/exchange, %s commits of %s ms and %s records; perfdhcp CPU %s s; full receive buffers dropped (server client) %s; pxed received/answered DISCOVER REQUEST %s\n",
+		$1, $2, $4, $3, $5, $7, $6, $8, $10, $9, $11, $14, $15, $16, $17, $18, $19, $20 }' >&2
 	[[ $(tail -n 1 "$RESULTS" | cut -f5) == held ]]
 }
 
@@ -413,7 +434,7 @@ record() {
 # measure_fill FILL RATE NAME: NAME on a copy of the FILL % pre-fill, new
 # clients at RATE.
 measure_fill() {
-	local fill=$1 rate=$2 name=$3 run dir logf raw rc=0 verdict= n free cmd before used="0 - - -"
+	local fill=$1 rate=$2 name=$3 run dir logf raw rc=0 verdict= n free cmd before used="0 - - - - - - -"
 	run=fill$fill-$rate-$name
 	dir=$WORK/$run
 	logf=$OUT/logs/$run.log
@@ -426,10 +447,14 @@ measure_fill() {
 	pxed) cp "$WORK/seed-$fill/leases.db" "$dir/state/leases.db" ;;
 	kea) cp "$WORK/seed-$fill/kea-leases4.csv" "$dir/kea-leases4.csv" ;;
 	pxed2)
-		cmd=${PXED2_PREFILL//\{seed\}/$WORK/seed-$fill/leases.db}
-		cmd=${cmd//\{run\}/$run}
-		cmd=${cmd//\{pxed\}/$PXED}
-		bash -c "$cmd" >"$OUT/logs/$run.prefill.log" 2>&1 || die "PXED2_PREFILL failed (log: $OUT/logs/$run.prefill.log)"
+		if [[ -z $PXED2_PREFILL ]]; then # a bolt store, as the pxed column's
+			cp "$WORK/seed-$fill/leases.db" "$dir/state/leases.db"
+		else
+			cmd=${PXED2_PREFILL//\{seed\}/$WORK/seed-$fill/leases.db}
+			cmd=${cmd//\{run\}/$run}
+			cmd=${cmd//\{pxed\}/${PXED2:-$PXED}}
+			bash -c "$cmd" >"$OUT/logs/$run.prefill.log" 2>&1 || die "PXED2_PREFILL failed (log: $OUT/logs/$run.prefill.log)"
+		fi
 		;;
 	esac
 	start_server "$name" "$dir" "$logf" "$run"
@@ -459,11 +484,7 @@ run_fill() {
 		"$WORK/bin/seed" -first "$POOL_FIRST" -last "$POOL_LAST" -n "${FILL_N[$fill]}" -layout "$FILL_LAYOUT" \
 			-bolt "$WORK/seed-$fill/leases.db" -kea "$WORK/seed-$fill/kea-leases4.csv" || die "seeding $fill % failed"
 		log "fill $fill %: ${FILL_N[$fill]} of $POOL_SIZE addresses bound ($FILL_LAYOUT layout)"
-		active=()
-		for s in "${SERVER_LIST[@]}"; do
-			[[ $s == pxed2 && -z $PXED2_PREFILL ]] && continue
-			active+=("$s")
-		done
+		active=("${SERVER_LIST[@]}")
 		for rate in "${RATE_LIST[@]}"; do
 			((${#active[@]} > 0)) || break
 			still=()
@@ -529,7 +550,7 @@ ratio() { if [[ -n $1 && -n $2 && $2 != 0 && $1 != 0 ]]; then awk -v a="$1" -v b
 	echo "## Allocation as the pool fills (bench/poolfill/run.sh) — $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "- Machine: \`nproc\` $(nproc), ${cpu:-unknown CPU}, kernel $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
-	echo "- pxed $PXED_DESC${PXED_EXTRA_ARGS:+ (serve $PXED_EXTRA_ARGS)}; Kea $(kea-dhcp4 -v 2>/dev/null | head -n 1) (memfile, persist, $( ((KEA_THREADS > 0)) && echo "$KEA_THREADS threads" || echo single-threaded)); perfdhcp $(perfdhcp -v 2>&1 | head -n 1 | sed 's/^VERSION: //')."
+	echo "- pxed $PXED_DESC${PXED_EXTRA_ARGS:+ (serve $PXED_EXTRA_ARGS)}$([[ " ${SERVER_LIST[*]} " == *" pxed2 "* ]] && echo "; ${LABEL[pxed2]}: ${PXED2_BIN:-the same binary}${PXED2_ARGS:+, serve $PXED2_ARGS}"); Kea $(kea-dhcp4 -v 2>/dev/null | head -n 1) (memfile, persist, $( ((KEA_THREADS > 0)) && echo "$KEA_THREADS threads" || echo single-threaded)); perfdhcp $(perfdhcp -v 2>&1 | head -n 1 | sed 's/^VERSION: //')."
 	echo "- Pool $POOL_FIRST–$POOL_LAST ($POOL_SIZE addresses); leases on $(df --output=fstype "$WORK" 2>/dev/null | tail -n 1) under $LEASE_DIR; CPUs $([[ $PIN == 1 ]] && echo "pinned (servers CPU 0, perfdhcp CPU 1)" || echo "not pinned")."
 	echo "- Command: \`$INVOCATION\` (as root)."
 	echo
@@ -560,11 +581,11 @@ ratio() { if [[ -n $1 && -n $2 && $2 != 0 && $1 != 0 ]]; then awk -v a="$1" -v b
 		printf ' %s |\n' "$(ratio "$(best reuse "$REUSE_CLIENTS" pxed)" "$(best reuse "$REUSE_CLIENTS" kea)")"
 		echo
 	fi
-	echo "Every run (mode, level: % filled or reuse clients, offered rate, server, verdict, DISCOVERs answered/sent, loss, REQUESTs answered/sent, loss, exchanges asked; the server's CPU time per completed exchange; for pxed, lease commits (fsynced transactions), their mean time and records per commit; perfdhcp's CPU seconds; datagrams the kernel dropped at a full receive buffer, server's namespace / perfdhcp's):"
+	echo "Every run (mode, level: % filled or reuse clients, offered rate, server, verdict, DISCOVERs answered/sent, loss, REQUESTs answered/sent, loss, exchanges asked; the server's CPU time per completed exchange; for pxed, lease commits (fsynced transactions), their mean time and records per commit; perfdhcp's CPU seconds; datagrams the kernel dropped at a full receive buffer, server's namespace / perfdhcp's; DISCOVERs pxed received/answered, REQUESTs received/ACKed):"
 	echo
 	echo '```'
-	awk -F'\t' '{ printf "%-5s %6s %6d/s %-6s %-9s DO %7d/%-7d %7.3f%%  RA %7d/%-7d %7.3f%%  n=%-6d cpu %5s us  commits %6s  %6s ms  %6s rec  perfdhcp %5s s  rcvbuf drops %s\n",
-		$1, $2, $3, $4, $5, $7, $6, $8, $10, $9, $11, $12, $14, $15, $16, $17, $18, $19 }' "$RESULTS"
+	awk -F'\t' '{ printf "%-5s %6s %6d/s %-6s %-9s DO %7d/%-7d %7.3f%%  RA %7d/%-7d %7.3f%%  n=%-6d cpu %5s us  commits %6s  %6s ms  %6s rec  perfdhcp %5s s  rcvbuf drops %s  pxed saw %s\n",
+		$1, $2, $3, $4, $5, $7, $6, $8, $10, $9, $11, $12, $14, $15, $16, $17, $18, $19, $20 }' "$RESULTS"
 	echo '```'
 } | tee "$OUT/report.md"
 log "report: $OUT/report.md"
