@@ -81,7 +81,7 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m
 		// A transaction waits for a quorum (and, when the leader dies,
 		// for a new one): the Allocator's own goroutine commits, and
 		// the DHCP loop goes on answering meanwhile.
-		opts.Blocks, opts.MaxBatch, opts.OnShort, opts.CallerCommits = true, etcdstore.MaxBatch, shared.Short, false
+		opts.Blocks, opts.MaxBatch, opts.OnShort, opts.ShortBelow, opts.CallerCommits = true, etcdstore.MaxBatch, shared.Short, etcdstore.ShortBelow, false
 		store = shared
 	} else {
 		spec, err := c.StoreSpec()

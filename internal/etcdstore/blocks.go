@@ -82,7 +82,10 @@ func (s *Leases) sessionLoop(ctx context.Context) {
 		}
 		backoff = 250 * time.Millisecond
 	}
-	s.setUp(false)
+	// Stopping: the blocks go with the etcd lease Close revokes; this is
+	// no loss of the quorum.
+	s.up.Store(false)
+	s.disownAll()
 }
 
 // holdSession grants an etcd lease, announces the server under it and
@@ -143,7 +146,7 @@ func (s *Leases) holdSession(ctx context.Context) bool {
 		// The blocks are looked at when asked (an offer found nothing
 		// free, a block changed hands), when the quorum is back, and
 		// once a second.
-		if kicked || !wasUp || time.Since(balanced) >= time.Second {
+		if kicked && time.Since(balanced) >= minRebalance || !wasUp || time.Since(balanced) >= time.Second {
 			s.reconcile(ctx, g.ID)
 			balanced = time.Now()
 		}
@@ -171,18 +174,33 @@ func (s *Leases) noteBlocks(n int) {
 	}
 }
 
+// minRebalance spaces the claimer's looks at the blocks when offers keep
+// asking (a pool nearly all owned, or exhausted).
+const minRebalance = 50 * time.Millisecond
+
+// ShortBelow is the allocator's Options.ShortBelow for this store: an
+// offer leaving fewer never-used owned addresses in its range wakes the
+// claimer, which claims well before the blocks run out.
+const ShortBelow = 1024
+
 // marks returns, in free addresses of a pool's owned blocks, when to claim
 // (below low), up to where (target), and when to give blocks back (above
 // high): a fair share of the pool (total addresses) between the servers
-// announced, within fixed bounds.
+// announced, within fixed bounds. A block is claimed in one transaction
+// with up to claimBatch others, so even the largest target is a few
+// round trips away.
 func (s *Leases) marks(total int) (low, target, high int) {
 	n := max(1, s.servers)
 	share := total / n
-	low = min(256, max(8, share/4))
-	target = min(512, max(lease.BlockSize, share/2))
-	high = min(2048, max(2*target, share))
+	low = min(4096, max(32, share/4))
+	target = min(8192, max(lease.BlockSize, share/2))
+	high = min(16384, max(2*target, share))
 	return low, target, high
 }
+
+// claimBatch is the most blocks one claim transaction takes (a
+// comparison and a write each, within etcd's 128).
+const claimBatch = 32
 
 // reconcile makes the allocator's owned blocks those etcd says this
 // session holds, then claims or gives back blocks to stay between the
@@ -239,14 +257,18 @@ func (s *Leases) balance(ctx context.Context, sess clientv3.LeaseID, a *lease.Al
 	low, target, high := s.marks(len(pool) * lease.BlockSize)
 	switch {
 	case free < low:
-		for _, b := range s.candidates(pool) {
-			if free >= target || ctx.Err() != nil {
-				break
+		cands := s.candidates(pool)
+		for len(cands) > 0 && free < target && ctx.Err() == nil {
+			n := min(len(cands), claimBatch, (target-free+lease.BlockSize-1)/lease.BlockSize)
+			got, ok := s.claim(ctx, sess, cands[:n])
+			if !ok {
+				return
 			}
-			if s.claim(ctx, sess, b) {
+			for _, b := range got {
 				a.Own(b)
-				_, free = poolFree()
 			}
+			cands = cands[n:]
+			_, free = poolFree()
 		}
 	case free > high:
 		slices.SortFunc(owned, func(x, y lease.BlockFree) int { return y.Free - x.Free })
@@ -284,28 +306,53 @@ func (s *Leases) candidates(pool []netip.Addr) []netip.Addr {
 	return out
 }
 
-// claim takes block b under sess if nobody holds it.
-func (s *Leases) claim(ctx context.Context, sess clientv3.LeaseID, b netip.Addr) bool {
-	k := s.keys.Block(b)
+// claim takes the blocks bs under sess in one transaction if nobody
+// holds any of them; if one was taken meanwhile, it takes them one by one.
+// It returns the blocks it took; ok is false when etcd did not answer.
+func (s *Leases) claim(ctx context.Context, sess clientv3.LeaseID, bs []netip.Addr) (got []netip.Addr, ok bool) {
+	cmps := make([]clientv3.Cmp, len(bs))
+	puts := make([]clientv3.Op, len(bs))
+	gets := make([]clientv3.Op, len(bs))
+	for i, b := range bs {
+		k := s.keys.Block(b)
+		cmps[i] = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+		puts[i] = clientv3.OpPut(k, s.opt.ID, clientv3.WithLease(sess))
+		gets[i] = clientv3.OpGet(k)
+	}
 	cctx, cancel := context.WithTimeout(ctx, RequestTimeout)
-	defer cancel()
-	resp, err := s.cli.Txn(cctx).
-		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, s.opt.ID, clientv3.WithLease(sess))).
-		Else(clientv3.OpGet(k)).Commit()
+	resp, err := s.cli.Txn(cctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+	cancel()
 	if err != nil {
-		return false
+		return nil, false
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if resp.Succeeded {
-		s.taken[b] = int64(sess)
-		return true
+		for _, b := range bs {
+			s.taken[b] = int64(sess)
+		}
+		s.mu.Unlock()
+		return bs, true
 	}
-	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
-		s.taken[b] = kvs[0].Lease
+	var free []netip.Addr
+	for i, r := range resp.Responses {
+		if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+			s.taken[bs[i]] = kvs[0].Lease
+		} else {
+			free = append(free, bs[i])
+		}
 	}
-	return false
+	s.mu.Unlock()
+	if len(bs) == 1 {
+		return nil, true
+	}
+	for _, b := range free {
+		g, ok := s.claim(ctx, sess, []netip.Addr{b})
+		if !ok {
+			return got, false
+		}
+		got = append(got, g...)
+	}
+	return got, true
 }
 
 // release gives block b back if sess still holds it.

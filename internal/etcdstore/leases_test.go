@@ -65,7 +65,7 @@ func newServer(t *testing.T, c *etcdtest.Cluster, keys etcdstore.Keys, id string
 	cli := c.Client(t)
 	s := etcdstore.NewLeases(cli, keys, etcdstore.LeasesOptions{ID: id, TTL: 2 * time.Second})
 	a, err := lease.NewAllocator(context.Background(), s, lease.Options{
-		Pools: []*lease.Pool{pool}, Blocks: true, MaxBatch: etcdstore.MaxBatch, OnShort: s.Short,
+		Pools: []*lease.Pool{pool}, Blocks: true, MaxBatch: etcdstore.MaxBatch, OnShort: s.Short, ShortBelow: etcdstore.ShortBelow,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -64,10 +64,13 @@ type Options struct {
 	// MaxBatch bounds the leases of one Store.Put (0: no bound); a
 	// shared Store has a limit on the operations of one transaction.
 	MaxBatch int
-	// OnShort, with Blocks, is called (without locks held, must not
-	// block) when an offer found no free address in the owned blocks: the
-	// owner of the blocks should claim more.
-	OnShort func()
+	// OnShort, with Blocks, is called (with the Allocator's lock held:
+	// it must not block nor call the Allocator) when an offer found no
+	// free address in the owned blocks, or took one of a range left with
+	// fewer than ShortBelow never-used owned addresses: the owner of the
+	// blocks should claim more.
+	OnShort    func()
+	ShortBelow int
 }
 
 // Stats are counters of an Allocator's committer.
@@ -128,6 +131,7 @@ type Allocator struct {
 	blocks   bool                // Options.Blocks
 	maxBatch int                 // Options.MaxBatch
 	onShort  func()              // Options.OnShort
+	shortLow int                 // Options.ShortBelow
 	owned    map[uint32]struct{} // first address of each owned block
 	npools   int                 // len(Options.Pools)
 	// remote holds records other servers wrote to addresses whose own
@@ -186,6 +190,7 @@ func NewAllocator(ctx context.Context, store Store, opts Options) (*Allocator, e
 		npools:      len(opts.Pools),
 		maxBatch:    opts.MaxBatch,
 		onShort:     opts.OnShort,
+		shortLow:    opts.ShortBelow,
 		owned:       make(map[uint32]struct{}),
 		remote:      make(map[uint32]Lease),
 		kick:        make(chan struct{}, 1),
@@ -562,7 +567,11 @@ func (a *Allocator) Offer(req Request) (netip.Addr, error) {
 	}
 	for _, rs := range ranges {
 		if u, ok := rs.nextUnused(); ok {
-			return a.hold(a.newEntry(u), c, now), nil
+			ip := a.hold(a.newEntry(u), c, now)
+			if a.blocks && rs.spare < a.shortLow {
+				a.short()
+			}
+			return ip, nil
 		}
 	}
 	var skipped []*entry

@@ -193,3 +193,44 @@ func TestBlocksMaxBatch(t *testing.T) {
 		t.Fatalf("%d records in %d puts, want 10 in 4 (batches of at most 3)", n, p)
 	}
 }
+
+// TestBlocksShortBelow: the owner hears it is short as soon as an offer
+// leaves a range with fewer never-used owned addresses than ShortBelow,
+// before anything runs out.
+func TestBlocksShortBelow(t *testing.T) {
+	pool := poolOf(rng("192.0.2.0", "192.0.2.255"))
+	var shorts atomic.Int32
+	a, err := lease.NewAllocator(context.Background(), leasetest.New(), lease.Options{
+		Pools: []*lease.Pool{pool}, Blocks: true, ShortBelow: 10, OnShort: func() { shorts.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Own(ip("192.0.2.64"))
+	for i := range 54 {
+		if _, err := a.Offer(client(i, pool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := shorts.Load(); n != 0 {
+		t.Fatalf("short %d times with 10 never-used addresses left", n)
+	}
+	if _, err := a.Offer(client(54, pool)); err != nil {
+		t.Fatal(err)
+	}
+	if shorts.Load() != 1 {
+		t.Fatal("not short with 9 never-used addresses left")
+	}
+	// Giving the block up and owning it again counts its unused
+	// addresses again: 9 left, still short.
+	a.Disown(ip("192.0.2.64"))
+	a.Own(ip("192.0.2.64"))
+	a.Own(ip("192.0.2.128"))
+	if _, err := a.Offer(client(55, pool)); err != nil {
+		t.Fatal(err)
+	}
+	if shorts.Load() != 1 {
+		t.Fatalf("short again (%d) with a fresh block owned", shorts.Load())
+	}
+}

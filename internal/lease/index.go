@@ -37,6 +37,7 @@ type rangeState struct {
 	// Below cursor, every address is used or not owned: owning a block
 	// moves the cursor back to it.
 	owned []uint64
+	spare int // owned addresses never used (with owned)
 	pool  int // index of its pool in Options.Pools
 }
 
@@ -56,7 +57,11 @@ func (r *rangeState) contains(ip uint32) bool { return ip >= r.start && ip <= r.
 
 func (r *rangeState) markUsed(ip uint32) {
 	off := ip - r.start
-	r.used[off/64] |= 1 << (off % 64)
+	bit := uint64(1) << (off % 64)
+	if r.used[off/64]&bit == 0 && r.owned != nil && r.owned[off/64]&bit != 0 {
+		r.spare--
+	}
+	r.used[off/64] |= bit
 }
 
 // nextUnused returns an address of the range that was never used, advancing
@@ -102,10 +107,18 @@ func (r *rangeState) setOwned(lo, hi uint32, on bool) {
 	}
 	for ip := lo; ; ip++ {
 		off := ip - r.start
+		w, bit := off/64, uint64(1)<<(off%64)
+		if (r.owned[w]&bit != 0) != on && r.used[w]&bit == 0 {
+			if on {
+				r.spare++
+			} else {
+				r.spare--
+			}
+		}
 		if on {
-			r.owned[off/64] |= 1 << (off % 64)
+			r.owned[w] |= bit
 		} else {
-			r.owned[off/64] &^= 1 << (off % 64)
+			r.owned[w] &^= bit
 		}
 		if ip == hi {
 			break
