@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -74,6 +75,13 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m
 	var shared *etcdstore.Leases
 	if cli != nil {
 		lo := etcdstore.LeasesOptions{ID: serverID(), Logger: log}
+		for _, p := range d.ports {
+			for _, pfx := range p.Addrs {
+				if m := pfx.Masked(); !slices.Contains(lo.Subnets, m) {
+					lo.Subnets = append(lo.Subnets, m)
+				}
+			}
+		}
 		if m != nil {
 			lo.OnHealth, lo.OnBlocks = m.StoreUp, m.StoreBlocks
 		}
@@ -82,6 +90,8 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m
 		// for a new one): the Allocator's own goroutine commits, and
 		// the DHCP loop goes on answering meanwhile.
 		opts.Blocks, opts.MaxBatch, opts.OnShort, opts.ShortBelow, opts.CallerCommits = true, etcdstore.MaxBatch, shared.Short, etcdstore.ShortBelow, false
+		// Servers on one segment split its clients (RFC 3074).
+		opts.Balance = shared.Balance
 		store = shared
 	} else {
 		spec, err := c.StoreSpec()

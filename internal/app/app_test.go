@@ -242,6 +242,7 @@ type noLeases struct{}
 func (noLeases) Offer(lease.Request) (netip.Addr, error)    { return netip.Addr{}, lease.ErrExhausted }
 func (noLeases) Lookup(lease.ClientKey) (lease.Lease, bool) { return lease.Lease{}, false }
 func (noLeases) Withdraw(lease.ClientKey)                   {}
+func (noLeases) Answers([]byte, uint16, netip.Prefix) bool  { return true }
 
 func TestReloadSwapsANewSnapshotAndLeavesTheOldOne(t *testing.T) {
 	f := newFixture(t, inlineDHCP, "", inventoryText(web1))

@@ -20,6 +20,9 @@ type LeaseView interface {
 	Offer(req lease.Request) (netip.Addr, error)
 	Lookup(c lease.ClientKey) (lease.Lease, bool)
 	Withdraw(c lease.ClientKey)
+	// Answers: whether this server answers the client's broadcasts
+	// (servers sharing one segment and one pool split the clients).
+	Answers(hw []byte, secs uint16, subnet netip.Prefix) bool
 }
 
 // Action is what delivery does with a request besides sending a reply.
@@ -332,6 +335,10 @@ func (x *exchange) leaseTime(sc *scope) time.Duration {
 
 const deniedBooting = "booting denied for this client (deny booting)"
 
+// notOurs: another server sharing the segment answers this client's
+// broadcasts (load balancing, lease.Options.Balance).
+const notOurs = "another server of the cluster answers this client (load balancing)"
+
 func (x *exchange) discover() Outcome {
 	h, fixed := x.fixed()
 	if fixed.IsValid() {
@@ -343,6 +350,9 @@ func (x *exchange) discover() Outcome {
 	req := x.leaseRequest(x.p.Addr(optRequestedIP), false, h != nil)
 	if len(req.Pools) == 0 && len(x.sn.pools) > 0 {
 		return silence(slog.LevelDebug, "no pool of "+x.sn.prefix.String()+" admits this client (its pools' allow/deny permits)")
+	}
+	if !x.leases.Answers(x.f.hw, x.p.Secs, x.direct()) {
+		return silence(slog.LevelDebug, notOurs)
 	}
 	ip, err := x.leases.Offer(req)
 	if err != nil {
@@ -418,6 +428,9 @@ func (x *exchange) request() Outcome {
 	if fixed.IsValid() && ip != fixed {
 		return x.nak(ip, "host "+h.name+" has fixed-address "+fixed.String())
 	}
+	if !fixed.IsValid() && (state == "init-reboot" || state == "rebinding") && !x.leases.Answers(x.f.hw, x.p.Secs, x.direct()) {
+		return silence(slog.LevelDebug, notOurs)
+	}
 	if !fixed.IsValid() && state != "selecting" {
 		// RFC 2131 §4.3.2: a client verifying or extending a lease this
 		// server has no record of gets no answer (and a blind sender
@@ -448,6 +461,15 @@ func (x *exchange) request() Outcome {
 		o.Lease.TakeOffered = state == "selecting"
 	}
 	return o
+}
+
+// direct is the subnet of a client on a segment of this server's (invalid
+// for one whose request came through a relay).
+func (x *exchange) direct() netip.Prefix {
+	if x.p.GIAddr.IsValid() && !x.p.GIAddr.IsUnspecified() {
+		return netip.Prefix{}
+	}
+	return x.sn.prefix
 }
 
 // ours reports whether a is one of this server's addresses on the port.

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -105,17 +106,36 @@ func (s *Leases) holdSession(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	info, _ := json.Marshal(map[string]any{"id": s.opt.ID, "since": time.Now().UTC()})
-	pctx, cancel := context.WithTimeout(ctx, RequestTimeout)
-	_, err = s.cli.Put(pctx, s.keys.Server(s.opt.ID), string(info), clientv3.WithLease(g.ID))
-	cancel()
-	if err != nil {
-		return false
-	}
 	s.session.Store(int64(g.ID))
 	defer s.session.CompareAndSwap(int64(g.ID), 0)
 	s.setUp(true)
-	s.reconcile(ctx, g.ID)
+	// The claimer and the announcement make etcd requests that may wait
+	// for their timeouts; they run beside this loop, which only watches
+	// the keep-alives, so that a lost quorum is noticed on time.
+	balance := make(chan struct{}, 1)
+	var workers sync.WaitGroup
+	workers.Add(2)
+	go func() { defer workers.Done(); s.keepAnnounced(kctx) }()
+	go func() {
+		defer workers.Done()
+		for {
+			select {
+			case <-kctx.Done():
+				return
+			case <-balance:
+				s.reconcile(kctx, g.ID)
+			}
+		}
+	}()
+	defer workers.Wait()
+	defer stop()
+	rebalance := func() {
+		select {
+		case balance <- struct{}{}:
+		default:
+		}
+	}
+	rebalance()
 	last := time.Now()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -147,10 +167,46 @@ func (s *Leases) holdSession(ctx context.Context) bool {
 		// free, a block changed hands), when the quorum is back, and
 		// once a second.
 		if kicked && time.Since(balanced) >= minRebalance || !wasUp || time.Since(balanced) >= time.Second {
-			s.reconcile(ctx, g.ID)
+			rebalance()
 			balanced = time.Now()
 		}
 	}
+}
+
+// keepAnnounced keeps this server's key in etcd until ctx ends, writing it
+// again whenever its lease is lost.
+func (s *Leases) keepAnnounced(ctx context.Context) {
+	for ctx.Err() == nil {
+		ch, err := s.announce(ctx)
+		if err != nil {
+			sleep(ctx, time.Second)
+			continue
+		}
+		for range ch {
+		}
+	}
+}
+
+// announceTTL is the life of a server's key after its last keep-alive:
+// short, so that the servers sharing a segment take a dead one's clients
+// within seconds (Balance), while its blocks stay under the longer TTL.
+const announceTTL = 3 * time.Second
+
+// announce writes this server's key under an etcd lease of its own
+// (announceTTL) and keeps it alive until ctx ends; the channel closes
+// when that lease is lost.
+func (s *Leases) announce(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	gctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	g, err := s.cli.Grant(gctx, int64(announceTTL/time.Second))
+	if err != nil {
+		return nil, err
+	}
+	info, _ := json.Marshal(announcement{ID: s.opt.ID, Since: time.Now().UTC(), Subnets: s.opt.Subnets})
+	if _, err := s.cli.Put(gctx, s.keys.Server(s.opt.ID), string(info), clientv3.WithLease(g.ID)); err != nil {
+		return nil, err
+	}
+	return s.cli.KeepAlive(ctx, g.ID)
 }
 
 // disownAll gives every block up in memory (not in etcd: the lease's
@@ -215,7 +271,11 @@ func (s *Leases) reconcile(ctx context.Context, sess clientv3.LeaseID) {
 		}
 	}
 	s.mu.Unlock()
-	if a == nil || !s.up.Load() {
+	if !s.up.Load() {
+		return
+	}
+	s.refreshPeers(ctx)
+	if a == nil {
 		return
 	}
 	have := map[netip.Addr]bool{}
@@ -231,7 +291,6 @@ func (s *Leases) reconcile(ctx context.Context, sess clientv3.LeaseID) {
 	for b := range have {
 		a.Disown(b)
 	}
-	s.countServers(ctx)
 	for i, pool := range a.PoolBlocks() {
 		s.balance(ctx, sess, a, i, pool)
 	}
@@ -263,6 +322,9 @@ func (s *Leases) balance(ctx context.Context, sess clientv3.LeaseID, a *lease.Al
 			got, ok := s.claim(ctx, sess, cands[:n])
 			if !ok {
 				return
+			}
+			if !s.up.Load() {
+				return // lost meanwhile: the blocks go with the etcd lease
 			}
 			for _, b := range got {
 				a.Own(b)
@@ -372,21 +434,87 @@ func (s *Leases) release(ctx context.Context, sess clientv3.LeaseID, b netip.Add
 	return true
 }
 
-// countServers refreshes how many servers are announced, at most every
-// five seconds.
-func (s *Leases) countServers(ctx context.Context) {
-	if time.Since(s.counted) < 5*time.Second {
+// announcement is the value of a server's key: who it is, since when, and
+// the subnets it serves directly (on its interfaces), for load balancing.
+type announcement struct {
+	ID      string         `json:"id"`
+	Since   time.Time      `json:"since"`
+	Subnets []netip.Prefix `json:"subnets,omitempty"`
+}
+
+// maxAnnouncement bounds a server key's value read back.
+const maxAnnouncement = 4 << 10
+
+// peers is what the server keys say: every server's id (sorted) and the
+// subnets each serves directly.
+type peers struct {
+	ids     []string
+	subnets map[string][]netip.Prefix
+}
+
+// refreshPeers reads the server keys, at most every second.
+func (s *Leases) refreshPeers(ctx context.Context) {
+	if time.Since(s.counted) < time.Second {
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
-	resp, err := s.cli.Get(cctx, s.keys.Servers(), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err == nil {
-		s.mu.Lock()
-		s.servers = int(resp.Count)
-		s.mu.Unlock()
-		s.counted = time.Now()
+	resp, err := s.cli.Get(cctx, s.keys.Servers(), clientv3.WithPrefix())
+	if err != nil {
+		return
 	}
+	p := &peers{subnets: map[string][]netip.Prefix{}}
+	for _, kv := range resp.Kvs {
+		var a announcement
+		if len(kv.Value) > maxAnnouncement || json.Unmarshal(kv.Value, &a) != nil || a.ID == "" || string(kv.Key) != s.keys.Server(a.ID) {
+			s.log.Warn("etcd: ignoring a server key that is not a server's announcement", "key", printable(kv.Key))
+			continue
+		}
+		p.ids = append(p.ids, a.ID)
+		p.subnets[a.ID] = a.Subnets
+	}
+	slices.Sort(p.ids)
+	s.peers.Store(p)
+	s.mu.Lock()
+	s.servers = len(p.ids)
+	s.mu.Unlock()
+	s.counted = time.Now()
+}
+
+// balanceMaxSecs is how long a client may have been trying before any
+// server answers it, whoever's it is (ISC dhcpd's "load balance max
+// seconds", 3 by default): a client whose server died is answered by
+// another after its first retransmission.
+const balanceMaxSecs = 3
+
+// Balance is the allocator's Options.Balance: the servers that announce a
+// subnet split its clients by a hash of their hardware address, as ISC
+// dhcpd's failover peers do (RFC 3074), so that one DISCOVER draws one
+// OFFER. Relayed clients (subnet invalid), clients trying for
+// balanceMaxSecs or more, and subnets this server alone serves are always
+// answered.
+func (s *Leases) Balance(hw []byte, secs uint16, subnet netip.Prefix) bool {
+	p := s.peers.Load()
+	if p == nil || !subnet.IsValid() || secs >= balanceMaxSecs {
+		return true
+	}
+	mine := -1
+	n := 0
+	for _, id := range p.ids {
+		if !slices.ContainsFunc(p.subnets[id], subnet.Overlaps) {
+			continue
+		}
+		if id == s.opt.ID {
+			mine = n
+		}
+		n++
+	}
+	if mine < 0 || n < 2 {
+		return true
+	}
+	h := fnv.New32a()
+	h.Write(hw)
+	return int(h.Sum32()%256)%n == mine
 }
 
 // watchBlocks keeps s.taken, who holds each block, current.

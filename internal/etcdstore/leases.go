@@ -60,6 +60,10 @@ type LeasesOptions struct {
 	// OnBlocks hears the number of blocks this server owns when it
 	// changes (metrics).
 	OnBlocks func(n int)
+	// Subnets are the subnets this server serves directly (on its
+	// interfaces): the servers announcing one subnet split its clients
+	// (Balance).
+	Subnets []netip.Prefix
 }
 
 // Leases is a lease.Store on etcd, shared by several pxed, plus the owner
@@ -82,6 +86,7 @@ type Leases struct {
 	taken   map[netip.Addr]int64 // block -> etcd lease of its owner
 	servers int                  // servers announced in the cluster
 	counted time.Time            // when servers was read (claimer's goroutine only)
+	peers   atomic.Pointer[peers]
 	cancel  context.CancelFunc
 	done    chan struct{}
 	kick    chan struct{}
@@ -309,13 +314,15 @@ func (s *Leases) Close() error {
 		cancel()
 		<-done
 	}
+	ctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+	defer c()
 	if id := clientv3.LeaseID(s.session.Swap(0)); id != 0 {
-		ctx, c := context.WithTimeout(context.Background(), 2*time.Second)
-		defer c()
 		if _, err := s.cli.Revoke(ctx, id); err != nil {
 			s.log.Warn("etcd: revoking this server's lease failed; its blocks return after the TTL", "ttl", s.opt.TTL, "error", err)
 		}
 	}
+	// Its announcement goes now rather than after announceTTL.
+	s.cli.Delete(ctx, s.keys.Server(s.opt.ID))
 	return nil
 }
 

@@ -295,3 +295,64 @@ func TestPutRetried(t *testing.T) {
 		t.Fatalf("a stale write of another client: %v, want ErrConflict", err)
 	}
 }
+
+// TestBalance: the servers announcing a subnet split its clients, each
+// answered by exactly one of them; relayed clients, clients trying for 3 s
+// and a subnet one server alone serves are answered by all; when a server
+// goes, the others answer its clients.
+func TestBalance(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	keys := newPrefix()
+	seg, other := netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")
+	start := func(id string, subnets ...netip.Prefix) *etcdstore.Leases {
+		s := etcdstore.NewLeases(c.Client(t), keys, etcdstore.LeasesOptions{ID: id, TTL: 2 * time.Second, Subnets: subnets})
+		s.Start(nil)
+		t.Cleanup(func() { s.Close() })
+		waitFor(t, id+" up", s.Up)
+		return s
+	}
+	a, b := start("a", seg), start("b", seg, other)
+	mac := func(i int) []byte { return []byte{0x52, 0x54, 0, 0, byte(i >> 8), byte(i)} }
+	// Each reads the other's announcement within a second.
+	waitFor(t, "a and b to split the segment", func() bool {
+		for i := range 64 {
+			if a.Balance(mac(i), 0, seg) == b.Balance(mac(i), 0, seg) {
+				return false
+			}
+		}
+		return true
+	})
+	counts := [2]int{}
+	for i := range 1000 {
+		ia, ib := a.Balance(mac(i), 0, seg), b.Balance(mac(i), 0, seg)
+		if ia == ib {
+			t.Fatalf("client %d: a answers %v, b answers %v; want exactly one", i, ia, ib)
+		}
+		if ia {
+			counts[0]++
+		} else {
+			counts[1]++
+		}
+		if !a.Balance(mac(i), 3, seg) || !b.Balance(mac(i), 3, seg) {
+			t.Fatalf("client %d trying for 3 s: not answered by both", i)
+		}
+		if !a.Balance(mac(i), 0, netip.Prefix{}) || !b.Balance(mac(i), 0, netip.Prefix{}) {
+			t.Fatalf("relayed client %d: not answered by both", i)
+		}
+		if !b.Balance(mac(i), 0, other) {
+			t.Fatalf("client %d on b's own subnet: not answered by b", i)
+		}
+	}
+	if counts[0] < 400 || counts[1] < 400 {
+		t.Errorf("split %v of 1000 clients: too uneven", counts)
+	}
+	b.Close() // revokes its lease: its server key goes
+	waitFor(t, "a to answer every client once b is gone", func() bool {
+		for i := range 100 {
+			if !a.Balance(mac(i), 0, seg) {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -71,6 +71,13 @@ type Options struct {
 	// blocks should claim more.
 	OnShort    func()
 	ShortBelow int
+	// Balance, when set, says whether this server answers a client's
+	// DISCOVER (and broadcast REQUEST) at all, from its hardware address,
+	// the seconds it has been trying (the DHCP secs field) and the subnet
+	// it is on (invalid: relayed): servers sharing one segment split its
+	// clients between them rather than each answering every broadcast
+	// (see Answers).
+	Balance func(hw []byte, secs uint16, subnet netip.Prefix) bool
 }
 
 // Stats are counters of an Allocator's committer.
@@ -128,9 +135,10 @@ type Allocator struct {
 	// pressureLog spaces the warnings about reclaimed offers.
 	pressureLog lograte.Limiter
 
-	blocks   bool                // Options.Blocks
-	maxBatch int                 // Options.MaxBatch
-	onShort  func()              // Options.OnShort
+	blocks   bool   // Options.Blocks
+	maxBatch int    // Options.MaxBatch
+	onShort  func() // Options.OnShort
+	balance  func([]byte, uint16, netip.Prefix) bool
 	shortLow int                 // Options.ShortBelow
 	owned    map[uint32]struct{} // first address of each owned block
 	npools   int                 // len(Options.Pools)
@@ -190,6 +198,7 @@ func NewAllocator(ctx context.Context, store Store, opts Options) (*Allocator, e
 		npools:      len(opts.Pools),
 		maxBatch:    opts.MaxBatch,
 		onShort:     opts.OnShort,
+		balance:     opts.Balance,
 		shortLow:    opts.ShortBelow,
 		owned:       make(map[uint32]struct{}),
 		remote:      make(map[uint32]Lease),

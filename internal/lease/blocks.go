@@ -179,3 +179,10 @@ func (a *Allocator) Withdraw(client ClientKey) {
 		a.dropOffer(e)
 	}
 }
+
+// Answers reports whether this server answers the broadcasts of the client
+// with hardware address hw, trying for secs seconds, on subnet (invalid:
+// relayed) (Options.Balance; always true without one).
+func (a *Allocator) Answers(hw []byte, secs uint16, subnet netip.Prefix) bool {
+	return a.balance == nil || a.balance(hw, secs, subnet)
+}
