@@ -56,3 +56,25 @@ func TestDecideLoadBalancing(t *testing.T) {
 		t.Fatalf("REQUEST for this server's OFFER: %q, want an ACK", o.Silence)
 	}
 }
+
+// TestRequestForAnotherServerWithdrawsOffer: a client that REQUESTs
+// another server's OFFER (server identifier not ours) frees ours at once,
+// rather than after the offer's hold.
+func TestRequestForAnotherServerWithdrawsOffer(t *testing.T) {
+	r := newDecRig(t, seedNetwork(), bootplan.Options{})
+	const mac = "02:00:00:00:ba:02"
+	o := r.decide(t, decMsg{typ: msgDiscover, mac: mac})
+	if o.Type != msgOffer {
+		t.Fatalf("DISCOVER: %q, want an OFFER", o.Silence)
+	}
+	if l, ok := r.alloc.LeaseAt(o.IP); !ok || l.State != lease.Offered {
+		t.Fatalf("after the OFFER, %v is %+v, want held for the client", o.IP, l)
+	}
+	other := map[uint8][]byte{optServerID: ip4("192.0.2.250"), optRequestedIP: ip4("192.0.2.240")}
+	if o := r.decide(t, decMsg{typ: msgRequest, mac: mac, opts: other}); o.Reply != nil {
+		t.Fatal("answered a REQUEST for another server")
+	}
+	if l, ok := r.alloc.LeaseAt(o.IP); ok && l.State == lease.Offered {
+		t.Fatalf("the offer of %v is still held after the client chose another server", o.IP)
+	}
+}

@@ -20,9 +20,10 @@ type LeaseView interface {
 	Offer(req lease.Request) (netip.Addr, error)
 	Lookup(c lease.ClientKey) (lease.Lease, bool)
 	Withdraw(c lease.ClientKey)
-	// Answers: whether this server answers the client's broadcasts
-	// (servers sharing one segment and one pool split the clients).
-	Answers(hw []byte, secs uint16, subnet netip.Prefix) bool
+	// Answers: whether this server answers the client (servers that
+	// share a segment or a relay, and the pool, split the clients); via
+	// is the client's subnet, or its relay's address as a /32.
+	Answers(hw []byte, secs uint16, via netip.Prefix) bool
 }
 
 // Action is what delivery does with a request besides sending a reply.
@@ -351,7 +352,7 @@ func (x *exchange) discover() Outcome {
 	if len(req.Pools) == 0 && len(x.sn.pools) > 0 {
 		return silence(slog.LevelDebug, "no pool of "+x.sn.prefix.String()+" admits this client (its pools' allow/deny permits)")
 	}
-	if !x.leases.Answers(x.f.hw, x.p.Secs, x.direct()) {
+	if !x.leases.Answers(x.f.hw, x.p.Secs, x.via()) {
 		return silence(slog.LevelDebug, notOurs)
 	}
 	ip, err := x.leases.Offer(req)
@@ -428,7 +429,7 @@ func (x *exchange) request() Outcome {
 	if fixed.IsValid() && ip != fixed {
 		return x.nak(ip, "host "+h.name+" has fixed-address "+fixed.String())
 	}
-	if !fixed.IsValid() && (state == "init-reboot" || state == "rebinding") && !x.leases.Answers(x.f.hw, x.p.Secs, x.direct()) {
+	if !fixed.IsValid() && (state == "init-reboot" || state == "rebinding") && !x.leases.Answers(x.f.hw, x.p.Secs, x.via()) {
 		return silence(slog.LevelDebug, notOurs)
 	}
 	if !fixed.IsValid() && state != "selecting" {
@@ -463,11 +464,11 @@ func (x *exchange) request() Outcome {
 	return o
 }
 
-// direct is the subnet of a client on a segment of this server's (invalid
-// for one whose request came through a relay).
-func (x *exchange) direct() netip.Prefix {
+// via is where the client comes from: its relay's address as a /32, or
+// the subnet of this server's segment it is on.
+func (x *exchange) via() netip.Prefix {
 	if x.p.GIAddr.IsValid() && !x.p.GIAddr.IsUnspecified() {
-		return netip.Prefix{}
+		return netip.PrefixFrom(x.p.GIAddr, 32)
 	}
 	return x.sn.prefix
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"hash/fnv"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -174,15 +175,26 @@ func (s *Leases) holdSession(ctx context.Context) bool {
 }
 
 // keepAnnounced keeps this server's key in etcd until ctx ends, writing it
-// again whenever its lease is lost.
+// again whenever its lease is lost or the relays it hears change.
 func (s *Leases) keepAnnounced(ctx context.Context) {
 	for ctx.Err() == nil {
-		ch, err := s.announce(ctx)
+		id, ch, err := s.announce(ctx)
 		if err != nil {
 			sleep(ctx, time.Second)
 			continue
 		}
-		for range ch {
+	alive:
+		for {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					break alive
+				}
+			case <-s.relayed:
+				if err := s.putAnnouncement(ctx, id); err != nil {
+					break alive // written again under a new lease
+				}
+			}
 		}
 	}
 }
@@ -195,18 +207,52 @@ const announceTTL = 3 * time.Second
 // announce writes this server's key under an etcd lease of its own
 // (announceTTL) and keeps it alive until ctx ends; the channel closes
 // when that lease is lost.
-func (s *Leases) announce(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+func (s *Leases) announce(ctx context.Context) (clientv3.LeaseID, <-chan *clientv3.LeaseKeepAliveResponse, error) {
 	gctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	g, err := s.cli.Grant(gctx, int64(announceTTL/time.Second))
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	info, _ := json.Marshal(announcement{ID: s.opt.ID, Since: time.Now().UTC(), Subnets: s.opt.Subnets})
-	if _, err := s.cli.Put(gctx, s.keys.Server(s.opt.ID), string(info), clientv3.WithLease(g.ID)); err != nil {
-		return nil, err
+	if err := s.putAnnouncement(ctx, g.ID); err != nil {
+		return 0, nil, err
 	}
-	return s.cli.KeepAlive(ctx, g.ID)
+	ch, err := s.cli.KeepAlive(ctx, g.ID)
+	return g.ID, ch, err
+}
+
+// putAnnouncement writes this server's key, with the relays heard so far,
+// under etcd lease id.
+func (s *Leases) putAnnouncement(ctx context.Context, id clientv3.LeaseID) error {
+	s.relayMu.Lock()
+	relays := slices.Collect(maps.Keys(s.relays))
+	s.relayMu.Unlock()
+	slices.SortFunc(relays, netip.Addr.Compare)
+	info, _ := json.Marshal(announcement{ID: s.opt.ID, Since: s.since, Subnets: s.opt.Subnets, Relays: relays})
+	pctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	_, err := s.cli.Put(pctx, s.keys.Server(s.opt.ID), string(info), clientv3.WithLease(id))
+	return err
+}
+
+// maxRelays bounds the relays a server announces: giaddr comes from the
+// network, and a flood of forged ones must not grow the announcement.
+// Clients of relays beyond it are answered by every server.
+const maxRelays = 64
+
+// heardRelay records that relay forwards clients to this server (it will
+// be in the next announcement) and reports whether it is announced.
+func (s *Leases) heardRelay(relay netip.Addr) {
+	s.relayMu.Lock()
+	defer s.relayMu.Unlock()
+	if _, ok := s.relays[relay]; ok || len(s.relays) >= maxRelays {
+		return
+	}
+	s.relays[relay] = struct{}{}
+	select {
+	case s.relayed <- struct{}{}:
+	default:
+	}
 }
 
 // disownAll gives every block up in memory (not in etcd: the lease's
@@ -440,6 +486,8 @@ type announcement struct {
 	ID      string         `json:"id"`
 	Since   time.Time      `json:"since"`
 	Subnets []netip.Prefix `json:"subnets,omitempty"`
+	// Relays are the relay agents (giaddr) this server has heard from.
+	Relays []netip.Addr `json:"relays,omitempty"`
 }
 
 // maxAnnouncement bounds a server key's value read back.
@@ -450,6 +498,7 @@ const maxAnnouncement = 4 << 10
 type peers struct {
 	ids     []string
 	subnets map[string][]netip.Prefix
+	relays  map[string][]netip.Addr
 }
 
 // refreshPeers reads the server keys, at most every second.
@@ -463,15 +512,20 @@ func (s *Leases) refreshPeers(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	p := &peers{subnets: map[string][]netip.Prefix{}}
+	p := &peers{subnets: map[string][]netip.Prefix{}, relays: map[string][]netip.Addr{}}
 	for _, kv := range resp.Kvs {
 		var a announcement
 		if len(kv.Value) > maxAnnouncement || json.Unmarshal(kv.Value, &a) != nil || a.ID == "" || string(kv.Key) != s.keys.Server(a.ID) {
 			s.log.Warn("etcd: ignoring a server key that is not a server's announcement", "key", printable(kv.Key))
 			continue
 		}
+		if len(a.Relays) > maxRelays || len(a.Subnets) > maxRelays {
+			s.log.Warn("etcd: ignoring a server announcement with too many subnets or relays", "key", printable(kv.Key))
+			continue
+		}
 		p.ids = append(p.ids, a.ID)
 		p.subnets[a.ID] = a.Subnets
+		p.relays[a.ID] = a.Relays
 	}
 	slices.Sort(p.ids)
 	s.peers.Store(p)
@@ -488,20 +542,30 @@ func (s *Leases) refreshPeers(ctx context.Context) {
 const balanceMaxSecs = 3
 
 // Balance is the allocator's Options.Balance: the servers that announce a
-// subnet split its clients by a hash of their hardware address, as ISC
-// dhcpd's failover peers do (RFC 3074), so that one DISCOVER draws one
-// OFFER. Relayed clients (subnet invalid), clients trying for
-// balanceMaxSecs or more, and subnets this server alone serves are always
-// answered.
-func (s *Leases) Balance(hw []byte, secs uint16, subnet netip.Prefix) bool {
+// subnet (or have heard from a relay) split its clients by a hash of their
+// hardware address, as ISC dhcpd's failover peers do (RFC 3074), so that
+// one DISCOVER draws one OFFER. via is the client's subnet, or its relay's
+// address as a /32. Clients trying for balanceMaxSecs or more, and those
+// this server alone is known to receive, are always answered.
+func (s *Leases) Balance(hw []byte, secs uint16, via netip.Prefix) bool {
+	relayed := via.IsValid() && via.IsSingleIP()
+	if relayed {
+		s.heardRelay(via.Addr())
+	}
 	p := s.peers.Load()
-	if p == nil || !subnet.IsValid() || secs >= balanceMaxSecs {
+	if p == nil || !via.IsValid() || secs >= balanceMaxSecs {
 		return true
+	}
+	shares := func(id string) bool {
+		if relayed {
+			return slices.Contains(p.relays[id], via.Addr())
+		}
+		return slices.ContainsFunc(p.subnets[id], via.Overlaps)
 	}
 	mine := -1
 	n := 0
 	for _, id := range p.ids {
-		if !slices.ContainsFunc(p.subnets[id], subnet.Overlaps) {
+		if !shares(id) {
 			continue
 		}
 		if id == s.opt.ID {

@@ -87,6 +87,11 @@ type Leases struct {
 	servers int                  // servers announced in the cluster
 	counted time.Time            // when servers was read (claimer's goroutine only)
 	peers   atomic.Pointer[peers]
+	since   time.Time // when the store was made (announced)
+
+	relayMu sync.Mutex
+	relays  map[netip.Addr]struct{} // relay agents heard (Balance)
+	relayed chan struct{}           // a relay was heard: announce again
 	cancel  context.CancelFunc
 	done    chan struct{}
 	kick    chan struct{}
@@ -102,7 +107,8 @@ func NewLeases(cli *clientv3.Client, keys Keys, o LeasesOptions) *Leases {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Leases{cli: cli, keys: keys, opt: o, log: o.Logger, taken: map[netip.Addr]int64{}, kick: make(chan struct{}, 1)}
+	return &Leases{cli: cli, keys: keys, opt: o, log: o.Logger, taken: map[netip.Addr]int64{}, kick: make(chan struct{}, 1),
+		since: time.Now().UTC(), relays: map[netip.Addr]struct{}{}, relayed: make(chan struct{}, 1)}
 }
 
 // Load implements lease.Store: every record under leases/, read in pages

@@ -337,7 +337,7 @@ func TestBalance(t *testing.T) {
 			t.Fatalf("client %d trying for 3 s: not answered by both", i)
 		}
 		if !a.Balance(mac(i), 0, netip.Prefix{}) || !b.Balance(mac(i), 0, netip.Prefix{}) {
-			t.Fatalf("relayed client %d: not answered by both", i)
+			t.Fatalf("client %d from nowhere known: not answered by both", i)
 		}
 		if !b.Balance(mac(i), 0, other) {
 			t.Fatalf("client %d on b's own subnet: not answered by b", i)
@@ -345,6 +345,27 @@ func TestBalance(t *testing.T) {
 	}
 	if counts[0] < 400 || counts[1] < 400 {
 		t.Errorf("split %v of 1000 clients: too uneven", counts)
+	}
+	// A relay that forwards to both: heard by each (the first requests
+	// are answered by both), announced, then its clients are split too.
+	relay := netip.MustParsePrefix("203.0.113.1/32")
+	if !a.Balance(mac(0), 0, relay) || !b.Balance(mac(0), 0, relay) {
+		t.Fatal("a relay's first client, before any announcement: not answered by both")
+	}
+	waitFor(t, "a and b to split the relay's clients", func() bool {
+		for i := range 64 {
+			if a.Balance(mac(i), 0, relay) == b.Balance(mac(i), 0, relay) {
+				return false
+			}
+		}
+		return true
+	})
+	// A relay only a has heard from: a answers all of its clients.
+	lone := netip.MustParsePrefix("203.0.113.2/32")
+	for i := range 64 {
+		if !a.Balance(mac(i), 0, lone) {
+			t.Fatalf("client %d of a relay only a hears: not answered by a", i)
+		}
 	}
 	b.Close() // revokes its lease: its server key goes
 	waitFor(t, "a to answer every client once b is gone", func() bool {

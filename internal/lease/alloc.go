@@ -73,11 +73,12 @@ type Options struct {
 	ShortBelow int
 	// Balance, when set, says whether this server answers a client's
 	// DISCOVER (and broadcast REQUEST) at all, from its hardware address,
-	// the seconds it has been trying (the DHCP secs field) and the subnet
-	// it is on (invalid: relayed): servers sharing one segment split its
-	// clients between them rather than each answering every broadcast
-	// (see Answers).
-	Balance func(hw []byte, secs uint16, subnet netip.Prefix) bool
+	// the seconds it has been trying (the DHCP secs field) and where it
+	// comes from (via: the subnet it is attached to, or its relay's
+	// address as a /32): servers that all receive a client split such
+	// clients between them rather than each answering every one (see
+	// Answers).
+	Balance func(hw []byte, secs uint16, via netip.Prefix) bool
 }
 
 // Stats are counters of an Allocator's committer.

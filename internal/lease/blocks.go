@@ -180,9 +180,10 @@ func (a *Allocator) Withdraw(client ClientKey) {
 	}
 }
 
-// Answers reports whether this server answers the broadcasts of the client
-// with hardware address hw, trying for secs seconds, on subnet (invalid:
-// relayed) (Options.Balance; always true without one).
-func (a *Allocator) Answers(hw []byte, secs uint16, subnet netip.Prefix) bool {
-	return a.balance == nil || a.balance(hw, secs, subnet)
+// Answers reports whether this server answers the client with hardware
+// address hw, trying for secs seconds, that comes via a subnet it is
+// attached to or a relay (its address as a /32) (Options.Balance; always
+// true without one).
+func (a *Allocator) Answers(hw []byte, secs uint16, via netip.Prefix) bool {
+	return a.balance == nil || a.balance(hw, secs, via)
 }

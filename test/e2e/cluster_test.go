@@ -36,11 +36,12 @@ func storeArgs() []string {
 	return []string{"--store", "etcd://" + strings.Join(eps, ","), "--store-prefix", clusterPrefix}
 }
 
-// startClusterServers starts pxed on every server of cn, in the cluster.
-func startClusterServers(t *testing.T, cn *clusterNet) []*server {
+// startClusterServers starts pxed on every server of cn, in the cluster,
+// with extra flags.
+func startClusterServers(t *testing.T, cn *clusterNet, extra ...string) []*server {
 	var out []*server
 	for _, s := range cn.servers {
-		out = append(out, s.startPxed(clusterConf, t.TempDir(), append([]string{"--log-level", "info"}, storeArgs()...)...))
+		out = append(out, s.startPxed(clusterConf, t.TempDir(), append(append([]string{"--log-level", "info"}, storeArgs()...), extra...)...))
 	}
 	return out
 }
@@ -205,11 +206,24 @@ func TestE2EClusterFailover(t *testing.T) {
 // ACKs nothing while the other goes on, says so in its log, and binds
 // again by itself once the network heals.
 func TestE2EClusterPartitionNoBindings(t *testing.T) {
-	need(t, "perfdhcp", "nft")
+	need(t, "perfdhcp", "nft", "curl")
 	cn := newClusterNet(t, 2)
 	cn.startEtcd(etcdtest.Options{})
-	srv := startClusterServers(t, cn)
+	srv := startClusterServers(t, cn, "--metrics-addr", "127.0.0.1:9464")
 	cn.servers[0].in(cn.clients, "ip", "addr", "add", "198.18.0.3/15", "dev", clusterIface)
+	// storeUp is server 0's pxed_store_up metric.
+	storeUp := func() string {
+		out, _ := cn.servers[0].try(cn.servers[0].srv, 5*time.Second, "curl", "-fsS", "http://127.0.0.1:9464/metrics")
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(line, "pxed_store_up "); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	if v := storeUp(); v != "1" {
+		t.Fatalf("pxed_store_up = %q before the partition, want 1", v)
+	}
 	relay := func(i int, mac string, secs int) int {
 		out, _ := cn.servers[0].try(cn.clients, time.Duration(secs+30)*time.Second, "perfdhcp", "-4", "-l", []string{clusterRelayIP, "198.18.0.3"}[i],
 			"-b", "mac="+mac, "-r", "50", "-R", "500", "-p", fmt.Sprint(secs), "-W", "2000000", cn.serverIP(i))
@@ -244,6 +258,9 @@ func TestE2EClusterPartitionNoBindings(t *testing.T) {
 	if !strings.Contains(srv[0].log.String(), "quorum unreachable") {
 		t.Errorf("server 0's log does not say it lost the quorum:\n%s", srv[0].log.String())
 	}
+	if v := storeUp(); v != "0" {
+		t.Errorf("pxed_store_up = %q while cut off, want 0", v)
+	}
 	cn.heal(0)
 	start := time.Now()
 	for n := 0; n == 0; n = relay(0, "02:06:00:00:00:00", 2) {
@@ -252,6 +269,9 @@ func TestE2EClusterPartitionNoBindings(t *testing.T) {
 		}
 	}
 	t.Logf("server 0 bound again %v after the network healed", time.Since(start).Round(time.Second))
+	if v := storeUp(); v != "1" {
+		t.Errorf("pxed_store_up = %q after healing, want 1", v)
+	}
 }
 
 // rebindScript logs each udhcpc event with the address and the server

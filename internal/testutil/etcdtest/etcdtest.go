@@ -142,6 +142,10 @@ type Options struct {
 	// leader's successor take over in about a second instead of etcd's
 	// default 1–2 s, which keeps failover tests short.
 	HeartbeatMs, ElectionMs int
+	// TLS: clients reach the members over TLS with a client certificate
+	// (--client-cert-auth), from a CA made for the cluster (Cluster.TLS).
+	// The members speak plain HTTP to each other.
+	TLS bool
 }
 
 // startTimeout bounds the wait for a started or restarted member to serve.
@@ -157,6 +161,7 @@ type Cluster struct {
 	token   string
 	initial string // --initial-cluster
 	members []*member
+	tls     TLSFiles // with Options.TLS
 }
 
 type member struct {
@@ -250,11 +255,19 @@ func (c *Cluster) start(attempt int) error {
 		}
 	}
 	c.members = nil
+	scheme := "http://"
+	if c.o.TLS {
+		var err error
+		if c.tls, err = makeTLS(c.dir, hosts); err != nil {
+			return err
+		}
+		scheme = "https://"
+	}
 	var initial []string
 	for i := range n {
 		m := &member{
 			name:      fmt.Sprintf("m%d", i),
-			clientURL: "http://" + net.JoinHostPort(hosts[i], strconv.Itoa(clientPorts[i])),
+			clientURL: scheme + net.JoinHostPort(hosts[i], strconv.Itoa(clientPorts[i])),
 			peerURL:   "http://" + net.JoinHostPort(hosts[i], strconv.Itoa(peerPorts[i])),
 		}
 		m.dataDir = filepath.Join(c.dir, fmt.Sprintf("%s.try%d.etcd", m.name, attempt))
@@ -319,6 +332,10 @@ func (c *Cluster) run(m *member) error {
 	}
 	if c.o.MaxTxnOps != 0 {
 		args = append(args, "--max-txn-ops", strconv.Itoa(c.o.MaxTxnOps))
+	}
+	if c.o.TLS {
+		args = append(args, "--cert-file", c.tls.serverCert, "--key-file", c.tls.serverKey,
+			"--client-cert-auth", "--trusted-ca-file", c.tls.CA)
 	}
 	var cmd *exec.Cmd
 	if c.o.Netns != "" {
@@ -417,6 +434,13 @@ func (c *Cluster) portTaken() bool {
 // the socket stays there.
 func (c *Cluster) newClient(endpoints []string) (*clientv3.Client, error) {
 	cfg := clientv3.Config{Endpoints: endpoints, Logger: zap.NewNop()}
+	if c.o.TLS {
+		tc, err := c.tls.clientTLS()
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = tc
+	}
 	if ns := c.o.Netns; ns != "" {
 		cfg.DialOptions = []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			var conn net.Conn
@@ -437,7 +461,7 @@ func (c *Cluster) newClient(endpoints []string) (*clientv3.Client, error) {
 func (c *Cluster) Endpoints() []string {
 	var eps []string
 	for _, m := range c.members {
-		eps = append(eps, strings.TrimPrefix(m.clientURL, "http://"))
+		eps = append(eps, strings.TrimPrefix(strings.TrimPrefix(m.clientURL, "http://"), "https://"))
 	}
 	return eps
 }
