@@ -59,7 +59,7 @@ func Dial(ctx context.Context, c *config.Config) (*clientv3.Client, error) {
 	if _, err := cli.Get(cctx, c.Store.Prefix+"servers/", clientv3.WithCountOnly(), clientv3.WithPrefix()); err != nil {
 		cli.Close()
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("etcd %v: no quorum answered within %v", spec.Endpoints, DialTimeout)
+			return nil, fmt.Errorf("etcd %v: no answer from a quorum within %v (members down or unreachable, or TLS not as the members expect it: --etcd-ca, --etcd-cert, --etcd-key)", spec.Endpoints, DialTimeout)
 		}
 		return nil, fmt.Errorf("etcd %v: %w", spec.Endpoints, err)
 	}
