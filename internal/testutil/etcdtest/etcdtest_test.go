@@ -11,11 +11,23 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
+// put writes key until it succeeds or timeout passes, as a client would:
+// a write caught by a leader's death fails with "request timed out" and is
+// tried again.
 func put(cli *clientv3.Client, key, val string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	_, err := cli.Put(ctx, key, val)
-	return err
+	deadline := time.Now().Add(timeout)
+	for {
+		try := time.Now().Add(2 * time.Second)
+		if try.After(deadline) {
+			try = deadline
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), try)
+		_, err := cli.Put(ctx, key, val)
+		cancel()
+		if err == nil || !time.Now().Before(deadline) {
+			return err
+		}
+	}
 }
 
 // TestQuorum runs a real 3-member cluster on loopback: writes succeed with
