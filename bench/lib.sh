@@ -159,3 +159,28 @@ parse_perfdhcp() {
 			print line
 		}' "$1"
 }
+
+# run_client TIMEOUT OUTFILE perfdhcp-args...: perfdhcp in the client
+# namespace NS_C (pinned with CLI_PIN), in the background so that a signal
+# reaches the script's trap at once; CLIENT_PID is its pid meanwhile, for
+# the cleanup. perfdhcp exits 3 when packets were dropped: the status is
+# not used. A script that needs more (CPU, drops) defines its own after
+# sourcing this file.
+run_client() {
+	local t=$1 out=$2
+	shift 2
+	timeout "$t" ip netns exec "$NS_C" "${CLI_PIN[@]}" perfdhcp "$@" </dev/null >"$out" 2>&1 &
+	CLIENT_PID=$!
+	wait "$CLIENT_PID" || true
+	CLIENT_PID=
+}
+
+# probe: 0 if a DISCOVER from the probe client (PROBE_MAC, on CLI_IF) gets
+# an OFFER (about 1 s). -i stops at the OFFER, so the probe leaves no lease
+# behind.
+probe() {
+	local out=$OUT/probe.out got
+	run_client 10 "$out" -4 -l "$CLI_IF" -b "mac=$PROBE_MAC" -R 1 -r 10 -p 1 -i
+	got=$(parse_perfdhcp "$out" offers | awk '{ print $2 }') || return 1
+	[[ -n $got ]] && ((got > 0))
+}

@@ -314,21 +314,7 @@ start_config() {
 	esac
 }
 
-run_client() { # TIMEOUT OUTFILE perfdhcp-args...
-	local t=$1 out=$2
-	shift 2
-	timeout "$t" ip netns exec "$NS_C" "${CLI_PIN[@]}" perfdhcp "$@" </dev/null >"$out" 2>&1 &
-	CLIENT_PID=$!
-	wait "$CLIENT_PID" || true
-	CLIENT_PID=
-}
-
-probe() {
-	local out=$OUT/probe.out got
-	run_client 10 "$out" -4 -l "$CLI_IF" -b "mac=$PROBE_MAC" -R 1 -r 10 -p 1 -i
-	got=$(parse_perfdhcp "$out" offers | awk '{ print $2 }') || return 1
-	[[ -n $got ]] && ((got > 0))
-}
+# run_client and probe are bench/lib.sh's.
 
 # offers NAME: how many OFFERs pxed NAME has sent (its metrics), 0 if unknown.
 offers() {

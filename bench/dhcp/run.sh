@@ -262,26 +262,7 @@ lease_bytes() {
 
 # --- perfdhcp ----------------------------------------------------------------
 
-# run_client TIMEOUT OUTFILE perfdhcp-args...: perfdhcp in the client
-# namespace, in the background so that a signal reaches our trap at once.
-# perfdhcp exits 3 when packets were dropped: the status is not used.
-run_client() {
-	local t=$1 out=$2
-	shift 2
-	timeout "$t" ip netns exec "$NS_C" "${CLI_PIN[@]}" perfdhcp "$@" </dev/null >"$out" 2>&1 &
-	CLIENT_PID=$!
-	wait "$CLIENT_PID" || true
-	CLIENT_PID=
-}
-
-# probe: 0 if a DISCOVER from the probe client gets an OFFER (about 1 s).
-# -i stops at the OFFER, so the probe leaves no lease behind.
-probe() {
-	local out=$OUT/probe.out got
-	run_client 10 "$out" -4 -l "$CLI_IF" -b "mac=$PROBE_MAC" -R 1 -r 10 -p 1 -i
-	got=$(parse_perfdhcp "$out" offers | awk '{ print $2 }') || return 1
-	[[ -n $got ]] && ((got > 0))
-}
+# run_client and probe are bench/lib.sh's.
 
 # wait_ready NAME: 0 when NAME answers, 1 when it does not within
 # READY_TIMEOUT seconds, 2 when it exited.

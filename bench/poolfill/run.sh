@@ -326,12 +326,7 @@ run_client() {
 	DROPPED="$(($(rcvbuf_errors "$NS_S") - s0)) $(($(rcvbuf_errors "$NS_C") - k0))"
 }
 
-probe() { # a DISCOVER from the probe client gets an OFFER (-i: no lease left)
-	local out=$OUT/probe.out got
-	run_client 10 "$out" -4 -l "$CLI_IF" -b "mac=$PROBE_MAC" -R 1 -r 10 -p 1 -i
-	got=$(parse_perfdhcp "$out" offers | awk '{ print $2 }') || return 1
-	[[ -n $got ]] && ((got > 0))
-}
+# probe is bench/lib.sh's (with this run_client).
 
 wait_ready() { # NAME: 0 answers, 1 silent for READY_TIMEOUT s, 2 exited
 	local name=$1 deadline=$((SECONDS + READY_TIMEOUT)) i
