@@ -165,19 +165,6 @@ func TestClusterInventoryAndStates(t *testing.T) {
 	if token == "" || token != strings.TrimSpace(string(tok2)) {
 		t.Fatalf("api tokens %q and %q, want one", tok1, tok2)
 	}
-	post := func(url, token string) int {
-		t.Helper()
-		req, _ := http.NewRequest("POST", url, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	serves := func(i int, want string) func() bool {
 		return func() bool {
 			_, body := httpGet(t, urls[i]+"/ipxe/00-16-3e-72-79-e4")
@@ -188,11 +175,11 @@ func TestClusterInventoryAndStates(t *testing.T) {
 		}
 	}
 	// The API of server 1, with the token: both see it.
-	if code := post(urls[0]+"/api/v1/hosts/test_hvm/local", token); code != 200 {
+	if code := postStatus(t, urls[0]+"/api/v1/hosts/test_hvm/local", token); code != 200 {
 		t.Fatalf("local through server 1's API: %d", code)
 	}
 	t.Logf("host state: server 1's API -> server 2 serves it after %v", waitFor(t, "server 2 sees local", serves(1, "local")))
-	if code := post(urls[1]+"/api/v1/hosts/test_hvm/install", token); code != 200 {
+	if code := postStatus(t, urls[1]+"/api/v1/hosts/test_hvm/install", token); code != 200 {
 		t.Fatalf("install through server 2's API with server 1's token: %d", code)
 	}
 	waitFor(t, "server 1 sees install", serves(0, "install"))
@@ -204,11 +191,11 @@ func TestClusterInventoryAndStates(t *testing.T) {
 		t.Fatalf("kickstart has no callback:\n%s", ksBody)
 	}
 	callback := strings.Replace(m[1], urls[0], urls[1], 1)
-	if code := post(callback, ""); code != 200 {
+	if code := postStatus(t, callback, ""); code != 200 {
 		t.Fatalf("callback %s on server 2: %d", callback, code)
 	}
 	waitFor(t, "server 1 sees the callback made to server 2", serves(0, "local"))
-	if code := post(m[1], ""); code != 401 {
+	if code := postStatus(t, m[1], ""); code != 401 {
 		t.Fatalf("the spent token again, on server 1: %d", code)
 	}
 
@@ -278,18 +265,12 @@ func TestClusterQuorumLoss(t *testing.T) {
 	if cfg, err := tftpGet(t, ln.TFTP, strings.TrimPrefix(cfgName, "/")); err != nil || !strings.Contains(string(cfg), "keymap=us") {
 		t.Fatalf("without quorum, TFTP: %v\n%s", err, cfg)
 	}
-	req, _ := http.NewRequest("POST", url+"/api/v1/hosts/test_hvm/local", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == 200 {
+	code := postStatus(t, url+"/api/v1/hosts/test_hvm/local", strings.TrimSpace(string(tok)))
+	if code == 200 {
 		t.Fatal("a host state changed without an etcd quorum")
 	}
-	t.Logf("without quorum, a host state change answered %d after %v", resp.StatusCode, time.Since(start).Round(time.Millisecond))
+	t.Logf("without quorum, a host state change answered %d after %v", code, time.Since(start).Round(time.Millisecond))
 	if _, body := httpGet(t, url+"/ipxe/00-16-3e-72-79-e4"); strings.Contains(body, "\nexit\n") {
 		t.Fatalf("the refused change is served:\n%s", body)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,4 +220,20 @@ func startServe(t *testing.T, c *config.Config) (listening, func() error) {
 		t.Fatalf("serve: %v", err)
 		return listening{}, nil
 	}
+}
+
+// postStatus POSTs to url (with the API token, if not empty) and returns
+// the status code.
+func postStatus(t *testing.T, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -58,19 +58,6 @@ func TestServeInventory(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	post := func(url, token string) int {
-		t.Helper()
-		req, _ := http.NewRequest("POST", url, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	if code, body := get("/pxelinux.cfg/01-00-16-3e-72-79-e4"); code != 200 || body != string(cfg) {
 		t.Fatalf("same config over HTTP: %d\n%s", code, body)
 	}
@@ -79,10 +66,10 @@ func TestServeInventory(t *testing.T) {
 	if m == nil {
 		t.Fatalf("kickstart has no callback:\n%s", ks)
 	}
-	if code := post(base+"/api/v1/hosts/test_hvm/installed", ""); code != 401 {
+	if code := postStatus(t, base+"/api/v1/hosts/test_hvm/installed", ""); code != 401 {
 		t.Fatalf("callback without token: %d", code)
 	}
-	if code := post(m[1], ""); code != 200 {
+	if code := postStatus(t, m[1], ""); code != 200 {
 		t.Fatalf("callback %s: %d", m[1], code)
 	}
 	if _, s := get("/ipxe/00-16-3e-72-79-e4"); !strings.Contains(s, "\nexit\n") {
@@ -95,7 +82,7 @@ func TestServeInventory(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(c.StateDir, "api-token")); fi.Mode().Perm() != 0o600 {
 		t.Errorf("api-token mode %v, want 0600", fi.Mode().Perm())
 	}
-	if code := post(base+"/api/v1/hosts/test_hvm/install", strings.TrimSpace(string(tok))); code != 200 {
+	if code := postStatus(t, base+"/api/v1/hosts/test_hvm/install", strings.TrimSpace(string(tok))); code != 200 {
 		t.Fatalf("install with the API token: %d", code)
 	}
 	if cfg, _ := tftpGet(t, ln.TFTP, "pxelinux.cfg/01-00-16-3e-72-79-e4"); !strings.Contains(string(cfg), "KERNEL el5u4_x86_pxeboot_install/vmlinuz") {

@@ -66,10 +66,7 @@ func (s *Leases) announce(ctx context.Context) (clientv3.LeaseID, <-chan *client
 // putAnnouncement writes this server's key, with the relays heard so far,
 // under etcd lease id.
 func (s *Leases) putAnnouncement(ctx context.Context, id clientv3.LeaseID) error {
-	s.relayMu.Lock()
-	relays := slices.Collect(maps.Keys(s.relays))
-	s.relayMu.Unlock()
-	slices.SortFunc(relays, netip.Addr.Compare)
+	relays := slices.SortedFunc(maps.Keys(*s.relays.Load()), netip.Addr.Compare)
 	info, _ := json.Marshal(announcement{ID: s.opt.ID, Since: s.since, Subnets: s.opt.Subnets, Relays: relays})
 	pctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
@@ -82,15 +79,22 @@ func (s *Leases) putAnnouncement(ctx context.Context, id clientv3.LeaseID) error
 // Clients of relays beyond it are answered by every server.
 const maxRelays = 64
 
-// heardRelay records that relay forwards clients to this server (it will
-// be in the next announcement) and reports whether it is announced.
+// heardRelay records that relay forwards clients to this server: it will
+// be in the next announcement.
 func (s *Leases) heardRelay(relay netip.Addr) {
-	s.relayMu.Lock()
-	defer s.relayMu.Unlock()
-	if _, ok := s.relays[relay]; ok || len(s.relays) >= maxRelays {
+	// Per relayed request: a read of the set, no lock, once it is known.
+	if _, ok := (*s.relays.Load())[relay]; ok {
 		return
 	}
-	s.relays[relay] = struct{}{}
+	s.relayMu.Lock()
+	defer s.relayMu.Unlock()
+	cur := *s.relays.Load()
+	if _, ok := cur[relay]; ok || len(cur) >= maxRelays {
+		return
+	}
+	next := maps.Clone(cur)
+	next[relay] = struct{}{}
+	s.relays.Store(&next)
 	select {
 	case s.relayed <- struct{}{}:
 	default:

@@ -241,41 +241,56 @@ func (s *Leases) reconcile(ctx context.Context, sess clientv3.LeaseID) {
 	if a == nil {
 		return
 	}
+	// OwnedBlocks walks every owned address under the allocator's lock:
+	// once here, and again only after blocks changed hands.
+	owned := a.OwnedBlocks()
 	have := map[netip.Addr]bool{}
-	for _, b := range a.OwnedBlocks() {
+	for _, b := range owned {
 		have[b.First] = true
 	}
+	changed := false
 	for _, b := range mine {
 		if !have[b] {
 			a.Own(b)
+			changed = true
 		}
 		delete(have, b)
 	}
 	for b := range have {
 		a.Disown(b)
+		changed = true
+	}
+	if changed {
+		owned = a.OwnedBlocks()
 	}
 	for i, pool := range a.PoolBlocks() {
-		s.balance(ctx, sess, a, i, pool)
+		var ok bool
+		if owned, ok = s.balance(ctx, sess, a, i, pool, owned); !ok {
+			return
+		}
 	}
-	s.noteBlocks(len(a.OwnedBlocks()))
+	s.noteBlocks(len(owned))
 }
 
 // balance claims blocks of pool i (whose blocks are pool) while its free
 // owned addresses are below the low mark, up to the target; above the
-// high mark it gives back the blocks with the most free addresses.
-func (s *Leases) balance(ctx context.Context, sess clientv3.LeaseID, a *lease.Allocator, i int, pool []netip.Addr) {
+// high mark it gives back the blocks with the most free addresses. owned
+// is every owned block; it returns them as they are afterwards, and false
+// when a claim went unanswered or the quorum was lost meanwhile (the other
+// pools wait for the next look).
+func (s *Leases) balance(ctx context.Context, sess clientv3.LeaseID, a *lease.Allocator, i int, pool []netip.Addr, owned []lease.BlockFree) ([]lease.BlockFree, bool) {
 	poolFree := func() ([]lease.BlockFree, int) {
-		var owned []lease.BlockFree
+		var mine []lease.BlockFree
 		free := 0
-		for _, b := range a.OwnedBlocks() {
+		for _, b := range owned {
 			if b.Pool == i {
-				owned = append(owned, b)
+				mine = append(mine, b)
 				free += b.Free
 			}
 		}
-		return owned, free
+		return mine, free
 	}
-	owned, free := poolFree()
+	mine, free := poolFree()
 	low, target, high := s.marks(len(pool) * lease.BlockSize)
 	switch {
 	case free < low:
@@ -283,30 +298,34 @@ func (s *Leases) balance(ctx context.Context, sess clientv3.LeaseID, a *lease.Al
 		for len(cands) > 0 && free < target && ctx.Err() == nil {
 			n := min(len(cands), claimBatch, (target-free+lease.BlockSize-1)/lease.BlockSize)
 			got, ok := s.claim(ctx, sess, cands[:n])
-			if !ok {
-				return
-			}
-			if !s.up.Load() {
-				return // lost meanwhile: the blocks go with the etcd lease
+			if !ok || !s.up.Load() {
+				return owned, false // the blocks go with the etcd lease
 			}
 			for _, b := range got {
 				a.Own(b)
 			}
 			cands = cands[n:]
-			_, free = poolFree()
+			if len(got) > 0 {
+				owned = a.OwnedBlocks()
+				_, free = poolFree()
+			}
 		}
 	case free > high:
-		slices.SortFunc(owned, func(x, y lease.BlockFree) int { return y.Free - x.Free })
-		for _, b := range owned {
+		slices.SortFunc(mine, func(x, y lease.BlockFree) int { return y.Free - x.Free })
+		gone := map[netip.Addr]bool{}
+		for _, b := range mine {
 			if free-b.Free < target {
 				break
 			}
 			a.Disown(b.First)
+			gone[b.First] = true
 			if s.release(ctx, sess, b.First) {
 				free -= b.Free
 			}
 		}
+		owned = slices.DeleteFunc(owned, func(b lease.BlockFree) bool { return gone[b.First] })
 	}
+	return owned, true
 }
 
 // candidates returns the pool's unclaimed blocks, starting at an offset

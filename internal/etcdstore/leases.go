@@ -89,9 +89,9 @@ type Leases struct {
 	peers   atomic.Pointer[peers]
 	since   time.Time // when the store was made (announced)
 
-	relayMu sync.Mutex
-	relays  map[netip.Addr]struct{} // relay agents heard (Balance)
-	relayed chan struct{}           // a relay was heard: announce again
+	relayMu sync.Mutex                              // serialises additions to relays
+	relays  atomic.Pointer[map[netip.Addr]struct{}] // relay agents heard (Balance); replaced, never changed
+	relayed chan struct{}                           // a relay was heard: announce again
 	cancel  context.CancelFunc
 	done    chan struct{}
 	kick    chan struct{}
@@ -107,8 +107,10 @@ func NewLeases(cli *clientv3.Client, keys Keys, o LeasesOptions) *Leases {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Leases{cli: cli, keys: keys, opt: o, log: o.Logger, taken: map[netip.Addr]int64{}, kick: make(chan struct{}, 1),
-		since: time.Now().UTC(), relays: map[netip.Addr]struct{}{}, relayed: make(chan struct{}, 1)}
+	s := &Leases{cli: cli, keys: keys, opt: o, log: o.Logger, taken: map[netip.Addr]int64{}, kick: make(chan struct{}, 1),
+		since: time.Now().UTC(), relayed: make(chan struct{}, 1)}
+	s.relays.Store(&map[netip.Addr]struct{}{})
+	return s
 }
 
 // Load implements lease.Store: every record under leases/, read in pages
