@@ -90,6 +90,7 @@ func openDHCP(c *config.Config, plan *dhcp.Plan, a *app.App, log *slog.Logger, m
 		// for a new one): the Allocator's own goroutine commits, and
 		// the DHCP loop goes on answering meanwhile.
 		opts.Blocks, opts.MaxBatch, opts.OnShort, opts.ShortBelow, opts.CallerCommits = true, etcdstore.MaxBatch, shared.Short, etcdstore.ShortBelow, false
+		opts.Linger = etcdstore.Linger
 		// Servers on one segment split its clients (RFC 3074).
 		opts.Balance = shared.Balance
 		store = shared
