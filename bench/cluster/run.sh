@@ -51,6 +51,11 @@
 #   ETCD_BIN              an etcd server binary; default: built from go.mod's
 #                         tool (go build go.etcd.io/etcd/server/v3)
 #   PIN [0]               1: servers (pxed, Kea, etcd) on CPU 0, perfdhcp on CPU 1
+#   CLI_NICE [-10]        perfdhcp's nice value: the load generator is the
+#                         instrument; with six busy processes on two CPUs a
+#                         perfdhcp waiting for a CPU overflows its receive
+#                         buffer (counted in the report) and the run measures
+#                         the scheduler. Applied to every configuration.
 #   PXED_LOG_LEVEL [warn], READY_TIMEOUT [30], KEA_THREADS [0]
 #   OUT [/tmp/pxed-bench-cluster.PID]  raw output, logs, results.tsv, report.md
 #   LEASE_DIR [/var/tmp]  lease storage and etcd data (a real disk)
@@ -59,7 +64,7 @@ export LC_ALL=C
 
 INVOCATION=
 for v in CONFIGS RATES SECS CLIENTS WAIT_US ROUNDS MAX_DROP_PCT MIN_SENT_PCT POOL FAILOVER FAIL_RATE FAIL_SECS \
-	FAIL_KILL_AT PXED_BIN PXED_REV PXED_ARGS ETCD_BIN PIN PXED_LOG_LEVEL READY_TIMEOUT KEA_THREADS OUT LEASE_DIR; do
+	FAIL_KILL_AT PXED_BIN PXED_REV PXED_ARGS ETCD_BIN PIN CLI_NICE PXED_LOG_LEVEL READY_TIMEOUT KEA_THREADS OUT LEASE_DIR; do
 	[[ -n ${!v:-} ]] && INVOCATION+="$v=$(printf %q "${!v}") "
 done
 INVOCATION+="bench/cluster/run.sh"
@@ -80,6 +85,7 @@ FAIL_KILL_AT=${FAIL_KILL_AT:-10}
 PXED_ARGS=${PXED_ARGS:-}
 ETCD_BIN=${ETCD_BIN:-}
 PIN=${PIN:-0}
+CLI_NICE=${CLI_NICE:--10}
 PXED_LOG_LEVEL=${PXED_LOG_LEVEL:-warn}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 KEA_THREADS=${KEA_THREADS:-0}
@@ -89,6 +95,8 @@ SRV_PIN=(env) CLI_PIN=(env)
 if [[ $PIN == 1 ]]; then
 	SRV_PIN=(taskset -c 0) CLI_PIN=(taskset -c 1)
 fi
+[[ $CLI_NICE =~ ^-?[0-9]+$ ]] || { echo "CLI_NICE must be an integer" >&2; exit 1; }
+CLI_PIN=(nice -n "$CLI_NICE" "${CLI_PIN[@]}")
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
@@ -169,7 +177,7 @@ WAIT_ARGS=()
 mkdir -p "$OUT"/raw "$OUT"/logs
 [[ -d $LEASE_DIR && -w $LEASE_DIR ]] || die "LEASE_DIR=$LEASE_DIR is not a writable directory"
 WORK=$(mktemp -d "$LEASE_DIR/pxed-bench-cluster.XXXXXX")
-RESULTS=$OUT/results.tsv # round rate config verdict do_s do_r do_loss% ra_s ra_r ra_loss% ack/s raw
+RESULTS=$OUT/results.tsv # round rate config verdict do_s do_r do_loss% ra_s ra_r ra_loss% ack/s raw srv_us/ack etcd_us/ack cli_rcvbuf_drops "offers acks" srv_rcvbuf_drops
 : >"$RESULTS"
 
 cleanup() {
@@ -352,19 +360,59 @@ etcd_leases() {
 		sed -n 's/.*"count":"\{0,1\}\([0-9]*\).*/\1/p' | grep . || echo 0
 }
 
+# ticks NAMES...: the CPU time (user + system, clock ticks) the processes
+# NAMES (keys of PID) have used so far.
+ticks() {
+	local n t=0 v
+	for n in "$@"; do
+		v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/${PID[$n]}/stat" 2>/dev/null || echo 0)
+		t=$((t + v))
+	done
+	echo "$t"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# rcvbuf_errors NS: UDP datagrams the kernel of namespace NS dropped so far
+# because a socket's receive buffer was full (RcvbufErrors, /proc/net/snmp).
+rcvbuf_errors() {
+	ip netns exec "$1" awk '$1 == "Udp:" { if (!n++) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i } else print $c }' /proc/net/snmp
+}
+
+# answered NAMES...: the OFFERs and ACKs the pxed among NAMES have sent
+# (their metrics), "OFFERS ACKS".
+answered() {
+	local n o=0 a=0 x y
+	for n in "$@"; do
+		[[ $n == pxed* ]] || continue
+		read -r x y < <(ip netns exec "${NSOF[$n]}" curl -sf --max-time 2 "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
+			awk '/^pxed_dhcp_messages_total\{/ { if (/outcome="offer"/) o += $2; if (/outcome="ack"/) a += $2 } END { print o + 0, a + 0 }')
+		o=$((o + ${x:-0})) a=$((a + ${y:-0}))
+	done
+	echo "$o $a"
+}
+
 # --- throughput --------------------------------------------------------------
 
 measure() { # ROUND RATE CONFIG: appends to RESULTS; 0 when held
 	local round=$1 rate=$2 c=$3 run raw names rc=0 verdict= stats n
 	local do_s=0 do_r=0 do_d=0 ra_s=0 ra_r=0 ra_d=0
+	local s0 e0 k0 d0 a0 srv_t=0 etcd_t=0 cli_drops=0 srv_drops=0 ans="0 0" etcds=()
+	[[ $c == etcd* ]] && etcds=(etcd0 etcd1 etcd2)
 	run=r$round-$rate-$c
 	raw=raw/$run.txt
 	start_config "$c" "$run"
 	names=("${NAMES[@]}")
 	wait_ready "${names[@]}" || rc=$?
 	if ((rc == 0)); then
+		s0=$(ticks "${names[@]}") e0=$(ticks "${etcds[@]}") k0=$(rcvbuf_errors "$NS_C")
+		d0=$(($(rcvbuf_errors "$NS_S1") + $(rcvbuf_errors "$NS_S2")))
+		read -r -a a0 < <(answered "${names[@]}")
 		run_client $((SECS + WAIT_US / 1000000 + 30)) "$OUT/$raw" \
 			-4 -l "$CLI_IF" -r "$rate" -R "$CLIENTS" -p "$SECS" "${WAIT_ARGS[@]}"
+		srv_t=$(($(ticks "${names[@]}") - s0)) etcd_t=$(($(ticks "${etcds[@]}") - e0))
+		cli_drops=$(($(rcvbuf_errors "$NS_C") - k0))
+		srv_drops=$(($(rcvbuf_errors "$NS_S1") + $(rcvbuf_errors "$NS_S2") - d0))
+		ans=$(answered "${names[@]}" | awk -v o="${a0[0]}" -v a="${a0[1]}" '{ print $1 - o, $2 - a }')
 		for n in "${names[@]}"; do kill -0 "${PID[$n]}" 2>/dev/null || verdict=died; done
 		if stats=$(parse_perfdhcp "$OUT/$raw"); then
 			read -r do_s do_r do_d ra_s ra_r ra_d <<<"$stats"
@@ -385,7 +433,8 @@ measure() { # ROUND RATE CONFIG: appends to RESULTS; 0 when held
 	rm -rf "${WORK:?}/$run"
 	awk -v OFS='\t' -v round="$round" -v rate="$rate" -v c="$c" -v verdict="$verdict" \
 		-v do_s="$do_s" -v do_r="$do_r" -v do_d="$do_d" -v ra_s="$ra_s" -v ra_r="$ra_r" -v ra_d="$ra_d" \
-		-v secs="$SECS" -v maxdrop="$MAX_DROP_PCT" -v minsent="$MIN_SENT_PCT" -v raw="$raw" '
+		-v secs="$SECS" -v maxdrop="$MAX_DROP_PCT" -v minsent="$MIN_SENT_PCT" -v raw="$raw" \
+		-v srv_t="$srv_t" -v etcd_t="$etcd_t" -v tck="$CLK_TCK" -v cli_drops="$cli_drops" -v srv_drops="$srv_drops" -v ans="$ans" '
 		function loss(s, r, d) { if (s - r > d) d = s - r; return s > 0 ? 100 * d / s : (r > 0 ? 0 : 100) }
 		BEGIN {
 			dl = loss(do_s, do_r, do_d); rl = (do_r > 0 ? loss(ra_s, ra_r, ra_d) : 100)
@@ -395,10 +444,13 @@ measure() { # ROUND RATE CONFIG: appends to RESULTS; 0 when held
 				else verdict = "held"
 			}
 			print round, rate, c, verdict, do_s, do_r, sprintf("%.3f", dl), ra_s, ra_r, sprintf("%.3f", rl),
-				sprintf("%.0f", ra_r / secs), raw
+				sprintf("%.0f", ra_r / secs), raw,
+				(ra_r > 0 ? sprintf("%.0f", 1e6 * srv_t / tck / ra_r) : "-"),
+				(ra_r > 0 && etcd_t > 0 ? sprintf("%.0f", 1e6 * etcd_t / tck / ra_r) : "-"), cli_drops,
+				(c == "kea" ? "-" : ans), srv_drops
 		}' >>"$RESULTS"
-	tail -n 1 "$RESULTS" | awk -F'\t' '{ printf "  %-6s @ %6d/s: %-9s DISCOVER %s/%s (loss %s%%), REQUEST %s/%s (loss %s%%), %s ACK/s\n",
-		$3, $2, $4, $6, $5, $7, $9, $8, $10, $11 }' >&2
+	tail -n 1 "$RESULTS" | awk -F'\t' '{ printf "  %-6s @ %6d/s: %-9s DISCOVER %s/%s (loss %s%%), REQUEST %s/%s (loss %s%%), %s ACK/s; CPU µs/ACK server %s etcd %s; full receive buffers dropped (perfdhcp servers) %s %s; pxed sent OFFER ACK %s\n",
+		$3, $2, $4, $6, $5, $7, $9, $8, $10, $11, $13, $14, $15, $17, $16 }' >&2
 	[[ $(tail -n 1 "$RESULTS" | cut -f4) == held ]]
 }
 
@@ -485,7 +537,7 @@ median_lower() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1
 	echo
 	echo "- Machine: \`nproc\` $(nproc), ${cpu:-unknown CPU}, kernel $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo "- pxed $PXED_DESC; Kea $(kea-dhcp4 -v 2>/dev/null | head -n 1) (memfile, persist, single-threaded); perfdhcp $(perfdhcp -v 2>&1 | head -n 1 | sed 's/^VERSION: //')$( ((NEED_ETCD)) && echo "; etcd $ETCD_VERSION, 3 members in namespaces on one bridge, data on $(df --output=fstype "$WORK" | tail -n 1) under $LEASE_DIR")."
-	echo "- $SECS s per rate, $CLIENTS clients, pool $POOL_FIRST–$POOL_LAST, $ROUNDS round(s); held: ≤ $MAX_DROP_PCT % unanswered DISCOVERs and REQUESTs, ≥ $MIN_SENT_PCT % sent. CPUs $([[ $PIN == 1 ]] && echo "pinned (servers and etcd CPU 0, perfdhcp CPU 1)" || echo "not pinned")."
+	echo "- $SECS s per rate, $CLIENTS clients, pool $POOL_FIRST–$POOL_LAST, $ROUNDS round(s); held: ≤ $MAX_DROP_PCT % unanswered DISCOVERs and REQUESTs, ≥ $MIN_SENT_PCT % sent. CPUs $([[ $PIN == 1 ]] && echo "pinned (servers and etcd CPU 0, perfdhcp CPU 1)" || echo "not pinned"); perfdhcp at nice $CLI_NICE."
 	echo "- Command: \`$INVOCATION\` (as root)."
 	echo
 	echo "| Configuration | Best rate held (DORA/s) | ÷ Kea | Rounds |"
@@ -499,11 +551,11 @@ median_lower() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1
 	done
 	echo
 	[[ -n $FAIL_REPORT ]] && echo "- Failover (two pxed on etcd, perfdhcp at $FAIL_RATE/s for $FAIL_SECS s, pxed A killed with SIGKILL after $FAIL_KILL_AT s; ACK times from tcpdump on the client's port): $FAIL_REPORT." && echo
-	echo "Every run (round, rate, configuration, verdict, DISCOVERs answered/sent and loss, REQUESTs answered/sent and loss, ACK/s):"
+	echo "Every run (round, rate, configuration, verdict, DISCOVERs answered/sent and loss, REQUESTs answered/sent and loss, ACK/s; CPU time per ACK of the server processes (pxed or Kea) and of the three etcd members, in µs; datagrams the kernel dropped at a full receive buffer, perfdhcp's and the servers'; OFFERs and ACKs the pxed sent, from their metrics):"
 	echo
 	echo '```'
-	awk -F'\t' '{ printf "r%s %6d/s %-6s %-9s DO %7d/%-7d %7.3f%%  RA %7d/%-7d %7.3f%%  %6d ACK/s\n",
-		$1, $2, $3, $4, $6, $5, $7, $9, $8, $10, $11 }' "$RESULTS"
+	awk -F'\t' '{ printf "r%s %6d/s %-6s %-9s DO %7d/%-7d %7.3f%%  RA %7d/%-7d %7.3f%%  %6d ACK/s  cpu/ACK srv %5s etcd %5s us  rcvbuf-drops %d %d  pxed-sent %s\n",
+		$1, $2, $3, $4, $6, $5, $7, $9, $8, $10, $11, $13, $14, $15, $17, $16 }' "$RESULTS"
 	echo '```'
 } | tee "$OUT/report.md"
 log "report: $OUT/report.md"
