@@ -56,6 +56,12 @@
 #                         perfdhcp waiting for a CPU overflows its receive
 #                         buffer (counted in the report) and the run measures
 #                         the scheduler. Applied to every configuration.
+#   SETTLE [2]            seconds between two pxed answering and the load
+#                         (they re-read each other's announcement every
+#                         second; before that both answer every DISCOVER)
+#   GOMAXPROCS            reaches every Go process (pxed and the etcd
+#                         members), as does GOGC; reported. Unset: the Go
+#                         default, one P per CPU
 #   PXED_LOG_LEVEL [warn], READY_TIMEOUT [30], KEA_THREADS [0]
 #   OUT [/tmp/pxed-bench-cluster.PID]  raw output, logs, results.tsv, report.md
 #   LEASE_DIR [/var/tmp]  lease storage and etcd data (a real disk)
@@ -64,7 +70,8 @@ export LC_ALL=C
 
 INVOCATION=
 for v in CONFIGS RATES SECS CLIENTS WAIT_US ROUNDS MAX_DROP_PCT MIN_SENT_PCT POOL FAILOVER FAIL_RATE FAIL_SECS \
-	FAIL_KILL_AT PXED_BIN PXED_REV PXED_ARGS ETCD_BIN PIN CLI_NICE PXED_LOG_LEVEL READY_TIMEOUT KEA_THREADS OUT LEASE_DIR; do
+	FAIL_KILL_AT PXED_BIN PXED_REV PXED_ARGS ETCD_BIN PIN CLI_NICE SETTLE PXED_LOG_LEVEL READY_TIMEOUT KEA_THREADS OUT LEASE_DIR \
+	GOMAXPROCS GOGC; do
 	[[ -n ${!v:-} ]] && INVOCATION+="$v=$(printf %q "${!v}") "
 done
 INVOCATION+="bench/cluster/run.sh"
@@ -88,6 +95,7 @@ PIN=${PIN:-0}
 CLI_NICE=${CLI_NICE:--10}
 PXED_LOG_LEVEL=${PXED_LOG_LEVEL:-warn}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
+SETTLE=${SETTLE:-2}
 KEA_THREADS=${KEA_THREADS:-0}
 OUT=${OUT:-/tmp/pxed-bench-cluster.$$}
 LEASE_DIR=${LEASE_DIR:-/var/tmp}
@@ -403,6 +411,10 @@ measure() { # ROUND RATE CONFIG: appends to RESULTS; 0 when held
 	start_config "$c" "$run"
 	names=("${NAMES[@]}")
 	wait_ready "${names[@]}" || rc=$?
+	# Two pxed on one segment split its clients once each has read the
+	# other's announcement (re-read every second): until then both answer
+	# every DISCOVER. The run measures the steady state, not the meeting.
+	((rc == 0 && ${#names[@]} > 1)) && sleep "$SETTLE"
 	if ((rc == 0)); then
 		s0=$(ticks "${names[@]}") e0=$(ticks "${etcds[@]}") k0=$(rcvbuf_errors "$NS_C")
 		d0=$(($(rcvbuf_errors "$NS_S1") + $(rcvbuf_errors "$NS_S2")))
@@ -537,7 +549,7 @@ median_lower() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1
 	echo
 	echo "- Machine: \`nproc\` $(nproc), ${cpu:-unknown CPU}, kernel $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo "- pxed $PXED_DESC; Kea $(kea-dhcp4 -v 2>/dev/null | head -n 1) (memfile, persist, single-threaded); perfdhcp $(perfdhcp -v 2>&1 | head -n 1 | sed 's/^VERSION: //')$( ((NEED_ETCD)) && echo "; etcd $ETCD_VERSION, 3 members in namespaces on one bridge, data on $(df --output=fstype "$WORK" | tail -n 1) under $LEASE_DIR")."
-	echo "- $SECS s per rate, $CLIENTS clients, pool $POOL_FIRST–$POOL_LAST, $ROUNDS round(s); held: ≤ $MAX_DROP_PCT % unanswered DISCOVERs and REQUESTs, ≥ $MIN_SENT_PCT % sent. CPUs $([[ $PIN == 1 ]] && echo "pinned (servers and etcd CPU 0, perfdhcp CPU 1)" || echo "not pinned"); perfdhcp at nice $CLI_NICE."
+	echo "- $SECS s per rate, $CLIENTS clients, pool $POOL_FIRST–$POOL_LAST, $ROUNDS round(s); held: ≤ $MAX_DROP_PCT % unanswered DISCOVERs and REQUESTs, ≥ $MIN_SENT_PCT % sent. CPUs $([[ $PIN == 1 ]] && echo "pinned (servers and etcd CPU 0, perfdhcp CPU 1)" || echo "not pinned"); perfdhcp at nice $CLI_NICE; Go processes (pxed, etcd) at GOMAXPROCS ${GOMAXPROCS:-default ($(nproc))}${GOGC:+, GOGC $GOGC}; two pxed get $SETTLE s to meet before the load."
 	echo "- Command: \`$INVOCATION\` (as root)."
 	echo
 	echo "| Configuration | Best rate held (DORA/s) | ÷ Kea | Rounds |"
