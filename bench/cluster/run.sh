@@ -333,10 +333,7 @@ start_config() {
 # run_client and probe are bench/lib.sh's.
 
 # offers NAME: how many OFFERs pxed NAME has sent (its metrics), 0 if unknown.
-offers() {
-	ip netns exec "${NSOF[$1]}" curl -sf --max-time 2 "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
-		awk '/^pxed_dhcp_messages_total\{/ && /outcome="offer"/ { n += $2 } END { print n + 0 }'
-}
+offers() { answered "$1" | cut -d' ' -f1; }
 
 # wait_ready NAMES...: 0 when the probe gets an OFFER and every pxed among
 # NAMES has offered (two pxed share the segment: each must answer); 1 when
@@ -380,14 +377,20 @@ ticks() {
 }
 CLK_TCK=$(getconf CLK_TCK)
 
-# rcvbuf_errors NS: UDP datagrams the kernel of namespace NS dropped so far
-# because a socket's receive buffer was full (RcvbufErrors, /proc/net/snmp).
+# rcvbuf_errors NS...: UDP datagrams the kernels of namespaces NS dropped so
+# far because a socket's receive buffer was full (RcvbufErrors,
+# /proc/net/snmp), summed.
 rcvbuf_errors() {
-	ip netns exec "$1" awk '$1 == "Udp:" { if (!n++) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i } else print $c }' /proc/net/snmp
+	local ns t=0 v
+	for ns in "$@"; do
+		v=$(ip netns exec "$ns" awk '$1 == "Udp:" { if (!n++) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i } else print $c }' /proc/net/snmp)
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
 }
 
 # answered NAMES...: the OFFERs and ACKs the pxed among NAMES have sent
-# (their metrics), "OFFERS ACKS".
+# (their metrics), "OFFERS ACKS"; 0 for a pxed whose metrics do not answer.
 answered() {
 	local n o=0 a=0 x y
 	for n in "$@"; do
@@ -411,19 +414,19 @@ measure() { # ROUND RATE CONFIG: appends to RESULTS; 0 when held
 	start_config "$c" "$run"
 	names=("${NAMES[@]}")
 	wait_ready "${names[@]}" || rc=$?
-	# Two pxed on one segment split its clients once each has read the
-	# other's announcement (re-read every second): until then both answer
-	# every DISCOVER. The run measures the steady state, not the meeting.
-	((rc == 0 && ${#names[@]} > 1)) && sleep "$SETTLE"
 	if ((rc == 0)); then
+		# Two pxed on one segment split its clients once each has read the
+		# other's announcement (re-read every second): until then both
+		# answer every DISCOVER. The run measures the steady state.
+		((${#names[@]} == 1)) || sleep "$SETTLE"
 		s0=$(ticks "${names[@]}") e0=$(ticks "${etcds[@]}") k0=$(rcvbuf_errors "$NS_C")
-		d0=$(($(rcvbuf_errors "$NS_S1") + $(rcvbuf_errors "$NS_S2")))
+		d0=$(rcvbuf_errors "$NS_S1" "$NS_S2")
 		read -r -a a0 < <(answered "${names[@]}")
 		run_client $((SECS + WAIT_US / 1000000 + 30)) "$OUT/$raw" \
 			-4 -l "$CLI_IF" -r "$rate" -R "$CLIENTS" -p "$SECS" "${WAIT_ARGS[@]}"
 		srv_t=$(($(ticks "${names[@]}") - s0)) etcd_t=$(($(ticks "${etcds[@]}") - e0))
 		cli_drops=$(($(rcvbuf_errors "$NS_C") - k0))
-		srv_drops=$(($(rcvbuf_errors "$NS_S1") + $(rcvbuf_errors "$NS_S2") - d0))
+		srv_drops=$(($(rcvbuf_errors "$NS_S1" "$NS_S2") - d0))
 		ans=$(answered "${names[@]}" | awk -v o="${a0[0]}" -v a="${a0[1]}" '{ print $1 - o, $2 - a }')
 		for n in "${names[@]}"; do kill -0 "${PID[$n]}" 2>/dev/null || verdict=died; done
 		if stats=$(parse_perfdhcp "$OUT/$raw"); then
